@@ -1,0 +1,88 @@
+//! Normalisation: make equal words look equal before they are cut into tokens.
+//!
+//! [`normalize`] rewrites the whole text once: Unicode NFC (so "ü" typed as "u" plus a combining
+//! diaeresis equals the precomposed "ü"), typographic apostrophes folded to `'` (so "Britain’s"
+//! and "Britain's" tokenise alike), invisible break hints such as the soft hyphen removed (so
+//! "Bundes\u{AD}regierung" from a hyphenating CMS is one word again), and Unicode hyphens folded to
+//! `-` (the tokeniser gives `-` a meaning). Letter case is kept here so that terms can carry the
+//! word as written; [`lowercase_into`] folds the case of each token afterwards (and drops the
+//! dots of initialisms, so "U.S." matches "US").
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Writes the NFC form of `text` to `out`, with apostrophes, hyphens and invisible characters
+/// folded as described in the module docs. Letter case is left alone.
+pub(super) fn normalize(text: &str, out: &mut String) {
+    for c in text.nfc() {
+        match c {
+            // Right and left single quotation marks, modifier letter apostrophe, grave and acute
+            // accents: all are typed where an apostrophe is meant ("geht´s", "Britain’s").
+            '\u{2019}' | '\u{2018}' | '\u{02BC}' | '`' | '\u{00B4}' => out.push('\''),
+            // Hyphen and non-breaking hyphen.
+            '\u{2010}' | '\u{2011}' => out.push('-'),
+            // Soft hyphen, zero width space, word joiner, zero width no-break space (BOM).
+            '\u{00AD}' | '\u{200B}' | '\u{2060}' | '\u{FEFF}' => {}
+            _ => out.push(c),
+        }
+    }
+}
+
+/// Appends the lower-cased form of the token `word` to `out`. The dots of an initialism are
+/// dropped ("U.S" → "us"); the dots of a number are kept ("1.000").
+pub(super) fn lowercase_into(word: &str, out: &mut String) {
+    let drop_dots = word.chars().any(char::is_alphabetic);
+    for c in word.chars() {
+        if !(drop_dots && c == '.') {
+            out.extend(c.to_lowercase());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normalized(text: &str) -> String {
+        let mut out = String::new();
+        normalize(text, &mut out);
+        out
+    }
+
+    #[test]
+    fn composes_to_nfc() {
+        assert_eq!(normalized("Mu\u{0308}nchen"), "München");
+    }
+
+    #[test]
+    fn folds_apostrophes_and_hyphens() {
+        assert_eq!(normalized("Britain’s geht´s it`s"), "Britain's geht's it's");
+        assert_eq!(normalized("Nato\u{2011}Chef"), "Nato-Chef");
+    }
+
+    #[test]
+    fn removes_soft_hyphens_and_invisible_characters() {
+        assert_eq!(normalized("Bundes\u{AD}regierung"), "Bundesregierung");
+        assert_eq!(normalized("\u{FEFF}Wort\u{2060}teil"), "Wortteil");
+    }
+
+    #[test]
+    fn keeps_letter_case_and_other_dashes() {
+        assert_eq!(normalized("Berlin – Paris"), "Berlin – Paris");
+    }
+
+    #[test]
+    fn lowercases_including_capital_sharp_s() {
+        let mut out = String::new();
+        lowercase_into("STRAẞE Äpfel", &mut out);
+        assert_eq!(out, "straße äpfel");
+    }
+
+    #[test]
+    fn lowercasing_drops_dots_of_initialisms_only() {
+        let mut out = String::new();
+        lowercase_into("U.S", &mut out);
+        out.push(' ');
+        lowercase_into("1.000", &mut out);
+        assert_eq!(out, "us 1.000");
+    }
+}

@@ -1,0 +1,247 @@
+//! One function per subcommand, each a thin sequence of library calls plus output formatting.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use weitere::engine::{BuildConfig, Engine};
+use weitere::error::{Error, Result};
+use weitere::evaluate::{EvalOptions, Label, evaluate};
+use weitere::ingest::{self, Corpus, IngestOptions};
+use weitere::recommend::{Draft, Filter, Recommendation, RelatedQuery, Source};
+
+use super::{Cli, Command, DEFAULT_MODEL_DIR, EvalArgs, IndexArgs, LabelArg, RelatedArgs, ServeArgs};
+
+/// The German sample compiled into the binary, indexed by `serve` when no `--model` is given.
+const EMBEDDED_SAMPLE: &[u8] = include_bytes!("../../data/gnad-sample.jsonl.gz");
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Index(args) => index(&args),
+        Command::Serve(args) => serve(&args),
+        Command::Related(args) => related(&args),
+        Command::Eval(args) => eval(&args),
+    }
+}
+
+fn index(args: &IndexArgs) -> Result<()> {
+    let started = Instant::now();
+    let corpus = ingest::read_files(
+        &args.input,
+        IngestOptions {
+            skip_malformed: args.skip_malformed,
+        },
+    )?;
+    report_corpus(&corpus);
+    let article_count = corpus.articles.len();
+    let engine = Engine::build(corpus.articles, &args.build.to_config(), &progress_bar())?;
+    let manifest = engine.save(&args.out)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes: u64 = manifest.files.iter().map(|file| file.bytes).sum();
+    println!(
+        "indexed {article_count} articles ({} terms) into {} in {seconds:.1} s: {:.0} articles/s, {bytes} snapshot bytes ({:.0} per article)",
+        manifest.vocabulary_size,
+        args.out.display(),
+        article_count as f64 / seconds,
+        bytes as f64 / article_count as f64,
+    );
+    Ok(())
+}
+
+fn report_corpus(corpus: &Corpus) {
+    tracing::info!(
+        lines = corpus.lines_read,
+        accepted = corpus.articles.len(),
+        duplicates_replaced = corpus.duplicates_replaced,
+        malformed_skipped = corpus.malformed_skipped,
+        rejected = corpus.rejected.len(),
+        "input read"
+    );
+    for example in &corpus.malformed_examples {
+        tracing::warn!("skipped: {example}");
+    }
+    for rejection in &corpus.rejected {
+        tracing::warn!(id = %rejection.id, reason = %rejection.reason, "article rejected");
+    }
+}
+
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>15} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Opens the snapshot in `dir`, or for the default directory builds it from the embedded sample first.
+fn open_or_build_default(model: Option<&Path>) -> Result<Engine> {
+    if let Some(dir) = model {
+        return Engine::open(dir);
+    }
+    let dir = Path::new(DEFAULT_MODEL_DIR);
+    match Engine::open(dir) {
+        Ok(engine) => return Ok(engine),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            tracing::info!(dir = %dir.display(), "no snapshot yet: indexing the built-in sample");
+        }
+        Err(err) => tracing::warn!(%err, "rebuilding the built-in sample's snapshot"),
+    }
+    let corpus = ingest::read_gzip_bytes(EMBEDDED_SAMPLE, "gnad-sample.jsonl.gz", IngestOptions::default())?;
+    let engine = Engine::build(corpus.articles, &BuildConfig::default(), &progress_bar())?;
+    engine.save(dir)?;
+    Ok(engine)
+}
+
+fn serve(args: &ServeArgs) -> Result<()> {
+    let started = Instant::now();
+    let mut engine = open_or_build_default(args.model.as_deref())?;
+    engine.set_policy(args.policy.to_policy())?;
+    let stats = engine.stats();
+    let engine = Arc::new(engine);
+    let runtime = tokio::runtime::Runtime::new().map_err(|err| Error::io("tokio runtime", err))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .map_err(|err| Error::io(args.addr.to_string(), err))?;
+        let local = listener
+            .local_addr()
+            .map_err(|err| Error::io(args.addr.to_string(), err))?;
+        tracing::info!(
+            addr = %local,
+            snapshot_version = stats.snapshot_version,
+            articles = stats.article_count,
+            startup_ms = started.elapsed().as_millis() as u64,
+            "serving weitere.v1.RelatedStories"
+        );
+        weitere::service::serve(engine, listener.into(), shutdown_signal())
+            .await
+            .map_err(|err| Error::Index(format!("server failed: {err}")))
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn related(args: &RelatedArgs) -> Result<()> {
+    let mut engine = Engine::open(&args.model)?;
+    engine.set_policy(args.policy.to_policy())?;
+    let source = match (&args.id, &args.text) {
+        (Some(id), _) => Source::Article(id.clone()),
+        (None, Some(text)) => Source::Draft(Draft {
+            title: String::new(),
+            body: text.clone(),
+            lang: args.lang.clone(),
+        }),
+        (None, None) => return Err(Error::invalid("--id/--text", "give one of them")),
+    };
+    let query = RelatedQuery {
+        source,
+        k: args.k,
+        filter: Filter {
+            sections: args.section.clone(),
+            ..Filter::default()
+        },
+    };
+    let stories = engine.related(&query)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&stories).expect("recommendations serialise")
+        );
+    } else {
+        print_table(&stories);
+    }
+    Ok(())
+}
+
+fn print_table(stories: &[Recommendation]) {
+    if stories.is_empty() {
+        println!("no related story clears the score floor");
+        return;
+    }
+    println!(
+        "{:>3}  {:>5}  {:<20}  {:<14}  {:<60}  why",
+        "#", "score", "id", "section", "title"
+    );
+    for (rank, story) in stories.iter().enumerate() {
+        println!(
+            "{:>3}  {:>5.3}  {:<20}  {:<14}  {:<60}  {}",
+            rank + 1,
+            story.score,
+            truncate(&story.id, 20),
+            truncate(&story.section, 14),
+            truncate(&story.title, 60),
+            story.shared_terms.join(", ")
+        );
+    }
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(width - 1).collect();
+    short.push('…');
+    short
+}
+
+fn eval(args: &EvalArgs) -> Result<()> {
+    let corpus = ingest::read_files(&args.input, IngestOptions::default())?;
+    report_corpus(&corpus);
+    let mut engine = Engine::build(corpus.articles, &args.build.to_config(), &progress_bar())?;
+    engine.set_policy(args.policy.to_policy())?;
+    let report = evaluate(
+        &engine,
+        &EvalOptions {
+            label: match args.label {
+                LabelArg::Story => Label::Story,
+                LabelArg::Category => Label::Category,
+            },
+            k: args.k,
+            sample: args.sample,
+            seed: args.seed,
+        },
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report).expect("reports serialise"));
+    } else {
+        println!("sources               {}", report.sources);
+        println!("precision@{:<3}         {:.4}", report.k, report.precision_at_k);
+        println!("knn precision@{:<3}     {:.4}", report.k, report.knn_precision_at_k);
+        println!("ANN recall@{:<3}        {:.4}", report.k, report.ann_recall_at_k);
+        println!("self-recommendations  {}", report.self_recommendations);
+        println!(
+            "latency p50 / p99     {:.3} / {:.3} ms",
+            report.latency_p50_ms, report.latency_p99_ms
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! Command-line interface: the clap types, their conversion into the library's plain config structs, and
+//! one function per subcommand. Nothing outside this module knows about clap.
+
+mod commands;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use weitere::analysis::CompoundMode;
+use weitere::engine::BuildConfig;
+use weitere::index::{DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, HnswParams, InsertionMode};
+use weitere::recommend::RankingPolicy;
+
+pub use commands::run;
+
+/// Environment variable for `--addr`.
+pub const ENV_ADDR: &str = "WEITERE_ADDR";
+/// Environment variable for `--model`.
+pub const ENV_MODEL: &str = "WEITERE_MODEL";
+/// Environment variable for `--min-score`.
+pub const ENV_MIN_SCORE: &str = "WEITERE_MIN_SCORE";
+/// Environment variable for `--log-format`.
+pub const ENV_LOG_FORMAT: &str = "WEITERE_LOG_FORMAT";
+
+/// Where `serve` keeps the index of the built-in sample when no `--model` is given.
+pub const DEFAULT_MODEL_DIR: &str = "models/default";
+
+/// weitere: related news stories ("Weitere Meldungen") for German and English articles.
+#[derive(Debug, Parser)]
+#[command(name = "weitere", version, about, long_about = None)]
+pub struct Cli {
+    /// Log output format (filter with RUST_LOG, e.g. RUST_LOG=weitere=debug).
+    #[arg(long, global = true, value_enum, env = ENV_LOG_FORMAT, default_value = "plain")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a snapshot from JSON Lines files (plain or .gz).
+    Index(IndexArgs),
+    /// Serve a snapshot over gRPC (with health checking and reflection).
+    Serve(ServeArgs),
+    /// Print the related stories for one stored article or a piece of text.
+    Related(RelatedArgs),
+    /// Measure recommendation quality, ANN recall and latency on a labelled corpus.
+    Eval(EvalArgs),
+}
+
+/// `weitere index`.
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// JSON Lines input files (`.gz` is decompressed); ids are unique across all files, last wins.
+    #[arg(long, required = true, num_args = 1..)]
+    pub input: Vec<PathBuf>,
+    /// Snapshot directory to write (created if missing; an existing snapshot is replaced atomically).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Skip and count malformed lines instead of stopping at the first one.
+    #[arg(long)]
+    pub skip_malformed: bool,
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// Index-time settings shared by `index` and `eval`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// German compound handling: split against the corpus lexicon, character n-grams, both, or off.
+    #[arg(long, value_enum, default_value_t = CompoundArg::from(BuildConfig::default().analysis.compounds))]
+    pub compounds: CompoundArg,
+    /// Disable Snowball stemming.
+    #[arg(long)]
+    pub no_stem: bool,
+    /// Keep stop words.
+    #[arg(long)]
+    pub keep_stop_words: bool,
+    /// How many body occurrences one title occurrence counts for.
+    #[arg(long, default_value_t = BuildConfig::default().tfidf.title_weight)]
+    pub title_weight: f32,
+    /// Drop terms found in fewer documents than this.
+    #[arg(long, default_value_t = BuildConfig::default().tfidf.min_df)]
+    pub min_df: u32,
+    /// Drop terms found in more than this share of documents.
+    #[arg(long, default_value_t = BuildConfig::default().tfidf.max_df_ratio)]
+    pub max_df: f32,
+    /// HNSW `m`: links per point and layer (2..=256).
+    #[arg(long, default_value_t = DEFAULT_M)]
+    pub m: usize,
+    /// HNSW `ef_construction`: candidate list size while building.
+    #[arg(long, default_value_t = DEFAULT_EF_CONSTRUCTION)]
+    pub ef_construction: usize,
+    /// HNSW `ef_search`: candidate list size while searching.
+    #[arg(long, default_value_t = DEFAULT_EF_SEARCH)]
+    pub ef_search: usize,
+    /// Seed of the insertion order; the same input and seed build the same graph.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+    /// Insert into the graph on all cores (faster, not reproducible).
+    #[arg(long)]
+    pub parallel_insert: bool,
+}
+
+/// `--compounds` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompoundArg {
+    /// No decompounding.
+    Off,
+    /// Split compounds against the corpus lexicon.
+    Split,
+    /// Add character n-grams of long words.
+    Ngrams,
+    /// Both.
+    SplitAndNgrams,
+}
+
+impl From<CompoundMode> for CompoundArg {
+    fn from(mode: CompoundMode) -> Self {
+        match mode {
+            CompoundMode::Off => CompoundArg::Off,
+            CompoundMode::Split => CompoundArg::Split,
+            CompoundMode::NGrams => CompoundArg::Ngrams,
+            CompoundMode::SplitAndNGrams => CompoundArg::SplitAndNgrams,
+        }
+    }
+}
+
+impl From<CompoundArg> for CompoundMode {
+    fn from(arg: CompoundArg) -> Self {
+        match arg {
+            CompoundArg::Off => CompoundMode::Off,
+            CompoundArg::Split => CompoundMode::Split,
+            CompoundArg::Ngrams => CompoundMode::NGrams,
+            CompoundArg::SplitAndNgrams => CompoundMode::SplitAndNGrams,
+        }
+    }
+}
+
+impl BuildArgs {
+    /// The library's build settings.
+    pub fn to_config(&self) -> BuildConfig {
+        let mut config = BuildConfig::default();
+        config.analysis.compounds = self.compounds.into();
+        config.analysis.stem = !self.no_stem;
+        config.analysis.stop_words = !self.keep_stop_words;
+        config.tfidf.title_weight = self.title_weight;
+        config.tfidf.min_df = self.min_df;
+        config.tfidf.max_df_ratio = self.max_df;
+        config.hnsw = HnswParams::default()
+            .m(self.m)
+            .ef_construction(self.ef_construction)
+            .ef_search(self.ef_search)
+            .seed(self.seed)
+            .insertion(if self.parallel_insert {
+                InsertionMode::Parallel
+            } else {
+                InsertionMode::Serial
+            });
+        config
+    }
+}
+
+/// Query-time ranking settings shared by `serve`, `related` and `eval`.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Score floor: stories less similar than this are never shown ("show fewer rather than irrelevant").
+    #[arg(long, env = ENV_MIN_SCORE, default_value_t = RankingPolicy::default().min_score)]
+    pub min_score: f32,
+    /// Stories at least this similar to a better one (or to the source) count as versions of one story.
+    #[arg(long, default_value_t = RankingPolicy::default().duplicate_similarity)]
+    pub duplicate_similarity: f32,
+    /// Half-life in days of the preference for recent stories (0 = off).
+    #[arg(long, default_value_t = RankingPolicy::default().recency_half_life_days)]
+    pub recency_half_life_days: f32,
+    /// Share of the score that age can take away (0..=1).
+    #[arg(long, default_value_t = RankingPolicy::default().recency_weight)]
+    pub recency_weight: f32,
+}
+
+impl PolicyArgs {
+    /// The library's ranking policy.
+    pub fn to_policy(&self) -> RankingPolicy {
+        RankingPolicy {
+            min_score: self.min_score,
+            duplicate_similarity: self.duplicate_similarity,
+            recency_half_life_days: self.recency_half_life_days,
+            recency_weight: self.recency_weight,
+            ..RankingPolicy::default()
+        }
+    }
+}
+
+/// `weitere serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Snapshot directory. Without it, the built-in German sample is indexed into models/default on first
+    /// run and reused afterwards.
+    #[arg(long, env = ENV_MODEL)]
+    pub model: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = ENV_ADDR, default_value = "127.0.0.1:50051")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// `weitere related`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["id", "text"])))]
+pub struct RelatedArgs {
+    /// Snapshot directory.
+    #[arg(long, env = ENV_MODEL, default_value = DEFAULT_MODEL_DIR)]
+    pub model: PathBuf,
+    /// Id of a stored article.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Raw text (title and body) of an unsaved article.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Language of `--text` (de, en, …).
+    #[arg(long, default_value = "de")]
+    pub lang: String,
+    /// How many stories (1..=100).
+    #[arg(long, default_value_t = 5)]
+    pub k: usize,
+    /// Only stories from these sections (repeatable).
+    #[arg(long)]
+    pub section: Vec<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// `weitere eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Labelled JSON Lines files to index and evaluate on.
+    #[arg(long, required = true, num_args = 1..)]
+    pub input: Vec<PathBuf>,
+    /// Label that defines relevance.
+    #[arg(long, value_enum, default_value = "category")]
+    pub label: LabelArg,
+    /// Recommendation list size.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Evaluate a random sample of this many sources instead of all.
+    #[arg(long)]
+    pub sample: Option<usize>,
+    /// Seed of the sample.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// `--label` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LabelArg {
+    /// Same story.
+    Story,
+    /// Same category.
+    Category,
+}

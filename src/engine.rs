@@ -1,0 +1,328 @@
+//! Where do the stages meet? [`Engine`] holds one loaded snapshot (analyser, vocabulary, articles, vectors,
+//! HNSW graph) and answers queries: source → vector → candidates from the index → ranking policy →
+//! [`Recommendation`]s. The CLI, the gRPC service, batch jobs and evaluation all call this one type.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{Analyzer, AnalyzerConfig};
+use crate::article::Article;
+use crate::error::{Error, Result};
+use crate::index::{ExactIndex, HnswIndex, HnswParams, Neighbor, NeighborIndex, Slot};
+use crate::recommend::{Candidate, Filter, RankingPolicy, Recommendation, RelatedQuery, Source};
+use crate::snapshot::{self, FORMAT_VERSION, Manifest, SnapshotRef};
+use crate::sparse::SparseVector;
+use crate::tfidf::{TfidfConfig, Vectorizer};
+
+/// With a filter that lets at most this many articles through, scanning them exactly is both faster and
+/// more accurate than a filtered graph search.
+const EXACT_SCAN_LIMIT: usize = 2_000;
+
+/// Candidates fetched beyond `k`, so that the score floor and duplicate collapsing can drop some.
+const CANDIDATE_HEADROOM: usize = 10;
+
+/// Index-time settings: everything that shapes a snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BuildConfig {
+    /// Text analysis.
+    pub analysis: AnalyzerConfig,
+    /// Term weighting.
+    pub tfidf: TfidfConfig,
+    /// HNSW graph.
+    pub hnsw: HnswParams,
+}
+
+/// Size and provenance of the loaded snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Articles in the index.
+    pub article_count: u64,
+    /// Terms in the vocabulary.
+    pub vocabulary_size: u64,
+    /// Snapshot format version.
+    pub snapshot_version: u32,
+    /// Build time, seconds since the Unix epoch.
+    pub built_at: i64,
+}
+
+/// A queryable index: one snapshot in memory plus the ranking policy.
+pub struct Engine {
+    vectorizer: Vectorizer,
+    articles: Vec<Article>,
+    vectors: Arc<Vec<SparseVector>>,
+    slot_by_id: HashMap<String, Slot>,
+    hnsw: HnswIndex,
+    exact: ExactIndex,
+    built_at: i64,
+    policy: RankingPolicy,
+}
+
+impl Engine {
+    /// Analyses, weights and indexes `articles` (ids must be unique, as [`crate::ingest`] guarantees).
+    /// `progress` is re-used for each phase: analysis, then graph insertion.
+    pub fn build(articles: Vec<Article>, config: &BuildConfig, progress: &ProgressBar) -> Result<Self> {
+        if articles.is_empty() {
+            return Err(Error::EmptyCorpus("the input holds no accepted article".into()));
+        }
+        config.hnsw.validate()?;
+        start_phase(progress, "analysing", articles.len());
+        let (vectorizer, vectors) =
+            Vectorizer::fit(&articles, config.analysis.clone(), config.tfidf.clone(), progress)?;
+        let vectors = Arc::new(vectors);
+        start_phase(progress, "building graph", articles.len());
+        let hnsw = HnswIndex::build(Arc::clone(&vectors), config.hnsw.clone(), progress)?;
+        progress.finish_and_clear();
+        Ok(Self::assemble(
+            vectorizer,
+            articles,
+            vectors,
+            hnsw,
+            chrono::Utc::now().timestamp(),
+        ))
+    }
+
+    /// Loads the snapshot in `dir`, verifying version and checksums.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let (manifest, data, hnsw) = snapshot::read(dir)?;
+        let analyzer = Analyzer::new(data.analyzer, data.lexicon);
+        let vectorizer = Vectorizer::from_parts(analyzer, data.vocabulary, data.tfidf);
+        Ok(Self::assemble(
+            vectorizer,
+            data.articles,
+            data.vectors,
+            hnsw,
+            manifest.built_at,
+        ))
+    }
+
+    fn assemble(
+        vectorizer: Vectorizer,
+        articles: Vec<Article>,
+        vectors: Arc<Vec<SparseVector>>,
+        hnsw: HnswIndex,
+        built_at: i64,
+    ) -> Self {
+        let slot_by_id = articles
+            .iter()
+            .enumerate()
+            .map(|(slot, article)| (article.id.clone(), slot as Slot))
+            .collect();
+        Self {
+            vectorizer,
+            articles,
+            exact: ExactIndex::new(Arc::clone(&vectors)),
+            vectors,
+            slot_by_id,
+            hnsw,
+            built_at,
+            policy: RankingPolicy::default(),
+        }
+    }
+
+    /// Writes the engine's snapshot into `dir`, atomically replacing any snapshot there.
+    pub fn save(&self, dir: &Path) -> Result<Manifest> {
+        let analyzer = self.vectorizer.analyzer();
+        let data = SnapshotRef {
+            analyzer: analyzer.config(),
+            lexicon: analyzer.lexicon(),
+            tfidf: self.vectorizer.config(),
+            vocabulary: self.vectorizer.vocabulary(),
+            articles: &self.articles,
+            vectors: &self.vectors,
+        };
+        snapshot::write(dir, self.built_at, &data, &self.hnsw)
+    }
+
+    /// Replaces the ranking policy (validated first).
+    pub fn set_policy(&mut self, policy: RankingPolicy) -> Result<()> {
+        policy.validate()?;
+        self.policy = policy;
+        Ok(())
+    }
+
+    /// The ranking policy in force.
+    pub fn policy(&self) -> &RankingPolicy {
+        &self.policy
+    }
+
+    /// The stored article with this id.
+    pub fn article(&self, id: &str) -> Result<&Article> {
+        let slot = self.slot(id)?;
+        Ok(&self.articles[slot as usize])
+    }
+
+    /// All stored articles, in slot order.
+    pub fn articles(&self) -> &[Article] {
+        &self.articles
+    }
+
+    /// Stored vectors, in slot order.
+    pub fn vectors(&self) -> &Arc<Vec<SparseVector>> {
+        &self.vectors
+    }
+
+    /// The approximate index.
+    pub fn hnsw(&self) -> &HnswIndex {
+        &self.hnsw
+    }
+
+    /// The exact index over the same vectors.
+    pub fn exact(&self) -> &ExactIndex {
+        &self.exact
+    }
+
+    /// Size and provenance of the loaded snapshot.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            article_count: self.articles.len() as u64,
+            vocabulary_size: self.vectorizer.vocabulary().len() as u64,
+            snapshot_version: FORMAT_VERSION,
+            built_at: self.built_at,
+        }
+    }
+
+    /// The slot of a stored article.
+    pub fn slot(&self, id: &str) -> Result<Slot> {
+        self.slot_by_id
+            .get(id)
+            .copied()
+            .ok_or_else(|| Error::UnknownArticle(id.to_owned()))
+    }
+
+    /// The vector of a source: stored, or computed from a draft's text.
+    fn source_vector(&self, source: &Source) -> Result<(Cow<'_, SparseVector>, Option<Slot>, Option<i64>)> {
+        match source {
+            Source::Article(id) => {
+                let slot = self.slot(id)?;
+                let article = &self.articles[slot as usize];
+                Ok((
+                    Cow::Borrowed(&self.vectors[slot as usize]),
+                    Some(slot),
+                    article.published_at,
+                ))
+            }
+            Source::Draft(draft) => {
+                let article = Article {
+                    id: String::new(),
+                    title: draft.title.clone(),
+                    body: draft.body.clone(),
+                    published_at: None,
+                    section: String::new(),
+                    lang: if draft.lang.is_empty() {
+                        "de".into()
+                    } else {
+                        draft.lang.clone()
+                    },
+                    url: String::new(),
+                    story: None,
+                    category: None,
+                };
+                let now = chrono::Utc::now().timestamp();
+                Ok((Cow::Owned(self.vectorizer.vectorize(&article)), None, Some(now)))
+            }
+        }
+    }
+
+    /// The related stories for `query`, best first; never the source itself, at most `query.k`, fewer when
+    /// fewer clear the score floor.
+    pub fn related(&self, query: &RelatedQuery) -> Result<Vec<Recommendation>> {
+        query.validate()?;
+        let (vector, source_slot, reference_time) = self.source_vector(&query.source)?;
+        if vector.is_empty() {
+            return Ok(Vec::new());
+        }
+        let excluded: HashSet<Slot> = query
+            .filter
+            .exclude_ids
+            .iter()
+            .filter_map(|id| self.slot_by_id.get(id).copied())
+            .chain(source_slot)
+            .collect();
+        let accept = |slot: Slot| !excluded.contains(&slot) && self.matches(&query.filter, slot);
+        let wanted = query.k + CANDIDATE_HEADROOM;
+        let neighbors = self.nearest(&vector, wanted, &query.filter, &accept);
+        let candidates: Vec<Candidate> = neighbors
+            .iter()
+            .map(|neighbor| Candidate {
+                slot: neighbor.slot,
+                similarity: neighbor.similarity,
+                published_at: self.articles[neighbor.slot as usize].published_at,
+            })
+            .collect();
+        let ranked = self.policy.rank(&candidates, query.k, reference_time, |a, b| {
+            self.vectors[a as usize].dot(&self.vectors[b as usize])
+        });
+        Ok(ranked
+            .into_iter()
+            .map(|ranked| self.recommendation(&vector, ranked.slot, ranked.score))
+            .collect())
+    }
+
+    /// Nearest neighbours through the graph, or by exact scan when a filter leaves few articles.
+    fn nearest(
+        &self,
+        vector: &SparseVector,
+        k: usize,
+        filter: &Filter,
+        accept: &dyn Fn(Slot) -> bool,
+    ) -> Vec<Neighbor> {
+        let restricts = !filter.sections.is_empty()
+            || filter.lang.is_some()
+            || filter.published_after.is_some()
+            || filter.published_before.is_some();
+        if restricts {
+            let allowed: Vec<Slot> = (0..self.articles.len() as Slot)
+                .filter(|&slot| accept(slot))
+                .take(EXACT_SCAN_LIMIT + 1)
+                .collect();
+            if allowed.len() <= EXACT_SCAN_LIMIT {
+                return self.exact.search_among(vector, &allowed, k);
+            }
+        }
+        self.hnsw.search(vector, k, accept)
+    }
+
+    fn matches(&self, filter: &Filter, slot: Slot) -> bool {
+        let article = &self.articles[slot as usize];
+        (filter.sections.is_empty() || filter.sections.contains(&article.section))
+            && filter
+                .lang
+                .as_ref()
+                .is_none_or(|lang| lang.eq_ignore_ascii_case(&article.lang))
+            && filter
+                .published_after
+                .is_none_or(|after| article.published_at.is_some_and(|at| at >= after))
+            && filter
+                .published_before
+                .is_none_or(|before| article.published_at.is_some_and(|at| at < before))
+    }
+
+    fn recommendation(&self, source: &SparseVector, slot: Slot, score: f32) -> Recommendation {
+        let article = &self.articles[slot as usize];
+        let vocabulary = self.vectorizer.vocabulary();
+        Recommendation {
+            id: article.id.clone(),
+            title: article.title.clone(),
+            url: article.url.clone(),
+            section: article.section.clone(),
+            published_at: article.published_at,
+            score,
+            shared_terms: source
+                .top_shared_terms(&self.vectors[slot as usize], self.policy.explain_terms)
+                .into_iter()
+                .map(|term| vocabulary.surface(term).to_owned())
+                .collect(),
+        }
+    }
+}
+
+fn start_phase(progress: &ProgressBar, message: &'static str, length: usize) {
+    progress.reset();
+    progress.set_length(length as u64);
+    progress.set_message(message);
+}

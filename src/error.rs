@@ -1,0 +1,93 @@
+//! The one error type of the engine. Every fallible public function returns [`Result`]; the gRPC layer maps
+//! each variant to a status code in a single `match` (`service::status`), the CLI to an exit code.
+
+use std::path::PathBuf;
+
+/// Result with the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine, with the data a caller needs to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request named an article id that is not in the index.
+    #[error("unknown article id {0:?}")]
+    UnknownArticle(String),
+
+    /// A request or setting is malformed; `field` names the offending field.
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument {
+        /// The request field or setting, e.g. `k` or `filter.published_after`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A line of an input file could not be read as an article.
+    #[error("{}:{line}: {}{reason}", path.display(), field.as_ref().map(|f| format!("field {f:?}: ")).unwrap_or_default())]
+    MalformedInput {
+        /// The input file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The JSON field at fault, when one is.
+        field: Option<String>,
+        /// Why the line was not accepted.
+        reason: String,
+    },
+
+    /// An input held no article that could be indexed.
+    #[error("no article to index: {0}")]
+    EmptyCorpus(String),
+
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A snapshot file does not match its checksum or cannot be decoded: it is damaged.
+    #[error("snapshot {} is corrupt: {reason}", path.display())]
+    CorruptSnapshot {
+        /// The damaged file.
+        path: PathBuf,
+        /// What did not match.
+        reason: String,
+    },
+
+    /// A snapshot was written in a format this build cannot read.
+    #[error("snapshot {} has format version {found}, this build reads version {expected}; rebuild it with `weitere index`", path.display())]
+    IncompatibleSnapshot {
+        /// The snapshot directory.
+        path: PathBuf,
+        /// Version found in the manifest.
+        found: u32,
+        /// Version this build writes and reads.
+        expected: u32,
+    },
+
+    /// The nearest-neighbour index failed in a way that is not the caller's fault.
+    #[error("index error: {0}")]
+    Index(String),
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

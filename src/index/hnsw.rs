@@ -1,0 +1,376 @@
+//! Approximate nearest neighbours with an HNSW graph (hnsw_rs), over the same sparse vectors as
+//! [`ExactIndex`](super::ExactIndex).
+//!
+//! **Why the graph stores slots, not vectors.** hnsw_rs is generic over the element type, so sparse
+//! `(term, weight)` entries could be stored directly — but its dump format records one `dimension` (the entry
+//! point's length) and reloads *every* point with that length, which corrupts variable-length sparse
+//! vectors. So each graph point holds a single [`Slot`] and the distance, [`SlotCosine`], looks the vectors
+//! up in the shared table: the dump stays fixed-size and correct, and vectors are stored once. A query
+//! vector that is not in the table travels in a thread-local under the reserved slot [`QUERY_SLOT`]; hnsw_rs
+//! runs one search on the calling thread, so the distance finds it there.
+//!
+//! Our names map to hnsw_rs's as: `m` = `max_nb_connection`, `ef_construction` = `ef_construction`,
+//! `ef_search` = the `ef_arg` of `search_filter`, `max_layer` = `max_layer` (`NB_LAYER_MAX` caps it at 16).
+//!
+//! hnsw_rs seeds its layer sampler with a fixed constant, so with serial insertion the graph depends only
+//! on the insertion order, which [`HnswParams::seed`] fixes by a seeded shuffle.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::sync::Arc;
+
+use hnsw_rs::anndists::dist::Distance;
+use hnsw_rs::api::AnnT;
+use hnsw_rs::hnsw::Hnsw;
+use hnsw_rs::hnswio::HnswIo;
+use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use super::{Neighbor, NeighborIndex, Slot, rank_neighbors};
+use crate::error::{Error, Result};
+use crate::sparse::SparseVector;
+
+/// Reserved slot that stands for the current thread's query vector.
+const QUERY_SLOT: Slot = Slot::MAX;
+
+/// hnsw_rs exits the process for more connections than this; we reject such settings first.
+const MAX_M: usize = 256;
+
+/// Layers of the graph (hnsw_rs caps this at 16).
+const MAX_LAYER: usize = 16;
+
+thread_local! {
+    static QUERY: RefCell<SparseVector> = RefCell::new(SparseVector::default());
+}
+
+/// Default `m`.
+pub const DEFAULT_M: usize = 24;
+/// Default `ef_construction`.
+pub const DEFAULT_EF_CONSTRUCTION: usize = 200;
+/// Default `ef_search`.
+pub const DEFAULT_EF_SEARCH: usize = 128;
+/// Default seed of the insertion order.
+pub const DEFAULT_SEED: u64 = 0x0057_4549_5445_5245;
+
+/// How points were put into the graph; recorded in the snapshot manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InsertionMode {
+    /// One point after another in seeded order: the same input and seed give the same graph.
+    Serial,
+    /// Across all cores: faster, but the graph differs from run to run.
+    Parallel,
+}
+
+/// HNSW construction and search parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HnswParams {
+    m: usize,
+    ef_construction: usize,
+    ef_search: usize,
+    seed: u64,
+    insertion: InsertionMode,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        Self {
+            m: DEFAULT_M,
+            ef_construction: DEFAULT_EF_CONSTRUCTION,
+            ef_search: DEFAULT_EF_SEARCH,
+            seed: DEFAULT_SEED,
+            insertion: InsertionMode::Serial,
+        }
+    }
+}
+
+impl HnswParams {
+    /// `m`: links kept per point and layer. More links raise recall and memory; 2 to 256.
+    pub fn m(mut self, m: usize) -> Self {
+        self.m = m;
+        self
+    }
+
+    /// `ef_construction`: candidate list size while inserting. Larger builds a better graph, more slowly.
+    pub fn ef_construction(mut self, ef_construction: usize) -> Self {
+        self.ef_construction = ef_construction;
+        self
+    }
+
+    /// `ef_search`: candidate list size while searching (at least `k` is used). Larger raises recall and
+    /// latency.
+    pub fn ef_search(mut self, ef_search: usize) -> Self {
+        self.ef_search = ef_search;
+        self
+    }
+
+    /// Seed of the insertion order; with [`InsertionMode::Serial`] the same seed gives the same graph.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Serial (reproducible) or parallel (faster) insertion.
+    pub fn insertion(mut self, insertion: InsertionMode) -> Self {
+        self.insertion = insertion;
+        self
+    }
+
+    /// The current `ef_search`.
+    pub fn current_ef_search(&self) -> usize {
+        self.ef_search
+    }
+
+    /// Checks the parameters before they reach hnsw_rs, which exits the process on some bad values.
+    pub fn validate(&self) -> Result<()> {
+        if !(2..=MAX_M).contains(&self.m) {
+            return Err(Error::invalid("m", format!("must be in 2..={MAX_M}, got {}", self.m)));
+        }
+        if self.ef_construction == 0 {
+            return Err(Error::invalid("ef_construction", "must be at least 1"));
+        }
+        if self.ef_search == 0 {
+            return Err(Error::invalid("ef_search", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Cosine distance between the vectors of two slots of the shared table.
+#[derive(Clone)]
+struct SlotCosine {
+    vectors: Arc<Vec<SparseVector>>,
+}
+
+impl SlotCosine {
+    fn similarity(&self, a: Slot, b: Slot) -> f32 {
+        match (a, b) {
+            (QUERY_SLOT, stored) | (stored, QUERY_SLOT) => {
+                QUERY.with_borrow(|query| query.dot(&self.vectors[stored as usize]))
+            }
+            (a, b) => self.vectors[a as usize].dot(&self.vectors[b as usize]),
+        }
+    }
+}
+
+impl Distance<Slot> for SlotCosine {
+    fn eval(&self, a: &[Slot], b: &[Slot]) -> f32 {
+        (1.0 - self.similarity(a[0], b[0])).max(0.0)
+    }
+}
+
+type SlotGraph<'a> = Hnsw<'a, Slot, SlotCosine>;
+
+self_cell::self_cell!(
+    /// A graph reloaded from a dump, kept together with the loader it borrows from (hnsw_rs issue #19).
+    struct LoadedGraph {
+        owner: HnswIo,
+        #[not_covariant]
+        dependent: SlotGraph,
+    }
+);
+
+enum Graph {
+    Built(SlotGraph<'static>),
+    Loaded(LoadedGraph),
+}
+
+/// HNSW index over a shared vector table.
+pub struct HnswIndex {
+    graph: Graph,
+    params: HnswParams,
+}
+
+impl HnswIndex {
+    /// Builds the graph over every vector of `vectors`; `progress` advances once per inserted point.
+    pub fn build(vectors: Arc<Vec<SparseVector>>, params: HnswParams, progress: &ProgressBar) -> Result<Self> {
+        params.validate()?;
+        let distance = SlotCosine {
+            vectors: Arc::clone(&vectors),
+        };
+        let mut graph = Hnsw::new(
+            params.m,
+            vectors.len().max(1),
+            MAX_LAYER,
+            params.ef_construction,
+            distance,
+        );
+        let mut order: Vec<Slot> = (0..vectors.len() as Slot).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(params.seed));
+        match params.insertion {
+            InsertionMode::Serial => {
+                for slot in &order {
+                    graph.insert_slice((std::slice::from_ref(slot), *slot as usize));
+                    progress.inc(1);
+                }
+            }
+            InsertionMode::Parallel => {
+                let points: Vec<(&[Slot], usize)> = order
+                    .iter()
+                    .map(|slot| (std::slice::from_ref(slot), *slot as usize))
+                    .collect();
+                graph.parallel_insert_slice(&points);
+                progress.inc(points.len() as u64);
+            }
+        }
+        graph.set_searching_mode(true);
+        Ok(Self {
+            graph: Graph::Built(graph),
+            params,
+        })
+    }
+
+    /// Writes the graph as `{basename}.hnsw.graph` and `{basename}.hnsw.data` into `dir`; returns both paths.
+    pub fn save(&self, dir: &Path, basename: &str) -> Result<[std::path::PathBuf; 2]> {
+        let dumped = match &self.graph {
+            Graph::Built(graph) => graph.file_dump(dir, basename),
+            Graph::Loaded(loaded) => loaded.with_dependent(|_, graph| graph.file_dump(dir, basename)),
+        }
+        .map_err(|err| Error::Index(format!("cannot write graph to {}: {err}", dir.display())))?;
+        if dumped != basename {
+            return Err(Error::Index(format!(
+                "graph written as {dumped:?}, expected {basename:?}"
+            )));
+        }
+        Ok(graph_files(dir, basename))
+    }
+
+    /// Reloads a graph written by [`HnswIndex::save`]. The caller must have verified the files' checksums:
+    /// hnsw_rs panics or exits on damaged dumps.
+    pub fn load(dir: &Path, basename: &str, vectors: Arc<Vec<SparseVector>>, params: HnswParams) -> Result<Self> {
+        params.validate()?;
+        let point_count = vectors.len();
+        let distance = SlotCosine { vectors };
+        let loaded = LoadedGraph::try_new(HnswIo::new(dir, basename), |io| io.load_hnsw_with_dist(distance))
+            .map_err(|err| Error::Index(format!("cannot load graph from {}: {err}", dir.display())))?;
+        let mut loaded = loaded;
+        let graph_points = loaded.with_dependent_mut(|_, graph| {
+            graph.set_searching_mode(true);
+            graph.get_nb_point()
+        });
+        if graph_points != point_count {
+            return Err(Error::Index(format!(
+                "graph in {} has {graph_points} points, the snapshot {point_count} vectors",
+                dir.display()
+            )));
+        }
+        Ok(Self {
+            graph: Graph::Loaded(loaded),
+            params,
+        })
+    }
+
+    /// The parameters the index was built with.
+    pub fn params(&self) -> &HnswParams {
+        &self.params
+    }
+
+    /// Like [`NeighborIndex::search`] with an explicit `ef_search` (for recall/latency sweeps).
+    pub fn search_with_ef(
+        &self,
+        query: &SparseVector,
+        k: usize,
+        ef_search: usize,
+        accept: &dyn Fn(Slot) -> bool,
+    ) -> Vec<Neighbor> {
+        QUERY.with_borrow_mut(|current| current.clone_from(query));
+        let filter = |id: &usize| accept(*id as Slot);
+        let ef = ef_search.max(k);
+        let found = match &self.graph {
+            Graph::Built(graph) => graph.search_filter(&[QUERY_SLOT], k, ef, Some(&filter)),
+            Graph::Loaded(loaded) => {
+                loaded.with_dependent(|_, graph| graph.search_filter(&[QUERY_SLOT], k, ef, Some(&filter)))
+            }
+        };
+        let hits = found
+            .into_iter()
+            .map(|neighbour| Neighbor {
+                slot: neighbour.get_origin_id() as Slot,
+                similarity: 1.0 - neighbour.get_distance(),
+            })
+            .collect();
+        rank_neighbors(hits, k)
+    }
+}
+
+impl NeighborIndex for HnswIndex {
+    fn search(&self, query: &SparseVector, k: usize, accept: &dyn Fn(Slot) -> bool) -> Vec<Neighbor> {
+        self.search_with_ef(query, k, self.params.ef_search, accept)
+    }
+}
+
+/// Names of the two files hnsw_rs writes for `basename`.
+pub fn graph_file_names(basename: &str) -> [String; 2] {
+    [format!("{basename}.hnsw.graph"), format!("{basename}.hnsw.data")]
+}
+
+fn graph_files(dir: &Path, basename: &str) -> [std::path::PathBuf; 2] {
+    graph_file_names(basename).map(|name| dir.join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::ExactIndex;
+
+    /// Vectors over a small vocabulary with overlapping topics, generated deterministically.
+    fn vectors(count: u32) -> Arc<Vec<SparseVector>> {
+        Arc::new(
+            (0..count)
+                .map(|i| {
+                    let topic = i % 7;
+                    SparseVector::from_pairs(vec![
+                        (topic * 10, 3.0),
+                        (topic * 10 + (i % 5), 1.0 + (i % 3) as f32),
+                        (100 + i % 13, 0.5),
+                        (200 + i, 0.2),
+                    ])
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn rejects_parameters_that_would_kill_the_process() {
+        let err = HnswParams::default().m(300).validate().unwrap_err();
+        assert!(err.to_string().contains("m"));
+        assert!(HnswParams::default().ef_search(0).validate().is_err());
+    }
+
+    #[test]
+    fn agrees_with_exact_search_on_a_small_table() {
+        let table = vectors(300);
+        let hnsw = HnswIndex::build(Arc::clone(&table), HnswParams::default(), &ProgressBar::hidden()).unwrap();
+        let exact = ExactIndex::new(Arc::clone(&table));
+        for probe in [0usize, 17, 123, 299] {
+            let query = &table[probe];
+            let accept = |slot: Slot| slot as usize != probe;
+            let got = hnsw.search(query, 10, &accept);
+            let want = exact.search(query, 10, &accept);
+            assert_eq!(got.len(), 10);
+            assert!(got.iter().all(|hit| hit.slot as usize != probe));
+            let threshold = want[9].similarity - 1e-6;
+            assert!(got.iter().all(|hit| hit.similarity >= threshold), "probe {probe}");
+        }
+    }
+
+    #[test]
+    fn same_seed_same_results_and_dump_round_trips() {
+        let table = vectors(200);
+        let params = HnswParams::default().ef_search(16).m(4);
+        let first = HnswIndex::build(Arc::clone(&table), params.clone(), &ProgressBar::hidden()).unwrap();
+        let second = HnswIndex::build(Arc::clone(&table), params.clone(), &ProgressBar::hidden()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        first.save(dir.path(), "graph").unwrap();
+        let reloaded = HnswIndex::load(dir.path(), "graph", Arc::clone(&table), params).unwrap();
+        for probe in 0..200 {
+            let query = &table[probe];
+            let expected = first.search(query, 5, &|_| true);
+            assert_eq!(second.search(query, 5, &|_| true), expected, "probe {probe}");
+            assert_eq!(reloaded.search(query, 5, &|_| true), expected, "probe {probe}");
+        }
+    }
+}

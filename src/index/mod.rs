@@ -1,0 +1,41 @@
+//! Which stored articles are nearest to a vector? The [`NeighborIndex`] trait with two implementations:
+//! [`ExactIndex`], a brute-force cosine scan that serves as the oracle, and [`HnswIndex`], the approximate
+//! graph index (the only module that touches hnsw_rs). Recall tests and evaluation measure the second against
+//! the first.
+
+mod exact;
+mod hnsw;
+
+pub use exact::ExactIndex;
+pub use hnsw::{
+    DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, HnswIndex, HnswParams, InsertionMode,
+    graph_file_names,
+};
+
+use crate::sparse::SparseVector;
+
+/// Position of an article's vector in the snapshot's vector table.
+pub type Slot = u32;
+
+/// One search hit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Neighbor {
+    /// The stored vector's slot.
+    pub slot: Slot,
+    /// Cosine similarity to the query, in [0, 1] for TF-IDF vectors.
+    pub similarity: f32,
+}
+
+/// A nearest-neighbour index over a fixed table of L2-normalised sparse vectors.
+pub trait NeighborIndex: Send + Sync {
+    /// Up to `k` stored vectors most similar to `query` among the slots `accept` lets through, most similar
+    /// first; ties go to the lower slot, so results are deterministic.
+    fn search(&self, query: &SparseVector, k: usize, accept: &dyn Fn(Slot) -> bool) -> Vec<Neighbor>;
+}
+
+/// Sorts hits by descending similarity, then ascending slot, and keeps the first `k`.
+fn rank_neighbors(mut hits: Vec<Neighbor>, k: usize) -> Vec<Neighbor> {
+    hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then(a.slot.cmp(&b.slot)));
+    hits.truncate(k);
+    hits
+}

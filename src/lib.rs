@@ -1,0 +1,57 @@
+//! weitere recommends related news stories — the "Weitere Meldungen" / "More on this" block under an
+//! article — for German and English news.
+//!
+//! Data flows one way, one module per stage:
+//!
+//! | stage | module | question it answers |
+//! |---|---|---|
+//! | input | [`ingest`], [`article`] | How do articles get in? |
+//! | analysis | [`analysis`] | How do we turn an article's text into index terms? |
+//! | vectors | [`tfidf`], [`sparse`] | How are terms weighted? |
+//! | index | [`index`] | Which stored articles are nearest to a vector? |
+//! | persistence | [`snapshot`] | How does an index outlive the process? |
+//! | ranking | [`recommend`] | Which candidates make the block, in which order? |
+//! | all together | [`engine`] | Where do the stages meet? |
+//! | offline quality | [`evaluate`] | How good are the recommendations? |
+//! | network | [`service`] | How do clients reach it? |
+//!
+//! ```
+//! use weitere::{article::Article, engine::{BuildConfig, Engine}};
+//! use weitere::recommend::{Filter, RelatedQuery, Source};
+//!
+//! let article = |id: &str, title: &str| Article {
+//!     id: id.into(), title: title.into(), body: String::new(), published_at: None,
+//!     section: "Ausland".into(), lang: "de".into(), url: String::new(), story: None, category: None,
+//! };
+//! let mut config = BuildConfig::default();
+//! config.tfidf.min_df = 1;
+//! config.tfidf.max_df_ratio = 1.0;
+//! let engine = Engine::build(
+//!     vec![
+//!         article("1", "Nordkorea testet Rakete"),
+//!         article("2", "Neue Rakete aus Nordkorea"),
+//!         article("3", "Rapid gewinnt Derby"),
+//!     ],
+//!     &config,
+//!     &indicatif::ProgressBar::hidden(),
+//! )?;
+//! let query = RelatedQuery { source: Source::Article("1".into()), k: 5, filter: Filter::default() };
+//! let related = engine.related(&query)?;
+//! assert_eq!(related[0].id, "2");
+//! # Ok::<(), weitere::error::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod analysis;
+pub mod article;
+pub mod engine;
+pub mod error;
+pub mod evaluate;
+pub mod index;
+pub mod ingest;
+pub mod recommend;
+pub mod service;
+pub mod snapshot;
+pub mod sparse;
+pub mod tfidf;

@@ -1,0 +1,344 @@
+//! Which candidates make the block, in which order? The ranking policy applied after the index returns
+//! nearest neighbours: a score floor ("show fewer rather than irrelevant"), a mild preference for recent
+//! stories, and collapsing of near-identical versions of one story. Also the query and result types the
+//! CLI, the gRPC layer and evaluation share.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::index::Slot;
+
+/// Stories returned when a request asks for 0.
+pub const DEFAULT_K: usize = 5;
+/// Most stories one request may ask for.
+pub const MAX_K: usize = 100;
+
+/// What to find related stories for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// A stored article, by id; it never appears in its own results.
+    Article(String),
+    /// Unsaved text, analysed like a stored article.
+    Draft(Draft),
+}
+
+/// An unsaved article.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Draft {
+    /// Headline.
+    pub title: String,
+    /// Text.
+    pub body: String,
+    /// Language code; empty means German.
+    pub lang: String,
+}
+
+/// Restrictions on the returned stories; every set field must hold.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Filter {
+    /// Allowed sections (exact match); empty allows all.
+    pub sections: Vec<String>,
+    /// Required language code; `None` allows all.
+    pub lang: Option<String>,
+    /// Earliest publication time (inclusive), seconds since the epoch.
+    pub published_after: Option<i64>,
+    /// Latest publication time (exclusive), seconds since the epoch.
+    pub published_before: Option<i64>,
+    /// Ids never to return.
+    pub exclude_ids: Vec<String>,
+}
+
+impl Filter {
+    /// True when the filter lets every story through.
+    pub fn is_empty(&self) -> bool {
+        self.sections.is_empty()
+            && self.lang.is_none()
+            && self.published_after.is_none()
+            && self.published_before.is_none()
+            && self.exclude_ids.is_empty()
+    }
+}
+
+/// One request for related stories.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RelatedQuery {
+    /// What the stories should relate to.
+    pub source: Source,
+    /// How many stories at most, 1 to [`MAX_K`].
+    pub k: usize,
+    /// Which stories may be returned.
+    pub filter: Filter,
+}
+
+impl RelatedQuery {
+    /// Checks the request, naming the first offending field.
+    pub fn validate(&self) -> Result<()> {
+        if self.k == 0 || self.k > MAX_K {
+            return Err(Error::invalid(
+                "k",
+                format!("must be between 1 and {MAX_K}, got {}", self.k),
+            ));
+        }
+        if let Source::Draft(draft) = &self.source {
+            if draft.title.trim().is_empty() && draft.body.trim().is_empty() {
+                return Err(Error::invalid("draft", "title and body are both empty"));
+            }
+        }
+        if let Source::Article(id) = &self.source {
+            if id.is_empty() {
+                return Err(Error::invalid("article_id", "is empty"));
+            }
+        }
+        if let (Some(after), Some(before)) = (self.filter.published_after, self.filter.published_before) {
+            if after >= before {
+                return Err(Error::invalid(
+                    "filter.published_after",
+                    "must be earlier than filter.published_before",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One related story as returned to callers.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Recommendation {
+    /// Article id.
+    pub id: String,
+    /// Headline.
+    pub title: String,
+    /// URL.
+    pub url: String,
+    /// Section.
+    pub section: String,
+    /// Publication time, seconds since the epoch.
+    pub published_at: Option<i64>,
+    /// Final score in [0, 1]: cosine similarity adjusted for recency.
+    pub score: f32,
+    /// Why it is related: the shared terms that contribute most, most important first.
+    pub shared_terms: Vec<String>,
+}
+
+/// Query-time ranking settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RankingPolicy {
+    /// Candidates whose cosine similarity is below this are never shown.
+    pub min_score: f32,
+    /// Two candidates at least this similar to each other (or to the source) are versions of one story:
+    /// only the better one is kept.
+    pub duplicate_similarity: f32,
+    /// Half-life in days of the recency preference; 0 turns it off.
+    pub recency_half_life_days: f32,
+    /// Share of the score that recency can take away, in [0, 1].
+    pub recency_weight: f32,
+    /// How many shared terms explain each result.
+    pub explain_terms: usize,
+}
+
+impl Default for RankingPolicy {
+    fn default() -> Self {
+        Self {
+            min_score: 0.05,
+            duplicate_similarity: 0.8,
+            recency_half_life_days: 30.0,
+            recency_weight: 0.2,
+            explain_terms: 5,
+        }
+    }
+}
+
+/// A nearest neighbour on its way through the policy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Candidate {
+    /// Slot of the stored article.
+    pub slot: Slot,
+    /// Cosine similarity to the source.
+    pub similarity: f32,
+    /// Publication time of the candidate.
+    pub published_at: Option<i64>,
+}
+
+/// A candidate that made the block, with its final score.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ranked {
+    /// Slot of the stored article.
+    pub slot: Slot,
+    /// Final score.
+    pub score: f32,
+}
+
+const SECONDS_PER_DAY: f32 = 86_400.0;
+
+impl RankingPolicy {
+    /// Checks the settings, naming the first one out of range.
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.min_score) {
+            return Err(Error::invalid("min_score", "must be in [0, 1]"));
+        }
+        if !(0.0..=1.0).contains(&self.duplicate_similarity) {
+            return Err(Error::invalid("duplicate_similarity", "must be in [0, 1]"));
+        }
+        if !(0.0..=1.0).contains(&self.recency_weight) {
+            return Err(Error::invalid("recency_weight", "must be in [0, 1]"));
+        }
+        if !(self.recency_half_life_days >= 0.0 && self.recency_half_life_days.is_finite()) {
+            return Err(Error::invalid(
+                "recency_half_life_days",
+                "must be a non-negative number",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Applies floor, recency and duplicate collapsing to `candidates` (any order) and keeps the best `k`.
+    /// `reference_time` is when the source was published (or now, for a draft); `similarity` compares two
+    /// stored articles.
+    pub fn rank(
+        &self,
+        candidates: &[Candidate],
+        k: usize,
+        reference_time: Option<i64>,
+        similarity: impl Fn(Slot, Slot) -> f32,
+    ) -> Vec<Ranked> {
+        let mut scored: Vec<(Candidate, f32)> = candidates
+            .iter()
+            .filter(|candidate| {
+                candidate.similarity >= self.min_score && candidate.similarity < self.duplicate_similarity
+            })
+            .map(|candidate| {
+                (
+                    *candidate,
+                    candidate.similarity * self.recency_factor(reference_time, candidate),
+                )
+            })
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.slot.cmp(&b.0.slot)));
+        let mut kept: Vec<Ranked> = Vec::with_capacity(k);
+        for (candidate, score) in scored {
+            if kept.len() == k {
+                break;
+            }
+            let duplicate = kept
+                .iter()
+                .any(|better| similarity(better.slot, candidate.slot) >= self.duplicate_similarity);
+            if !duplicate {
+                kept.push(Ranked {
+                    slot: candidate.slot,
+                    score,
+                });
+            }
+        }
+        kept
+    }
+
+    /// 1 for a story as new as the reference (or newer), falling towards `1 - recency_weight` with age.
+    fn recency_factor(&self, reference_time: Option<i64>, candidate: &Candidate) -> f32 {
+        let (Some(reference), Some(published)) = (reference_time, candidate.published_at) else {
+            return 1.0;
+        };
+        if self.recency_half_life_days == 0.0 {
+            return 1.0;
+        }
+        let age_days = (reference - published).max(0) as f32 / SECONDS_PER_DAY;
+        let decay = 0.5f32.powf(age_days / self.recency_half_life_days);
+        1.0 - self.recency_weight + self.recency_weight * decay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(slot: Slot, similarity: f32, published_at: Option<i64>) -> Candidate {
+        Candidate {
+            slot,
+            similarity,
+            published_at,
+        }
+    }
+
+    fn query(k: usize) -> RelatedQuery {
+        RelatedQuery {
+            source: Source::Article("a".into()),
+            k,
+            filter: Filter::default(),
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        assert!(query(5).validate().is_ok());
+        assert!(query(101).validate().unwrap_err().to_string().contains("k"));
+        let mut inverted = query(5);
+        inverted.filter.published_after = Some(10);
+        inverted.filter.published_before = Some(5);
+        assert!(
+            inverted
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("filter.published_after")
+        );
+        let empty_draft = RelatedQuery {
+            source: Source::Draft(Draft::default()),
+            ..query(5)
+        };
+        assert!(empty_draft.validate().unwrap_err().to_string().contains("draft"));
+    }
+
+    #[test]
+    fn floor_drops_weak_candidates_and_near_copies_of_the_source() {
+        let policy = RankingPolicy::default();
+        let ranked = policy.rank(
+            &[
+                candidate(1, 0.9, None),
+                candidate(2, 0.3, None),
+                candidate(3, 0.01, None),
+            ],
+            5,
+            None,
+            |_, _| 0.0,
+        );
+        assert_eq!(ranked.iter().map(|r| r.slot).collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn near_identical_candidates_collapse_to_the_better_one() {
+        let policy = RankingPolicy::default();
+        let pair_similarity = |a: Slot, b: Slot| if a.min(b) == 1 && a.max(b) == 2 { 0.95 } else { 0.1 };
+        let ranked = policy.rank(
+            &[
+                candidate(1, 0.5, None),
+                candidate(2, 0.45, None),
+                candidate(3, 0.4, None),
+            ],
+            3,
+            None,
+            pair_similarity,
+        );
+        assert_eq!(ranked.iter().map(|r| r.slot).collect::<Vec<_>>(), vec![1, 3]);
+    }
+
+    #[test]
+    fn recent_stories_win_a_close_call() {
+        let policy = RankingPolicy::default();
+        let day = SECONDS_PER_DAY as i64;
+        let reference = Some(100 * day);
+        let ranked = policy.rank(
+            &[candidate(1, 0.50, Some(10 * day)), candidate(2, 0.48, Some(99 * day))],
+            2,
+            reference,
+            |_, _| 0.0,
+        );
+        assert_eq!(ranked[0].slot, 2);
+        assert!(ranked[1].score < 0.5 * 0.85);
+    }
+
+    #[test]
+    fn ties_break_by_slot_so_results_are_deterministic() {
+        let policy = RankingPolicy::default();
+        let ranked = policy.rank(&[candidate(7, 0.4, None), candidate(3, 0.4, None)], 2, None, |_, _| 0.0);
+        assert_eq!(ranked.iter().map(|r| r.slot).collect::<Vec<_>>(), vec![3, 7]);
+    }
+}

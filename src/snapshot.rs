@@ -1,0 +1,267 @@
+//! How does an index outlive the process? A snapshot is a directory holding everything the server needs:
+//!
+//! - `manifest.json`: format version, tool version, build time, counts, HNSW parameters and, for every data
+//!   file, its size and CRC-32. Human-readable, so `cat` tells what a snapshot is.
+//! - `{generation}.corpus.bin`: analysis settings, compound lexicon, TF-IDF settings, vocabulary with idf,
+//!   article metadata and vectors (postcard).
+//! - `{generation}.hnsw.graph` / `{generation}.hnsw.data`: the HNSW graph as hnsw_rs dumps it.
+//!
+//! **Atomicity.** Data files carry a fresh generation name, so writing them never touches the files the
+//! current manifest points to. The manifest is written to a temporary file, synced and renamed over the old
+//! one: that rename is the commit point. A crash before it leaves the previous snapshot intact; files of
+//! other generations are removed after it. Loading verifies the format version and every checksum before
+//! anything is decoded, so a damaged or truncated snapshot is a typed error, never a panic or garbage.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{AnalyzerConfig, Lexicon};
+use crate::article::Article;
+use crate::error::{Error, Result};
+use crate::index::{HnswIndex, HnswParams};
+use crate::sparse::SparseVector;
+use crate::tfidf::{TfidfConfig, Vocabulary};
+
+/// Format version this build writes and reads. Bump on any change to the files' layout.
+pub const FORMAT_VERSION: u32 = 1;
+
+const MANIFEST: &str = "manifest.json";
+const CORPUS_SUFFIX: &str = ".corpus.bin";
+
+/// `manifest.json`: what a snapshot is and how to check it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// See [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Version of weitere that wrote the snapshot.
+    pub tool_version: String,
+    /// Prefix of this snapshot's data files.
+    pub generation: String,
+    /// Build time, seconds since the Unix epoch.
+    pub built_at: i64,
+    /// Articles in the snapshot.
+    pub article_count: u64,
+    /// Terms in the vocabulary.
+    pub vocabulary_size: u64,
+    /// Parameters the HNSW graph was built with.
+    pub hnsw: HnswParams,
+    /// Every data file with its size and checksum.
+    pub files: Vec<FileEntry>,
+}
+
+/// One data file of a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// File name inside the snapshot directory.
+    pub name: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// CRC-32 (IEEE) of the whole file.
+    pub crc32: u32,
+}
+
+/// What a snapshot stores besides the graph, borrowed from a live engine for writing.
+#[derive(Serialize)]
+pub struct SnapshotRef<'a> {
+    /// Analysis settings.
+    pub analyzer: &'a AnalyzerConfig,
+    /// Compound splitter lexicon.
+    pub lexicon: &'a Lexicon,
+    /// Weighting settings.
+    pub tfidf: &'a TfidfConfig,
+    /// Vocabulary with idf.
+    pub vocabulary: &'a Vocabulary,
+    /// Article metadata and text, slot order.
+    pub articles: &'a [Article],
+    /// Article vectors, slot order.
+    pub vectors: &'a [SparseVector],
+}
+
+/// What [`read`] returns besides the graph; the owned mirror of [`SnapshotRef`] (same fields, same order).
+#[derive(Deserialize)]
+pub struct SnapshotData {
+    /// Analysis settings.
+    pub analyzer: AnalyzerConfig,
+    /// Compound splitter lexicon.
+    pub lexicon: Lexicon,
+    /// Weighting settings.
+    pub tfidf: TfidfConfig,
+    /// Vocabulary with idf.
+    pub vocabulary: Vocabulary,
+    /// Article metadata and text, slot order.
+    pub articles: Vec<Article>,
+    /// Article vectors, slot order; shared with the index.
+    pub vectors: Arc<Vec<SparseVector>>,
+}
+
+/// Writes a snapshot into `dir` (created if missing), replacing any snapshot there atomically.
+pub fn write(dir: &Path, built_at: i64, data: &SnapshotRef<'_>, index: &HnswIndex) -> Result<Manifest> {
+    fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
+    let generation = new_generation_name();
+    let corpus_path = dir.join(format!("{generation}{CORPUS_SUFFIX}"));
+    let corpus = postcard::to_stdvec(data).map_err(|err| Error::Index(format!("cannot encode snapshot: {err}")))?;
+    write_synced(&corpus_path, &corpus)?;
+    let mut paths = vec![corpus_path];
+    for path in index.save(dir, &generation)? {
+        File::open(&path)
+            .and_then(|file| file.sync_all())
+            .map_err(|err| Error::io(&path, err))?;
+        paths.push(path);
+    }
+    let files = paths.iter().map(|path| describe_file(path)).collect::<Result<_>>()?;
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        generation: generation.clone(),
+        built_at,
+        article_count: data.articles.len() as u64,
+        vocabulary_size: data.vocabulary.len() as u64,
+        hnsw: index.params().clone(),
+        files,
+    };
+    let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serialises");
+    let temporary = dir.join(format!("{MANIFEST}.tmp"));
+    write_synced(&temporary, &json)?;
+    let manifest_path = dir.join(MANIFEST);
+    fs::rename(&temporary, &manifest_path).map_err(|err| Error::io(&manifest_path, err))?;
+    File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .map_err(|err| Error::io(dir, err))?;
+    remove_other_generations(dir, &manifest);
+    Ok(manifest)
+}
+
+/// Reads and verifies the snapshot in `dir`.
+pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, HnswIndex)> {
+    let manifest = read_manifest(dir)?;
+    for entry in &manifest.files {
+        verify_file(dir, entry)?;
+    }
+    let corpus_name = format!("{}{CORPUS_SUFFIX}", manifest.generation);
+    let corpus_path = dir.join(&corpus_name);
+    if !manifest.files.iter().any(|entry| entry.name == corpus_name) {
+        return Err(corrupt(&dir.join(MANIFEST), format!("lists no {corpus_name}")));
+    }
+    let bytes = fs::read(&corpus_path).map_err(|err| Error::io(&corpus_path, err))?;
+    let data: SnapshotData =
+        postcard::from_bytes(&bytes).map_err(|err| corrupt(&corpus_path, format!("cannot decode: {err}")))?;
+    if data.articles.len() as u64 != manifest.article_count || data.vectors.len() != data.articles.len() {
+        return Err(corrupt(
+            &corpus_path,
+            format!(
+                "{} articles and {} vectors, manifest says {}",
+                data.articles.len(),
+                data.vectors.len(),
+                manifest.article_count
+            ),
+        ));
+    }
+    let graph_names = crate::index::graph_file_names(&manifest.generation);
+    for name in &graph_names {
+        if !manifest.files.iter().any(|entry| &entry.name == name) {
+            return Err(corrupt(&dir.join(MANIFEST), format!("lists no {name}")));
+        }
+    }
+    let index = HnswIndex::load(
+        dir,
+        &manifest.generation,
+        Arc::clone(&data.vectors),
+        manifest.hnsw.clone(),
+    )?;
+    Ok((manifest, data, index))
+}
+
+/// Reads `manifest.json`, checking the format version before the rest of the layout.
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join(MANIFEST);
+    let bytes = fs::read(&path).map_err(|err| Error::io(&path, err))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|err| corrupt(&path, format!("not valid JSON: {err}")))?;
+    let found = value
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| corrupt(&path, "no format_version".into()))?;
+    if found != u64::from(FORMAT_VERSION) {
+        return Err(Error::IncompatibleSnapshot {
+            path: dir.to_path_buf(),
+            found: u32::try_from(found).unwrap_or(u32::MAX),
+            expected: FORMAT_VERSION,
+        });
+    }
+    serde_json::from_value(value).map_err(|err| corrupt(&path, format!("unexpected layout: {err}")))
+}
+
+fn corrupt(path: &Path, reason: String) -> Error {
+    Error::CorruptSnapshot {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+fn new_generation_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    format!("g{nanos:x}-{}", std::process::id())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = File::create(path).map_err(|err| Error::io(path, err))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|err| Error::io(path, err))
+}
+
+fn describe_file(path: &Path) -> Result<FileEntry> {
+    let bytes = fs::read(path).map_err(|err| Error::io(path, err))?;
+    Ok(FileEntry {
+        name: path
+            .file_name()
+            .expect("snapshot files have names")
+            .to_string_lossy()
+            .into_owned(),
+        bytes: bytes.len() as u64,
+        crc32: crc32fast::hash(&bytes),
+    })
+}
+
+fn verify_file(dir: &Path, entry: &FileEntry) -> Result<()> {
+    let path: PathBuf = dir.join(&entry.name);
+    let found = describe_file(&path)?;
+    if found.bytes != entry.bytes {
+        return Err(corrupt(
+            &path,
+            format!("{} bytes, expected {} (truncated?)", found.bytes, entry.bytes),
+        ));
+    }
+    if found.crc32 != entry.crc32 {
+        return Err(corrupt(
+            &path,
+            format!("checksum {:08x}, expected {:08x}", found.crc32, entry.crc32),
+        ));
+    }
+    Ok(())
+}
+
+/// Removes data files of other generations (older snapshots, or leftovers of an interrupted write).
+fn remove_other_generations(dir: &Path, manifest: &Manifest) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_data_file = name.starts_with('g')
+            && (name.ends_with(CORPUS_SUFFIX) || name.ends_with(".hnsw.graph") || name.ends_with(".hnsw.data"));
+        let is_current = manifest.files.iter().any(|file| file.name == name);
+        if is_data_file && !is_current {
+            if let Err(err) = fs::remove_file(entry.path()) {
+                tracing::warn!(file = %entry.path().display(), %err, "cannot remove stale snapshot file");
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! What does a vectorised article look like? A sparse vector of (term, weight) pairs, sorted by term id and
+//! L2-normalised, so that the dot product of two vectors is their cosine similarity.
+
+use serde::{Deserialize, Serialize};
+
+/// Index of a term in the vocabulary.
+pub type TermId = u32;
+
+/// A sparse vector. Invariants: `terms` is strictly increasing, `terms.len() == weights.len()`, and (after
+/// [`SparseVector::normalized`]) the weights have unit L2 norm, or the vector is empty.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SparseVector {
+    terms: Vec<TermId>,
+    weights: Vec<f32>,
+}
+
+impl SparseVector {
+    /// Builds a vector from (term, weight) pairs in any order; weights of repeated terms are summed and zero
+    /// weights dropped. The result is L2-normalised.
+    pub fn from_pairs(mut pairs: Vec<(TermId, f32)>) -> Self {
+        pairs.sort_unstable_by_key(|&(term, _)| term);
+        let mut terms = Vec::with_capacity(pairs.len());
+        let mut weights: Vec<f32> = Vec::with_capacity(pairs.len());
+        for (term, weight) in pairs {
+            if terms.last() == Some(&term) {
+                *weights.last_mut().expect("weights and terms have equal length") += weight;
+            } else {
+                terms.push(term);
+                weights.push(weight);
+            }
+        }
+        Self { terms, weights }.without_zeros().normalized()
+    }
+
+    fn without_zeros(self) -> Self {
+        let (terms, weights) = self
+            .terms
+            .into_iter()
+            .zip(self.weights)
+            .filter(|&(_, weight)| weight != 0.0)
+            .unzip();
+        Self { terms, weights }
+    }
+
+    /// Scales the vector to unit L2 norm (an empty or all-zero vector stays as it is).
+    pub fn normalized(mut self) -> Self {
+        let norm = self.weights.iter().map(|w| w * w).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            for weight in &mut self.weights {
+                *weight /= norm;
+            }
+        }
+        self
+    }
+
+    /// Number of non-zero entries.
+    pub fn len(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// True when no term has weight.
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// The (term, weight) entries in term order.
+    pub fn iter(&self) -> impl Iterator<Item = (TermId, f32)> + '_ {
+        self.terms.iter().copied().zip(self.weights.iter().copied())
+    }
+
+    /// Dot product; the cosine similarity for normalised vectors.
+    pub fn dot(&self, other: &SparseVector) -> f32 {
+        self.shared_products(other).map(|(_, product)| product).sum()
+    }
+
+    /// The `n` shared terms that contribute most to the dot product, largest contribution first.
+    pub fn top_shared_terms(&self, other: &SparseVector, n: usize) -> Vec<TermId> {
+        let mut shared: Vec<(TermId, f32)> = self.shared_products(other).collect();
+        shared.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        shared.into_iter().take(n).map(|(term, _)| term).collect()
+    }
+
+    /// Terms present in both vectors with the product of their weights, by merging the two sorted lists.
+    fn shared_products<'a>(&'a self, other: &'a SparseVector) -> impl Iterator<Item = (TermId, f32)> + 'a {
+        let (mut i, mut j) = (0, 0);
+        std::iter::from_fn(move || {
+            while i < self.terms.len() && j < other.terms.len() {
+                match self.terms[i].cmp(&other.terms[j]) {
+                    std::cmp::Ordering::Less => i += 1,
+                    std::cmp::Ordering::Greater => j += 1,
+                    std::cmp::Ordering::Equal => {
+                        let shared = (self.terms[i], self.weights[i] * other.weights[j]);
+                        i += 1;
+                        j += 1;
+                        return Some(shared);
+                    }
+                }
+            }
+            None
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array1;
+
+    use super::*;
+
+    fn dense(vector: &SparseVector, dimension: usize) -> Array1<f32> {
+        let mut dense = Array1::zeros(dimension);
+        for (term, weight) in vector.iter() {
+            dense[term as usize] = weight;
+        }
+        dense
+    }
+
+    /// A small deterministic generator, so the comparison covers many shapes without a test dependency.
+    fn pseudo_random_vector(seed: u64, dimension: u32) -> SparseVector {
+        let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as u32
+        };
+        let len = next() % 20;
+        let pairs = (0..len)
+            .map(|_| (next() % dimension, (next() % 1000) as f32 / 100.0))
+            .collect();
+        SparseVector::from_pairs(pairs)
+    }
+
+    #[test]
+    fn sparse_dot_matches_dense_dot() {
+        const DIMENSION: u32 = 50;
+        for seed in 0..500 {
+            let a = pseudo_random_vector(seed, DIMENSION);
+            let b = pseudo_random_vector(seed + 10_000, DIMENSION);
+            let expected = dense(&a, DIMENSION as usize).dot(&dense(&b, DIMENSION as usize));
+            assert!(
+                (a.dot(&b) - expected).abs() < 1e-5,
+                "seed {seed}: {} vs {expected}",
+                a.dot(&b)
+            );
+        }
+    }
+
+    #[test]
+    fn from_pairs_sorts_merges_and_normalises() {
+        let v = SparseVector::from_pairs(vec![(5, 1.0), (2, 3.0), (5, 3.0), (9, 0.0)]);
+        assert_eq!(v.iter().map(|(t, _)| t).collect::<Vec<_>>(), vec![2, 5]);
+        assert!((v.dot(&v) - 1.0).abs() < 1e-6);
+        assert!(SparseVector::from_pairs(vec![]).is_empty());
+    }
+
+    #[test]
+    fn top_shared_terms_orders_by_contribution() {
+        let a = SparseVector::from_pairs(vec![(1, 1.0), (2, 5.0), (3, 2.0)]);
+        let b = SparseVector::from_pairs(vec![(1, 1.0), (2, 1.0), (3, 4.0), (4, 9.0)]);
+        assert_eq!(a.top_shared_terms(&b, 2), vec![3, 2]);
+        assert!(a.top_shared_terms(&SparseVector::default(), 3).is_empty());
+    }
+}

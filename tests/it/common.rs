@@ -1,0 +1,24 @@
+use std::sync::OnceLock;
+
+use indicatif::ProgressBar;
+use weitere::engine::{BuildConfig, Engine};
+use weitere::ingest::{self, IngestOptions};
+
+/// The German sample shipped with the repository (514 DER STANDARD articles, 9 categories).
+pub const SAMPLE: &[u8] = include_bytes!("../../data/gnad-sample.jsonl.gz");
+
+/// Number of articles in [`SAMPLE`].
+pub const SAMPLE_ARTICLES: usize = 514;
+
+/// The sample, indexed with default settings; built once per test binary.
+pub fn sample_engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(build_sample_engine)
+}
+
+/// A fresh engine over the sample with default settings.
+pub fn build_sample_engine() -> Engine {
+    let corpus = ingest::read_gzip_bytes(SAMPLE, "gnad-sample.jsonl.gz", IngestOptions::default()).unwrap();
+    assert_eq!(corpus.articles.len(), SAMPLE_ARTICLES);
+    Engine::build(corpus.articles, &BuildConfig::default(), &ProgressBar::hidden()).unwrap()
+}

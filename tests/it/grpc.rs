@@ -1,0 +1,259 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use weitere::service::proto::related_request::Source;
+use weitere::service::proto::related_stories_client::RelatedStoriesClient;
+use weitere::service::proto::{Draft, Filter, GetArticleRequest, RelatedRequest, StatsRequest};
+
+use crate::common::{SAMPLE_ARTICLES, build_sample_engine};
+
+/// A server on an ephemeral port that stops when dropped.
+struct TestServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    async fn start() -> Self {
+        let engine = Arc::new(build_sample_engine());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            weitere::service::serve(engine, listener.into(), async {
+                stopped.await.ok();
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    async fn client(&self) -> RelatedStoriesClient<Channel> {
+        RelatedStoriesClient::new(self.channel().await)
+    }
+
+    async fn shutdown(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.task.take().unwrap().await.unwrap();
+    }
+}
+
+fn by_id(id: &str, k: u32) -> RelatedRequest {
+    RelatedRequest {
+        source: Some(Source::ArticleId(id.into())),
+        k,
+        filter: None,
+    }
+}
+
+const SOURCE_ID: &str = "gnad-test-00000";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_over_a_real_connection() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+
+    let stats = client.stats(StatsRequest {}).await.unwrap().into_inner();
+    assert_eq!(stats.article_count, SAMPLE_ARTICLES as u64);
+    assert_eq!(stats.snapshot_version, weitere::snapshot::FORMAT_VERSION);
+    assert!(stats.vocabulary_size > 1_000);
+    assert!(stats.built_at.is_some());
+
+    let source = client
+        .get_article(GetArticleRequest { id: SOURCE_ID.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(source.id, SOURCE_ID);
+    assert_eq!(source.lang, "de");
+    assert!(!source.body.is_empty());
+
+    let stories = client.related(by_id(SOURCE_ID, 0)).await.unwrap().into_inner().stories;
+    assert!(!stories.is_empty() && stories.len() <= weitere::recommend::DEFAULT_K);
+    assert!(
+        stories.iter().all(|story| story.id != SOURCE_ID),
+        "the source recommended itself"
+    );
+    assert!(stories.windows(2).all(|pair| pair[0].score >= pair[1].score));
+    assert!(
+        stories
+            .iter()
+            .all(|story| !story.shared_terms.is_empty() && story.score > 0.0)
+    );
+
+    let draft = RelatedRequest {
+        source: Some(Source::Draft(Draft {
+            title: source.title.clone(),
+            body: source.body.clone(),
+            lang: "de".into(),
+        })),
+        k: 3,
+        filter: None,
+    };
+    let from_draft = client.related(draft).await.unwrap().into_inner().stories;
+    assert!(!from_draft.is_empty() && from_draft.len() <= 3);
+
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_restrict_the_results() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let unfiltered = client.related(by_id(SOURCE_ID, 10)).await.unwrap().into_inner().stories;
+    let excluded = unfiltered[0].id.clone();
+    let section = unfiltered[1].section.clone();
+    let request = RelatedRequest {
+        filter: Some(Filter {
+            sections: vec![section.clone()],
+            exclude_ids: vec![excluded.clone()],
+            ..Filter::default()
+        }),
+        ..by_id(SOURCE_ID, 10)
+    };
+    let stories = client.related(request).await.unwrap().into_inner().stories;
+    assert!(!stories.is_empty());
+    assert!(
+        stories
+            .iter()
+            .all(|story| story.section == section && story.id != excluded)
+    );
+    let unknown_lang = RelatedRequest {
+        filter: Some(Filter {
+            lang: "fr".into(),
+            ..Filter::default()
+        }),
+        ..by_id(SOURCE_ID, 10)
+    };
+    assert!(
+        client
+            .related(unknown_lang)
+            .await
+            .unwrap()
+            .into_inner()
+            .stories
+            .is_empty()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_the_right_code_and_name_the_field() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+
+    let status = client.related(by_id("no-such-id", 5)).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("no-such-id"));
+
+    let status = client
+        .get_article(GetArticleRequest { id: "missing-7".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("missing-7"));
+
+    let status = client.related(by_id(SOURCE_ID, 101)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("k:"), "{}", status.message());
+
+    let empty_draft = RelatedRequest {
+        source: Some(Source::Draft(Draft::default())),
+        k: 5,
+        filter: None,
+    };
+    let status = client.related(empty_draft).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("draft:"), "{}", status.message());
+
+    let inverted = RelatedRequest {
+        filter: Some(Filter {
+            published_after: Some(prost_types::Timestamp {
+                seconds: 2_000,
+                nanos: 0,
+            }),
+            published_before: Some(prost_types::Timestamp {
+                seconds: 1_000,
+                nanos: 0,
+            }),
+            ..Filter::default()
+        }),
+        ..by_id(SOURCE_ID, 5)
+    };
+    let status = client.related(inverted).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("filter.published_after:"),
+        "{}",
+        status.message()
+    );
+
+    let no_source = RelatedRequest {
+        source: None,
+        k: 5,
+        filter: None,
+    };
+    assert_eq!(
+        client.related(no_source).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_reflection_answer_generic_clients() {
+    let server = TestServer::start().await;
+    let mut health = HealthClient::new(server.channel().await);
+    let status = health
+        .check(HealthCheckRequest {
+            service: "weitere.v1.RelatedStories".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+
+    let mut reflection = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer: {response:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|service| service.name).collect();
+    assert!(names.contains(&"weitere.v1.RelatedStories".to_owned()), "{names:?}");
+    assert!(names.contains(&"grpc.health.v1.Health".to_owned()), "{names:?}");
+    server.shutdown().await;
+}

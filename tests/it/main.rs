@@ -1,0 +1,8 @@
+//! Integration tests, in one binary to save link time on small machines.
+
+/// Shared fixtures: engines built from the sample shipped in `data/`.
+mod common;
+/// A real gRPC server on an ephemeral port, called through the generated tonic client.
+mod grpc;
+/// Snapshot round trips and damaged snapshots.
+mod snapshot;

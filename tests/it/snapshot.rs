@@ -1,0 +1,137 @@
+use std::fs;
+use std::path::Path;
+
+use weitere::engine::Engine;
+use weitere::error::Error;
+use weitere::recommend::{Filter, RelatedQuery, Source};
+use weitere::snapshot::{FORMAT_VERSION, read_manifest};
+
+use crate::common::sample_engine;
+
+fn query(id: &str) -> RelatedQuery {
+    RelatedQuery {
+        source: Source::Article(id.into()),
+        k: 10,
+        filter: Filter::default(),
+    }
+}
+
+fn saved_sample(dir: &Path) {
+    sample_engine().save(dir).unwrap();
+}
+
+#[test]
+fn round_trip_gives_identical_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    saved_sample(dir.path());
+    let reopened = Engine::open(dir.path()).unwrap();
+    assert_eq!(reopened.stats(), sample_engine().stats());
+    for article in sample_engine().articles().iter().step_by(25) {
+        let expected = sample_engine().related(&query(&article.id)).unwrap();
+        assert_eq!(
+            reopened.related(&query(&article.id)).unwrap(),
+            expected,
+            "source {}",
+            article.id
+        );
+    }
+}
+
+#[test]
+fn saving_again_replaces_the_snapshot_and_leaves_no_stale_files() {
+    let dir = tempfile::tempdir().unwrap();
+    saved_sample(dir.path());
+    let first = read_manifest(dir.path()).unwrap();
+    saved_sample(dir.path());
+    let second = read_manifest(dir.path()).unwrap();
+    assert_ne!(first.generation, second.generation);
+    let mut names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = second.files.iter().map(|file| file.name.clone()).collect();
+    expected.push("manifest.json".into());
+    expected.sort();
+    assert_eq!(names, expected);
+    Engine::open(dir.path()).unwrap();
+}
+
+/// Applies `damage` to the file of the snapshot whose name ends with `suffix`, then expects `open` to fail
+/// with a corruption error naming that file.
+fn assert_detects_damage(suffix: &str, damage: impl Fn(&mut Vec<u8>)) {
+    let dir = tempfile::tempdir().unwrap();
+    saved_sample(dir.path());
+    let manifest = read_manifest(dir.path()).unwrap();
+    let name = &manifest
+        .files
+        .iter()
+        .find(|file| file.name.ends_with(suffix))
+        .unwrap()
+        .name;
+    let path = dir.path().join(name);
+    let mut bytes = fs::read(&path).unwrap();
+    damage(&mut bytes);
+    fs::write(&path, bytes).unwrap();
+    match Engine::open(dir.path()) {
+        Err(Error::CorruptSnapshot { path: reported, .. }) => assert_eq!(reported, path),
+        Err(other) => panic!("expected CorruptSnapshot for {suffix}, got {other}"),
+        Ok(_) => panic!("damaged {suffix} was accepted"),
+    }
+}
+
+#[test]
+fn a_flipped_byte_is_detected_in_every_file() {
+    for suffix in [".corpus.bin", ".hnsw.graph", ".hnsw.data"] {
+        assert_detects_damage(suffix, |bytes| {
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x40;
+        });
+    }
+}
+
+#[test]
+fn truncation_is_detected_in_every_file() {
+    for suffix in [".corpus.bin", ".hnsw.graph", ".hnsw.data"] {
+        assert_detects_damage(suffix, |bytes| bytes.truncate(bytes.len() / 3));
+    }
+}
+
+#[test]
+fn wrong_format_version_is_reported_as_incompatible() {
+    let dir = tempfile::tempdir().unwrap();
+    saved_sample(dir.path());
+    let path = dir.path().join("manifest.json");
+    let manifest = fs::read_to_string(&path).unwrap();
+    let newer = FORMAT_VERSION + 1;
+    fs::write(
+        &path,
+        manifest.replace(
+            &format!("\"format_version\": {FORMAT_VERSION}"),
+            &format!("\"format_version\": {newer}"),
+        ),
+    )
+    .unwrap();
+    match Engine::open(dir.path()) {
+        Err(Error::IncompatibleSnapshot { found, expected, .. }) => {
+            assert_eq!((found, expected), (newer, FORMAT_VERSION));
+        }
+        Err(other) => panic!("expected IncompatibleSnapshot, got {other}"),
+        Ok(_) => panic!("a future format was accepted"),
+    }
+}
+
+#[test]
+fn a_garbled_or_missing_manifest_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    saved_sample(dir.path());
+    let path = dir.path().join("manifest.json");
+    fs::write(&path, "{\"format_version\": 1, \"generation\": ").unwrap();
+    assert!(matches!(Engine::open(dir.path()), Err(Error::CorruptSnapshot { .. })));
+    fs::remove_file(&path).unwrap();
+    match Engine::open(dir.path()) {
+        Err(Error::Io { source, .. }) => assert_eq!(source.kind(), std::io::ErrorKind::NotFound),
+        Err(other) => panic!("expected a not-found error, got {other}"),
+        Ok(_) => panic!("a snapshot without manifest was accepted"),
+    }
+}
