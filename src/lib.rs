@@ -12,6 +12,7 @@
 //! | persistence | [`snapshot`] | How does an index outlive the process? |
 //! | ranking | [`recommend`] | Which candidates make the block, in which order? |
 //! | all together | [`engine`] | Where do the stages meet? |
+//! | archive jobs | [`batch`] | How does an archive get related links for every article? |
 //! | offline quality | [`evaluate`] | How good are the recommendations? |
 //! | network | [`service`] | How do clients reach it? |
 //!
@@ -45,6 +46,7 @@
 
 pub mod analysis;
 pub mod article;
+pub mod batch;
 pub mod engine;
 pub mod error;
 pub mod evaluate;

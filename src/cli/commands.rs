@@ -5,13 +5,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use weitere::batch::OutputFormat;
 use weitere::engine::{BuildConfig, Engine};
 use weitere::error::{Error, Result};
-use weitere::evaluate::{EvalOptions, Label, evaluate};
+use weitere::evaluate::sweep::{SweepPoint, ef_sweep, write_chart};
+use weitere::evaluate::{EvalOptions, EvalReport, Label, drop_exact_duplicates, evaluate, select_sources};
 use weitere::ingest::{self, Corpus, IngestOptions};
 use weitere::recommend::{Draft, Filter, Recommendation, RelatedQuery, Source};
 
-use super::{Cli, Command, DEFAULT_MODEL_DIR, EvalArgs, IndexArgs, LabelArg, RelatedArgs, ServeArgs};
+use super::{BatchArgs, Cli, Command, DEFAULT_MODEL_DIR, EvalArgs, IndexArgs, LabelArg, RelatedArgs, ServeArgs};
 
 /// The German sample compiled into the binary, indexed by `serve` when no `--model` is given.
 const EMBEDDED_SAMPLE: &[u8] = include_bytes!("../../data/gnad-sample.jsonl.gz");
@@ -23,6 +26,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve(&args),
         Command::Related(args) => related(&args),
         Command::Eval(args) => eval(&args),
+        Command::Batch(args) => batch(&args),
     }
 }
 
@@ -100,7 +104,7 @@ fn open_or_build_default(model: Option<&Path>) -> Result<Engine> {
 fn serve(args: &ServeArgs) -> Result<()> {
     let started = Instant::now();
     let mut engine = open_or_build_default(args.model.as_deref())?;
-    engine.set_policy(args.policy.to_policy())?;
+    args.policy.apply(&mut engine)?;
     let stats = engine.stats();
     let engine = Arc::new(engine);
     let runtime = tokio::runtime::Runtime::new().map_err(|err| Error::io("tokio runtime", err))?;
@@ -152,7 +156,7 @@ async fn shutdown_signal() {
 
 fn related(args: &RelatedArgs) -> Result<()> {
     let mut engine = Engine::open(&args.model)?;
-    engine.set_policy(args.policy.to_policy())?;
+    args.policy.apply(&mut engine)?;
     let source = match (&args.id, &args.text) {
         (Some(id), _) => Source::Article(id.clone()),
         (None, Some(text)) => Source::Draft(Draft {
@@ -213,35 +217,117 @@ fn truncate(text: &str, width: usize) -> String {
     short
 }
 
+/// `eval --json` output: the report plus how the corpus was prepared and the optional sweep.
+#[derive(Serialize)]
+struct EvalOutput {
+    #[serde(flatten)]
+    report: EvalReport,
+    exact_duplicates_dropped: usize,
+    index_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ef_sweep: Option<Vec<SweepPoint>>,
+}
+
 fn eval(args: &EvalArgs) -> Result<()> {
     let corpus = ingest::read_files(&args.input, IngestOptions::default())?;
     report_corpus(&corpus);
-    let mut engine = Engine::build(corpus.articles, &args.build.to_config(), &progress_bar())?;
-    engine.set_policy(args.policy.to_policy())?;
-    let report = evaluate(
-        &engine,
-        &EvalOptions {
-            label: match args.label {
-                LabelArg::Story => Label::Story,
-                LabelArg::Category => Label::Category,
-            },
-            k: args.k,
-            sample: args.sample,
-            seed: args.seed,
+    let (articles, exact_duplicates_dropped) = drop_exact_duplicates(corpus.articles);
+    let started = Instant::now();
+    let mut engine = Engine::build(articles, &args.build.to_config(), &progress_bar())?;
+    let index_seconds = started.elapsed().as_secs_f64();
+    args.policy.apply(&mut engine)?;
+    let options = EvalOptions {
+        label: match args.label {
+            LabelArg::Story => Label::Story,
+            LabelArg::Category => Label::Category,
         },
-    )?;
+        k: args.k,
+        sample: args.sample,
+        seed: args.seed,
+    };
+    let report = evaluate(&engine, &options)?;
+    let ef_sweep = match &args.chart {
+        Some(path) => {
+            let points = ef_sweep(&engine, &select_sources(&engine, &options)?, args.k, &args.ef);
+            write_chart(&points, args.k, path)?;
+            Some(points)
+        }
+        None => None,
+    };
+    let output = EvalOutput {
+        report,
+        exact_duplicates_dropped,
+        index_seconds,
+        ef_sweep,
+    };
     if args.json {
-        println!("{}", serde_json::to_string(&report).expect("reports serialise"));
+        println!("{}", serde_json::to_string(&output).expect("reports serialise"));
     } else {
-        println!("sources               {}", report.sources);
-        println!("precision@{:<3}         {:.4}", report.k, report.precision_at_k);
-        println!("knn precision@{:<3}     {:.4}", report.k, report.knn_precision_at_k);
-        println!("ANN recall@{:<3}        {:.4}", report.k, report.ann_recall_at_k);
-        println!("self-recommendations  {}", report.self_recommendations);
+        print_eval_table(&output);
+    }
+    Ok(())
+}
+
+fn print_eval_table(output: &EvalOutput) {
+    let report = &output.report;
+    let k = report.k;
+    let optional = |value: Option<f64>| value.map_or_else(|| "n/a".to_owned(), |value| format!("{value:.1}"));
+    println!(
+        "sources                    {} ({} exact copies dropped, {} without relevant)",
+        report.sources, output.exact_duplicates_dropped, report.sources_without_relevant
+    );
+    println!("precision@{k:<3}              {:.4}", report.precision_at_k);
+    println!("recall@{k:<3}                 {:.4}", report.recall_at_k);
+    println!("nDCG@{k:<3}                   {:.4}", report.ndcg_at_k);
+    println!("MRR                        {:.4}", report.mrr);
+    println!("coverage                   {:.4}", report.coverage);
+    println!("near-duplicate rate        {:.4}", report.duplicate_rate);
+    println!("intra-list similarity      {:.4}", report.intra_list_similarity);
+    println!("median age gap (days)      {}", optional(report.median_age_gap_days));
+    println!("self-recommendations       {}", report.self_recommendations);
+    println!("exact kNN precision@{k:<3}    {:.4}", report.knn_precision_at_k);
+    println!("ANN recall@{k:<3}             {:.4}", report.ann_recall_at_k);
+    println!(
+        "latency p50 / p99          {:.3} / {:.3} ms",
+        report.latency_p50_ms, report.latency_p99_ms
+    );
+    println!("index build                {:.2} s", output.index_seconds);
+    for point in output.ef_sweep.iter().flatten() {
         println!(
-            "latency p50 / p99     {:.3} / {:.3} ms",
-            report.latency_p50_ms, report.latency_p99_ms
+            "ef_search {:<5}            recall {:.4}, p50 {:.3} ms, p99 {:.3} ms",
+            point.ef_search, point.ann_recall_at_k, point.latency_p50_ms, point.latency_p99_ms
         );
     }
+}
+
+fn batch(args: &BatchArgs) -> Result<()> {
+    let format = OutputFormat::from_path(&args.out)?;
+    if let Some(threads) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|err| Error::invalid("threads", err.to_string()))?;
+    }
+    let mut engine = Engine::open(&args.model)?;
+    args.policy.apply(&mut engine)?;
+    let sources = Filter {
+        sections: args.section.clone(),
+        lang: args.lang.clone(),
+        ..Filter::default()
+    };
+    let started = Instant::now();
+    let progress = progress_bar();
+    progress.set_message("recommending");
+    let links = weitere::batch::related_for_all(&engine, &sources, args.k, &progress)?;
+    progress.finish_and_clear();
+    weitere::batch::write(&links, &args.out, format)?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "wrote related stories for {} articles to {} in {seconds:.2} s: {:.0} articles/s ({} threads)",
+        links.len(),
+        args.out.display(),
+        links.len() as f64 / seconds,
+        rayon::current_num_threads(),
+    );
     Ok(())
 }

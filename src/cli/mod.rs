@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use weitere::analysis::CompoundMode;
-use weitere::engine::BuildConfig;
+use weitere::engine::{BuildConfig, Engine, SearchStrategy};
+use weitere::error::Result;
+use weitere::evaluate::sweep::DEFAULT_EF_VALUES;
 use weitere::index::{DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, HnswParams, InsertionMode};
 use weitere::recommend::RankingPolicy;
 
@@ -58,6 +60,8 @@ pub enum Command {
     Related(RelatedArgs),
     /// Measure recommendation quality, ANN recall and latency on a labelled corpus.
     Eval(EvalArgs),
+    /// Write the related stories of every stored article (or those matching a filter) to a file.
+    Batch(BatchArgs),
 }
 
 /// `weitere index`.
@@ -106,9 +110,9 @@ pub struct BuildArgs {
     /// HNSW `ef_search`: candidate list size while searching.
     #[arg(long, default_value_t = DEFAULT_EF_SEARCH)]
     pub ef_search: usize,
-    /// Seed of the insertion order; the same input and seed build the same graph.
+    /// Seed of the graph's insertion order; the same input and seed build the same graph.
     #[arg(long, default_value_t = DEFAULT_SEED)]
-    pub seed: u64,
+    pub hnsw_seed: u64,
     /// Insert into the graph on all cores (faster, not reproducible).
     #[arg(long)]
     pub parallel_insert: bool,
@@ -163,7 +167,7 @@ impl BuildArgs {
             .m(self.m)
             .ef_construction(self.ef_construction)
             .ef_search(self.ef_search)
-            .seed(self.seed)
+            .seed(self.hnsw_seed)
             .insertion(if self.parallel_insert {
                 InsertionMode::Parallel
             } else {
@@ -173,7 +177,7 @@ impl BuildArgs {
     }
 }
 
-/// Query-time ranking settings shared by `serve`, `related` and `eval`.
+/// Query-time settings shared by `serve`, `related`, `eval` and `batch`.
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
     /// Score floor: stories less similar than this are never shown ("show fewer rather than irrelevant").
@@ -188,18 +192,39 @@ pub struct PolicyArgs {
     /// Share of the score that age can take away (0..=1).
     #[arg(long, default_value_t = RankingPolicy::default().recency_weight)]
     pub recency_weight: f32,
+    /// Nearest-neighbour search: exact scan for small indexes or narrow filters and the HNSW graph
+    /// otherwise (auto), or always one of the two.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub search: SearchArg,
+}
+
+/// `--search` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SearchArg {
+    /// Exact scan when few articles are eligible, the graph otherwise.
+    Auto,
+    /// Always scan exactly.
+    Exact,
+    /// Always search the HNSW graph.
+    Hnsw,
 }
 
 impl PolicyArgs {
-    /// The library's ranking policy.
-    pub fn to_policy(&self) -> RankingPolicy {
-        RankingPolicy {
+    /// Puts the ranking policy and search strategy into force on `engine`.
+    pub fn apply(&self, engine: &mut Engine) -> Result<()> {
+        engine.set_policy(RankingPolicy {
             min_score: self.min_score,
             duplicate_similarity: self.duplicate_similarity,
             recency_half_life_days: self.recency_half_life_days,
             recency_weight: self.recency_weight,
             ..RankingPolicy::default()
-        }
+        })?;
+        engine.set_search(match self.search {
+            SearchArg::Auto => SearchStrategy::Auto,
+            SearchArg::Exact => SearchStrategy::Exact,
+            SearchArg::Hnsw => SearchStrategy::Hnsw,
+        });
+        Ok(())
     }
 }
 
@@ -267,8 +292,39 @@ pub struct EvalArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also sweep HNSW `ef_search` and draw recall against latency into this SVG file.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+    /// `ef_search` values of the sweep (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_EF_VALUES)]
+    pub ef: Vec<usize>,
     #[command(flatten)]
     pub build: BuildArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// `weitere batch`.
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// Snapshot directory.
+    #[arg(long, env = ENV_MODEL, default_value = DEFAULT_MODEL_DIR)]
+    pub model: PathBuf,
+    /// Output file: `.jsonl` (one object per source) or `.csv` (one row per link); replaced atomically.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Related stories per article (1..=100).
+    #[arg(long, default_value_t = 5)]
+    pub k: usize,
+    /// Only source articles from these sections (repeatable).
+    #[arg(long)]
+    pub section: Vec<String>,
+    /// Only source articles in this language.
+    #[arg(long)]
+    pub lang: Option<String>,
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "RAYON_NUM_THREADS")]
+    pub threads: Option<usize>,
     #[command(flatten)]
     pub policy: PolicyArgs,
 }
@@ -280,4 +336,16 @@ pub enum LabelArg {
     Story,
     /// Same category.
     Category,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn flags_are_unique_and_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

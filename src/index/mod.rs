@@ -1,5 +1,5 @@
 //! Which stored articles are nearest to a vector? The [`NeighborIndex`] trait with two implementations:
-//! [`ExactIndex`], a brute-force cosine scan that serves as the oracle, and [`HnswIndex`], the approximate
+//! [`ExactIndex`], exact cosine search over an inverted index that serves as the oracle, and [`HnswIndex`], the approximate
 //! graph index (the only module that touches hnsw_rs). Recall tests and evaluation measure the second against
 //! the first.
 
@@ -33,9 +33,16 @@ pub trait NeighborIndex: Send + Sync {
     fn search(&self, query: &SparseVector, k: usize, accept: &dyn Fn(Slot) -> bool) -> Vec<Neighbor>;
 }
 
-/// Sorts hits by descending similarity, then ascending slot, and keeps the first `k`.
+/// Keeps the best `k` hits, sorted by descending similarity, then ascending slot.
 fn rank_neighbors(mut hits: Vec<Neighbor>, k: usize) -> Vec<Neighbor> {
-    hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then(a.slot.cmp(&b.slot)));
-    hits.truncate(k);
+    let order = |a: &Neighbor, b: &Neighbor| b.similarity.total_cmp(&a.similarity).then(a.slot.cmp(&b.slot));
+    if k == 0 {
+        return Vec::new();
+    }
+    if hits.len() > k {
+        hits.select_nth_unstable_by(k - 1, order);
+        hits.truncate(k);
+    }
+    hits.sort_by(order);
     hits
 }

@@ -4,5 +4,7 @@
 mod common;
 /// A real gRPC server on an ephemeral port, called through the generated tonic client.
 mod grpc;
+/// Batch related links and offline evaluation over the sample.
+mod offline;
 /// Snapshot round trips and damaged snapshots.
 mod snapshot;
