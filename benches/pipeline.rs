@@ -9,7 +9,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use indicatif::ProgressBar;
 use weitere::analysis::{Analyzer, AnalyzerConfig, Lang, Lexicon};
 use weitere::article::Article;
-use weitere::engine::{BuildConfig, Engine};
+use weitere::engine::{BuildConfig, Engine, SearchStrategy};
 use weitere::index::{HnswIndex, HnswParams};
 use weitere::ingest::{self, IngestOptions};
 use weitere::recommend::{Filter, RelatedQuery, Source};
@@ -86,7 +86,7 @@ fn index_build(c: &mut Criterion) {
 }
 
 fn query(c: &mut Criterion) {
-    let engine = Engine::build(sample(), &BuildConfig::default(), &ProgressBar::hidden()).unwrap();
+    let mut engine = Engine::build(sample(), &BuildConfig::default(), &ProgressBar::hidden()).unwrap();
     let sources: Vec<RelatedQuery> = engine
         .articles()
         .iter()
@@ -112,7 +112,13 @@ fn query(c: &mut Criterion) {
         })
         .collect();
     let mut group = c.benchmark_group("query");
-    for (name, queries) in [("related_by_id_k10", &sources), ("related_by_draft_k10", &drafts)] {
+    let cases = [
+        ("related_by_id_k10_exact", SearchStrategy::Exact, &sources),
+        ("related_by_id_k10_hnsw", SearchStrategy::Hnsw, &sources),
+        ("related_by_draft_k10_exact", SearchStrategy::Exact, &drafts),
+    ];
+    for (name, search, queries) in cases {
+        engine.set_search(search);
         group.bench_function(name, |b| {
             let mut next = 0;
             b.iter(|| {

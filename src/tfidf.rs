@@ -4,6 +4,12 @@
 //!
 //! [`Vectorizer::fit`] learns the vocabulary from a corpus (index time); [`Vectorizer::vectorize`] turns any
 //! text into a vector against that fixed vocabulary (query time), dropping unknown terms.
+//!
+//! Defaults, checked with `weitere eval --k 5` on the gnad10k dev half (precision@5 by category): title
+//! weight 1 and 2 tie (0.647), 3 is lower (0.643) — gnad's "titles" are teaser sentences, so the product
+//! rule "the title counts more" (2) costs nothing there; `min_df` 2 beats 1 (0.647 vs 0.630) and 3 is only
+//! 0.005 higher, within noise, while it would keep a new name out of the vocabulary longer; `max_df_ratio`
+//! 0.5 beats 0.3 (0.642) and 0.8 (0.646).
 
 use std::collections::HashMap;
 

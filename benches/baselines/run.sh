@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Offline comparison of weitere with a scikit-learn TF-IDF and a BM25 More-Like-This baseline on every
+# labelled corpus under ../shared/data (see README.md beside this file). Prints one markdown table and
+# writes it to benches/baselines/results.md. Extra arguments go to baselines.py (e.g. --label story).
+#
+# Environment: WEITERE_DATA (corpus directory, default ../shared/data), K (list size, default 10),
+# WEITERE_BASELINES_VENV (Python venv, default target/baselines-venv).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here/../.."
+
+venv="${WEITERE_BASELINES_VENV:-target/baselines-venv}"
+data="${WEITERE_DATA:-../shared/data}"
+k="${K:-10}"
+
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt" >&2
+
+cargo build --release >&2
+
+"$venv/bin/python" "$here/baselines.py" \
+  --data "$data" \
+  --k "$k" \
+  --weitere target/release/weitere \
+  --out "$here/results.md" \
+  --command "K=$k benches/baselines/run.sh${*:+ $*}" \
+  "$@"
