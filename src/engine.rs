@@ -12,11 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analyzer, AnalyzerConfig};
 use crate::article::Article;
+use crate::delta::Delta;
 use crate::error::{Error, Result};
-use crate::index::{ExactIndex, HnswIndex, HnswParams, Neighbor, NeighborIndex, Slot};
+use crate::index::{ExactIndex, HnswIndex, HnswParams, Neighbor, NeighborIndex, Slot, rank_neighbors};
 use crate::recommend::{Candidate, Filter, RankingPolicy, Recommendation, RelatedQuery, Source};
 use crate::snapshot::{self, FORMAT_VERSION, Manifest, SnapshotRef};
 use crate::sparse::SparseVector;
+use crate::store::{Change, ChangeSeq};
 use crate::tfidf::{TfidfConfig, Vectorizer};
 
 /// When at most this many articles may be returned (the whole index, or what a filter lets through),
@@ -76,6 +78,18 @@ pub struct Engine {
     built_at: i64,
     policy: RankingPolicy,
     search: SearchStrategy,
+    /// Newest change-log entry the base (and its snapshot) includes.
+    base_change: ChangeSeq,
+    delta: Delta,
+}
+
+/// A change made ready to apply: upserted text already vectorised, so applying it is quick.
+#[derive(Clone, Debug)]
+pub enum PreparedChange {
+    /// Insert or replace this article with its vector.
+    Upsert(Box<Article>, SparseVector),
+    /// Remove the article with this id.
+    Delete(String),
 }
 
 impl Engine {
@@ -107,13 +121,9 @@ impl Engine {
         let (manifest, data, hnsw) = snapshot::read(dir)?;
         let analyzer = Analyzer::new(data.analyzer, data.lexicon);
         let vectorizer = Vectorizer::from_parts(analyzer, data.vocabulary, data.tfidf);
-        Ok(Self::assemble(
-            vectorizer,
-            data.articles,
-            data.vectors,
-            hnsw,
-            manifest.built_at,
-        ))
+        let mut engine = Self::assemble(vectorizer, data.articles, data.vectors, hnsw, manifest.built_at);
+        engine.base_change = manifest.applied_change;
+        Ok(engine)
     }
 
     fn assemble(
@@ -129,6 +139,8 @@ impl Engine {
             .map(|(slot, article)| (article.id.clone(), slot as Slot))
             .collect();
         Self {
+            delta: Delta::new(articles.len()),
+            base_change: 0,
             vectorizer,
             articles,
             exact: ExactIndex::new(Arc::clone(&vectors)),
@@ -141,7 +153,8 @@ impl Engine {
         }
     }
 
-    /// Writes the engine's snapshot into `dir`, atomically replacing any snapshot there.
+    /// Writes the engine's base snapshot into `dir`, atomically replacing any snapshot there. Live changes
+    /// (see [`Engine::apply`]) are not part of it: they stay in the change log until a rebuild folds them in.
     pub fn save(&self, dir: &Path) -> Result<Manifest> {
         let analyzer = self.vectorizer.analyzer();
         let data = SnapshotRef {
@@ -152,7 +165,67 @@ impl Engine {
             articles: &self.articles,
             vectors: &self.vectors,
         };
-        snapshot::write(dir, self.built_at, &data, &self.hnsw)
+        snapshot::write(dir, self.built_at, self.base_change, &data, &self.hnsw)
+    }
+
+    /// Newest change-log entry that the base includes (0 for a snapshot built from files).
+    pub fn base_change(&self) -> ChangeSeq {
+        self.base_change
+    }
+
+    /// Records that the base includes the change log up to `seq` (after a rebuild from live articles).
+    pub fn set_base_change(&mut self, seq: ChangeSeq) {
+        self.base_change = seq;
+    }
+
+    /// The settings this engine was built with.
+    pub fn build_config(&self) -> BuildConfig {
+        BuildConfig {
+            analysis: self.vectorizer.analyzer().config().clone(),
+            tfidf: self.vectorizer.config().clone(),
+            hnsw: self.hnsw.params().clone(),
+        }
+    }
+
+    /// Vectorises an upsert against the current vocabulary; deletes pass through.
+    pub fn prepare(&self, change: Change) -> PreparedChange {
+        match change {
+            Change::Upsert(article) => {
+                let vector = self.vectorizer.vectorize(&article);
+                PreparedChange::Upsert(Box::new(article), vector)
+            }
+            Change::Delete(id) => PreparedChange::Delete(id),
+        }
+    }
+
+    /// Applies a live change on top of the base: visible to the next query. Returns false for a delete of
+    /// an id that is not live.
+    pub fn apply(&mut self, change: PreparedChange) -> bool {
+        match change {
+            PreparedChange::Upsert(article, vector) => {
+                let base_slot = self.slot_by_id.get(&article.id).copied();
+                self.delta.upsert(*article, vector, base_slot);
+                true
+            }
+            PreparedChange::Delete(id) => {
+                let base_slot = self.slot_by_id.get(&id).copied();
+                self.delta.delete(&id, base_slot)
+            }
+        }
+    }
+
+    /// Live changes applied since the base was built.
+    pub fn delta(&self) -> &Delta {
+        &self.delta
+    }
+
+    /// Every live article: the base's that were neither replaced nor deleted, then the fresh ones.
+    pub fn live_articles(&self) -> Vec<Article> {
+        let base = (0..self.articles.len() as Slot)
+            .filter(|&slot| !self.delta.is_masked(slot))
+            .map(|slot| self.articles[slot as usize].clone());
+        base.chain(self.delta.live().map(|(_, article, _)| article.clone()))
+            .collect()
     }
 
     /// Replaces the ranking policy (validated first).
@@ -167,23 +240,28 @@ impl Engine {
         self.search = search;
     }
 
+    /// The search strategy in force.
+    pub fn search(&self) -> SearchStrategy {
+        self.search
+    }
+
     /// The ranking policy in force.
     pub fn policy(&self) -> &RankingPolicy {
         &self.policy
     }
 
-    /// The stored article with this id.
+    /// The live article with this id.
     pub fn article(&self, id: &str) -> Result<&Article> {
         let slot = self.slot(id)?;
-        Ok(&self.articles[slot as usize])
+        Ok(self.article_at(slot))
     }
 
-    /// All stored articles, in slot order.
+    /// The base snapshot's articles, in slot order (live changes not included).
     pub fn articles(&self) -> &[Article] {
         &self.articles
     }
 
-    /// Stored vectors, in slot order.
+    /// The base snapshot's vectors, in slot order.
     pub fn vectors(&self) -> &Arc<Vec<SparseVector>> {
         &self.vectors
     }
@@ -201,19 +279,38 @@ impl Engine {
     /// Size and provenance of the loaded snapshot.
     pub fn stats(&self) -> Stats {
         Stats {
-            article_count: self.articles.len() as u64,
+            article_count: (self.articles.len() - self.delta.masked_count() + self.delta.fresh_count()) as u64,
             vocabulary_size: self.vectorizer.vocabulary().len() as u64,
             snapshot_version: FORMAT_VERSION,
             built_at: self.built_at,
         }
     }
 
-    /// The slot of a stored article.
+    /// The slot of a live article.
     pub fn slot(&self, id: &str) -> Result<Slot> {
-        self.slot_by_id
-            .get(id)
-            .copied()
+        self.delta
+            .slot(id)
+            .or_else(|| {
+                self.slot_by_id
+                    .get(id)
+                    .copied()
+                    .filter(|&slot| !self.delta.is_masked(slot))
+            })
             .ok_or_else(|| Error::UnknownArticle(id.to_owned()))
+    }
+
+    fn article_at(&self, slot: Slot) -> &Article {
+        match self.articles.get(slot as usize) {
+            Some(article) => article,
+            None => &self.delta.get(slot).expect("slots come from the engine").0,
+        }
+    }
+
+    fn vector_at(&self, slot: Slot) -> &SparseVector {
+        match self.vectors.get(slot as usize) {
+            Some(vector) => vector,
+            None => &self.delta.get(slot).expect("slots come from the engine").1,
+        }
     }
 
     /// The vector of a source: stored, or computed from a draft's text.
@@ -221,12 +318,8 @@ impl Engine {
         match source {
             Source::Article(id) => {
                 let slot = self.slot(id)?;
-                let article = &self.articles[slot as usize];
-                Ok((
-                    Cow::Borrowed(&self.vectors[slot as usize]),
-                    Some(slot),
-                    article.published_at,
-                ))
+                let article = self.article_at(slot);
+                Ok((Cow::Borrowed(self.vector_at(slot)), Some(slot), article.published_at))
             }
             Source::Draft(draft) => {
                 let article = Article {
@@ -262,10 +355,11 @@ impl Engine {
             .filter
             .exclude_ids
             .iter()
-            .filter_map(|id| self.slot_by_id.get(id).copied())
+            .filter_map(|id| self.slot(id).ok())
             .chain(source_slot)
             .collect();
-        let accept = |slot: Slot| !excluded.contains(&slot) && self.matches(&query.filter, slot);
+        let accept =
+            |slot: Slot| !excluded.contains(&slot) && !self.delta.is_masked(slot) && self.matches(&query.filter, slot);
         let wanted = query.k + CANDIDATE_HEADROOM;
         let neighbors = self.nearest(&vector, wanted, &query.filter, &accept);
         let candidates: Vec<Candidate> = neighbors
@@ -273,11 +367,11 @@ impl Engine {
             .map(|neighbor| Candidate {
                 slot: neighbor.slot,
                 similarity: neighbor.similarity,
-                published_at: self.articles[neighbor.slot as usize].published_at,
+                published_at: self.article_at(neighbor.slot).published_at,
             })
             .collect();
         let ranked = self.policy.rank(&candidates, query.k, reference_time, |a, b| {
-            self.vectors[a as usize].dot(&self.vectors[b as usize])
+            self.vector_at(a).dot(self.vector_at(b))
         });
         Ok(ranked
             .into_iter()
@@ -285,9 +379,22 @@ impl Engine {
             .collect())
     }
 
-    /// Nearest neighbours by exact scan when few articles are eligible (see [`SearchStrategy`]), through the
-    /// graph otherwise.
+    /// Nearest neighbours among the base and the fresh articles.
     fn nearest(
+        &self,
+        vector: &SparseVector,
+        k: usize,
+        filter: &Filter,
+        accept: &dyn Fn(Slot) -> bool,
+    ) -> Vec<Neighbor> {
+        let mut hits = self.nearest_in_base(vector, k, filter, accept);
+        hits.extend(self.delta.search(vector, accept));
+        rank_neighbors(hits, k)
+    }
+
+    /// Nearest base neighbours by exact scan when few articles are eligible (see [`SearchStrategy`]),
+    /// through the graph otherwise.
+    fn nearest_in_base(
         &self,
         vector: &SparseVector,
         k: usize,
@@ -318,9 +425,9 @@ impl Engine {
         self.hnsw.search(vector, k, accept)
     }
 
-    /// True when the stored article in `slot` passes every field of `filter` except `exclude_ids`.
+    /// True when the article in `slot` passes every field of `filter` except `exclude_ids`.
     pub fn matches(&self, filter: &Filter, slot: Slot) -> bool {
-        let article = &self.articles[slot as usize];
+        let article = self.article_at(slot);
         (filter.sections.is_empty() || filter.sections.contains(&article.section))
             && filter
                 .lang
@@ -335,7 +442,7 @@ impl Engine {
     }
 
     fn recommendation(&self, source: &SparseVector, slot: Slot, score: f32) -> Recommendation {
-        let article = &self.articles[slot as usize];
+        let article = self.article_at(slot);
         let vocabulary = self.vectorizer.vocabulary();
         Recommendation {
             id: article.id.clone(),
@@ -345,7 +452,7 @@ impl Engine {
             published_at: article.published_at,
             score,
             shared_terms: source
-                .top_shared_terms(&self.vectors[slot as usize], self.policy.explain_terms)
+                .top_shared_terms(self.vector_at(slot), self.policy.explain_terms)
                 .into_iter()
                 .map(|term| vocabulary.surface(term).to_owned())
                 .collect(),

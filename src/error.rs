@@ -72,6 +72,17 @@ pub enum Error {
     /// The nearest-neighbour index failed in a way that is not the caller's fault.
     #[error("index error: {0}")]
     Index(String),
+
+    /// The durable change log could not be opened, read or written; a write that fails here is not
+    /// acknowledged.
+    #[error("change log {}: {source}", path.display())]
+    Store {
+        /// The database file.
+        path: PathBuf,
+        /// The underlying redb error.
+        #[source]
+        source: Box<redb::Error>,
+    },
 }
 
 impl Error {
@@ -80,6 +91,14 @@ impl Error {
         Error::InvalidArgument {
             field: field.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Store`].
+    pub fn store(path: impl Into<PathBuf>, source: impl Into<redb::Error>) -> Self {
+        Error::Store {
+            path: path.into(),
+            source: Box::new(source.into()),
         }
     }
 

@@ -9,9 +9,12 @@
 //! | analysis | [`analysis`] | How do we turn an article's text into index terms? |
 //! | vectors | [`tfidf`], [`sparse`] | How are terms weighted? |
 //! | index | [`index`] | Which stored articles are nearest to a vector? |
+//! | live changes | [`delta`] | What changed since the snapshot was built? |
 //! | persistence | [`snapshot`] | How does an index outlive the process? |
+//! | durability | [`store`] | How do acknowledged writes survive a crash? |
 //! | ranking | [`recommend`] | Which candidates make the block, in which order? |
 //! | all together | [`engine`] | Where do the stages meet? |
+//! | live writes | [`live`] | How do writes reach the index while it serves? |
 //! | archive jobs | [`batch`] | How does an archive get related links for every article? |
 //! | offline quality | [`evaluate`] | How good are the recommendations? |
 //! | network | [`service`] | How do clients reach it? |
@@ -47,13 +50,16 @@
 pub mod analysis;
 pub mod article;
 pub mod batch;
+pub mod delta;
 pub mod engine;
 pub mod error;
 pub mod evaluate;
 pub mod index;
 pub mod ingest;
+pub mod live;
 pub mod recommend;
 pub mod service;
 pub mod snapshot;
 pub mod sparse;
+pub mod store;
 pub mod tfidf;

@@ -49,6 +49,9 @@ pub struct Manifest {
     pub vocabulary_size: u64,
     /// Parameters the HNSW graph was built with.
     pub hnsw: HnswParams,
+    /// Newest change-log entry (see [`crate::store`]) the snapshot includes; 0 when built from files.
+    #[serde(default)]
+    pub applied_change: u64,
     /// Every data file with its size and checksum.
     pub files: Vec<FileEntry>,
 }
@@ -99,7 +102,13 @@ pub struct SnapshotData {
 }
 
 /// Writes a snapshot into `dir` (created if missing), replacing any snapshot there atomically.
-pub fn write(dir: &Path, built_at: i64, data: &SnapshotRef<'_>, index: &HnswIndex) -> Result<Manifest> {
+pub fn write(
+    dir: &Path,
+    built_at: i64,
+    applied_change: u64,
+    data: &SnapshotRef<'_>,
+    index: &HnswIndex,
+) -> Result<Manifest> {
     fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
     let generation = new_generation_name();
     let corpus_path = dir.join(format!("{generation}{CORPUS_SUFFIX}"));
@@ -121,6 +130,7 @@ pub fn write(dir: &Path, built_at: i64, data: &SnapshotRef<'_>, index: &HnswInde
         article_count: data.articles.len() as u64,
         vocabulary_size: data.vocabulary.len() as u64,
         hnsw: index.params().clone(),
+        applied_change,
         files,
     };
     let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serialises");

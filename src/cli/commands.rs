@@ -12,7 +12,9 @@ use weitere::error::{Error, Result};
 use weitere::evaluate::sweep::{SweepPoint, ef_sweep, write_chart};
 use weitere::evaluate::{EvalOptions, EvalReport, Label, drop_exact_duplicates, evaluate, select_sources};
 use weitere::ingest::{self, Corpus, IngestOptions};
+use weitere::live::{LiveIndex, RebuildPolicy};
 use weitere::recommend::{Draft, Filter, Recommendation, RelatedQuery, Source};
+use weitere::service::Access;
 
 use super::{BatchArgs, Cli, Command, DEFAULT_MODEL_DIR, EvalArgs, IndexArgs, LabelArg, RelatedArgs, ServeArgs};
 
@@ -105,8 +107,20 @@ fn serve(args: &ServeArgs) -> Result<()> {
     let started = Instant::now();
     let mut engine = open_or_build_default(args.model.as_deref())?;
     args.policy.apply(&mut engine)?;
-    let stats = engine.stats();
-    let engine = Arc::new(engine);
+    let dir = args.model.as_deref().unwrap_or(Path::new(DEFAULT_MODEL_DIR));
+    let rebuild = RebuildPolicy {
+        min_changes: args.rebuild_min_changes,
+        ratio: args.rebuild_ratio,
+    };
+    let index = Arc::new(LiveIndex::open(dir, engine, rebuild)?);
+    let stats = index.stats();
+    let access = Access {
+        write_token: args.write_token.clone(),
+        read_token: args.read_token.clone(),
+    };
+    if access.write_token.is_none() {
+        tracing::info!("no write token configured: UpsertArticles and DeleteArticles are refused");
+    }
     let runtime = tokio::runtime::Runtime::new().map_err(|err| Error::io("tokio runtime", err))?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.addr)
@@ -122,7 +136,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
             startup_ms = started.elapsed().as_millis() as u64,
             "serving weitere.v1.RelatedStories"
         );
-        weitere::service::serve(engine, listener.into(), shutdown_signal())
+        weitere::service::serve(index, access, listener.into(), shutdown_signal())
             .await
             .map_err(|err| Error::Index(format!("server failed: {err}")))
     })

@@ -12,6 +12,7 @@ use weitere::engine::{BuildConfig, Engine, SearchStrategy};
 use weitere::error::Result;
 use weitere::evaluate::sweep::DEFAULT_EF_VALUES;
 use weitere::index::{DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, HnswParams, InsertionMode};
+use weitere::live::RebuildPolicy;
 use weitere::recommend::RankingPolicy;
 
 pub use commands::run;
@@ -238,6 +239,18 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = ENV_ADDR, default_value = "127.0.0.1:50051")]
     pub addr: SocketAddr,
+    /// Bearer token that UpsertArticles and DeleteArticles require; without it, writes are refused.
+    #[arg(long, env = "WEITERE_WRITE_TOKEN", hide_env_values = true)]
+    pub write_token: Option<String>,
+    /// Bearer token that reads (Related, GetArticle, Stats) require; without it, reads are open.
+    #[arg(long, env = "WEITERE_READ_TOKEN", hide_env_values = true)]
+    pub read_token: Option<String>,
+    /// Rebuild the index in the background after at least this many live changes ...
+    #[arg(long, default_value_t = RebuildPolicy::default().min_changes)]
+    pub rebuild_min_changes: usize,
+    /// ... once they also reach this share of the live articles.
+    #[arg(long, default_value_t = RebuildPolicy::default().ratio)]
+    pub rebuild_ratio: f64,
     #[command(flatten)]
     pub policy: PolicyArgs,
 }

@@ -34,7 +34,7 @@ pub trait NeighborIndex: Send + Sync {
 }
 
 /// Keeps the best `k` hits, sorted by descending similarity, then ascending slot.
-fn rank_neighbors(mut hits: Vec<Neighbor>, k: usize) -> Vec<Neighbor> {
+pub fn rank_neighbors(mut hits: Vec<Neighbor>, k: usize) -> Vec<Neighbor> {
     let order = |a: &Neighbor, b: &Neighbor| b.similarity.total_cmp(&a.similarity).then(a.slot.cmp(&b.slot));
     if k == 0 {
         return Vec::new();
@@ -45,4 +45,22 @@ fn rank_neighbors(mut hits: Vec<Neighbor>, k: usize) -> Vec<Neighbor> {
     }
     hits.sort_by(order);
     hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(slot: Slot, similarity: f32) -> Neighbor {
+        Neighbor { slot, similarity }
+    }
+
+    #[test]
+    fn ties_go_to_the_lower_slot_whatever_the_input_order() {
+        let hits = vec![hit(9, 0.5), hit(4, 0.7), hit(2, 0.5), hit(7, 0.5), hit(1, 0.1)];
+        let slots = |ranked: Vec<Neighbor>| ranked.iter().map(|hit| hit.slot).collect::<Vec<_>>();
+        assert_eq!(slots(rank_neighbors(hits.clone(), 3)), [4, 2, 7]);
+        assert_eq!(slots(rank_neighbors(hits.clone(), 10)), [4, 2, 7, 9, 1]);
+        assert!(rank_neighbors(hits, 0).is_empty());
+    }
 }

@@ -7,6 +7,7 @@ use super::proto;
 use crate::article::Article;
 use crate::engine::Stats;
 use crate::error::{Error, Result};
+use crate::live::WriteOutcome;
 use crate::recommend::{DEFAULT_K, Draft, Filter, Recommendation, RelatedQuery, Source};
 
 /// A request as the core understands it; bad input is an [`Error::InvalidArgument`] naming the field.
@@ -108,6 +109,43 @@ pub fn article(article: &Article) -> proto::Article {
         lang: lang.clone(),
         published_at: published_at.map(timestamp),
     }
+}
+
+/// An article from the wire, for an upsert. Nanoseconds of `published_at` are dropped (the engine keeps
+/// seconds); the core validates the rest.
+pub fn article_from_wire(article: proto::Article) -> Article {
+    let proto::Article {
+        id,
+        title,
+        body,
+        url,
+        section,
+        lang,
+        published_at,
+    } = article;
+    Article {
+        id,
+        title,
+        body,
+        published_at: published_at.map(|at| at.seconds),
+        section,
+        lang,
+        url,
+        story: None,
+        category: None,
+    }
+}
+
+/// Per-article write outcomes on the wire.
+pub fn write_results(outcomes: Vec<WriteOutcome>) -> Vec<proto::WriteResult> {
+    outcomes
+        .into_iter()
+        .map(|WriteOutcome { id, rejected }| proto::WriteResult {
+            id,
+            accepted: rejected.is_none(),
+            error: rejected.unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// Engine statistics on the wire.

@@ -1,33 +1,39 @@
-//! The `weitere.v1.RelatedStories` handlers: validate, call the engine on the blocking pool, map the result.
+//! The `weitere.v1.RelatedStories` handlers. Each is a small adapter: validate → authorise → call the core
+//! on the blocking pool → map the result.
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::auth::Access;
 use super::proto::related_stories_server::RelatedStories;
 use super::{convert, proto, to_status};
-use crate::engine::Engine;
 use crate::error::Result;
+use crate::live::LiveIndex;
 
-/// Serves one loaded [`Engine`].
+/// Serves one [`LiveIndex`].
 #[derive(Clone)]
 pub struct RelatedStoriesService {
-    engine: Arc<Engine>,
+    index: Arc<LiveIndex>,
+    access: Arc<Access>,
 }
 
 impl RelatedStoriesService {
-    /// A service answering from `engine`.
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+    /// A service answering from `index`, letting callers through as `access` says.
+    pub fn new(index: Arc<LiveIndex>, access: Access) -> Self {
+        Self {
+            index,
+            access: Arc::new(access),
+        }
     }
 
-    /// Runs CPU-bound engine work off the async runtime's worker threads.
+    /// Runs CPU-bound or disk-bound core work off the async runtime's worker threads.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Engine) -> Result<T> + Send + 'static,
+        work: impl FnOnce(&Arc<LiveIndex>) -> Result<T> + Send + 'static,
     ) -> Result<T, Status> {
-        let engine = Arc::clone(&self.engine);
-        tokio::task::spawn_blocking(move || work(&engine))
+        let index = Arc::clone(&self.index);
+        tokio::task::spawn_blocking(move || work(&index))
             .await
             .map_err(|err| Status::internal(format!("worker failed: {err}")))?
             .map_err(to_status)
@@ -41,8 +47,9 @@ impl RelatedStories for RelatedStoriesService {
         &self,
         request: Request<proto::RelatedRequest>,
     ) -> Result<Response<proto::RelatedResponse>, Status> {
+        self.access.authorise_read(&request)?;
         let query = convert::related_query(request.into_inner()).map_err(to_status)?;
-        let recommendations = self.run(move |engine| engine.related(&query)).await?;
+        let recommendations = self.run(move |index| index.related(&query)).await?;
         Ok(Response::new(proto::RelatedResponse {
             stories: recommendations.into_iter().map(convert::related_story).collect(),
         }))
@@ -53,13 +60,42 @@ impl RelatedStories for RelatedStoriesService {
         &self,
         request: Request<proto::GetArticleRequest>,
     ) -> Result<Response<proto::Article>, Status> {
+        self.access.authorise_read(&request)?;
         let proto::GetArticleRequest { id } = request.into_inner();
-        let article = self.engine.article(&id).map_err(to_status)?;
-        Ok(Response::new(convert::article(article)))
+        let article = self.index.article(&id).map_err(to_status)?;
+        Ok(Response::new(convert::article(&article)))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn stats(&self, _request: Request<proto::StatsRequest>) -> Result<Response<proto::StatsResponse>, Status> {
-        Ok(Response::new(convert::stats(self.engine.stats())))
+    async fn stats(&self, request: Request<proto::StatsRequest>) -> Result<Response<proto::StatsResponse>, Status> {
+        self.access.authorise_read(&request)?;
+        Ok(Response::new(convert::stats(self.index.stats())))
+    }
+
+    #[tracing::instrument(skip_all, fields(articles = request.get_ref().articles.len()))]
+    async fn upsert_articles(
+        &self,
+        request: Request<proto::UpsertArticlesRequest>,
+    ) -> Result<Response<proto::UpsertArticlesResponse>, Status> {
+        self.access.authorise_write(&request)?;
+        let proto::UpsertArticlesRequest { articles } = request.into_inner();
+        let articles = articles.into_iter().map(convert::article_from_wire).collect();
+        let outcomes = self.run(move |index| index.upsert(articles)).await?;
+        Ok(Response::new(proto::UpsertArticlesResponse {
+            results: convert::write_results(outcomes),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(ids = request.get_ref().ids.len()))]
+    async fn delete_articles(
+        &self,
+        request: Request<proto::DeleteArticlesRequest>,
+    ) -> Result<Response<proto::DeleteArticlesResponse>, Status> {
+        self.access.authorise_write(&request)?;
+        let proto::DeleteArticlesRequest { ids } = request.into_inner();
+        let outcomes = self.run(move |index| index.delete(ids)).await?;
+        Ok(Response::new(proto::DeleteArticlesResponse {
+            results: convert::write_results(outcomes),
+        }))
     }
 }

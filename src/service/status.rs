@@ -14,6 +14,10 @@ pub fn to_status(error: Error) -> Status {
             tracing::error!(%error, "snapshot damaged");
             Status::new(Code::DataLoss, "the index data is damaged")
         }
+        Error::Store { .. } => {
+            tracing::error!(%error, "change log failed");
+            Status::unavailable("the change log is unavailable; the write was not applied")
+        }
         Error::MalformedInput { .. }
         | Error::EmptyCorpus(_)
         | Error::Io { .. }

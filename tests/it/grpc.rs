@@ -15,23 +15,40 @@ use weitere::service::proto::related_request::Source;
 use weitere::service::proto::related_stories_client::RelatedStoriesClient;
 use weitere::service::proto::{Draft, Filter, GetArticleRequest, RelatedRequest, StatsRequest};
 
+use weitere::live::{LiveIndex, RebuildPolicy};
+use weitere::service::Access;
+
 use crate::common::{SAMPLE_ARTICLES, build_sample_engine};
 
-/// A server on an ephemeral port that stops when dropped.
-struct TestServer {
-    addr: SocketAddr,
+/// A server on an ephemeral port over a live index in a temporary directory.
+pub struct TestServer {
+    pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
 }
 
+/// The write token of [`TestServer::start`].
+pub const WRITE_TOKEN: &str = "test-write-token";
+
 impl TestServer {
-    async fn start() -> Self {
-        let engine = Arc::new(build_sample_engine());
+    /// The sample, writable with [`WRITE_TOKEN`], reads open.
+    pub async fn start() -> Self {
+        Self::start_with(Access {
+            write_token: Some(WRITE_TOKEN.into()),
+            read_token: None,
+        })
+        .await
+    }
+
+    pub async fn start_with(access: Access) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Arc::new(LiveIndex::open(dir.path(), build_sample_engine(), RebuildPolicy::default()).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            weitere::service::serve(engine, listener.into(), async {
+            weitere::service::serve(index, access, listener.into(), async {
                 stopped.await.ok();
             })
             .await
@@ -41,10 +58,11 @@ impl TestServer {
             addr,
             stop: Some(stop),
             task: Some(task),
+            _dir: dir,
         }
     }
 
-    async fn channel(&self) -> Channel {
+    pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr))
             .unwrap()
             .connect()
@@ -52,17 +70,17 @@ impl TestServer {
             .unwrap()
     }
 
-    async fn client(&self) -> RelatedStoriesClient<Channel> {
+    pub async fn client(&self) -> RelatedStoriesClient<Channel> {
         RelatedStoriesClient::new(self.channel().await)
     }
 
-    async fn shutdown(mut self) {
+    pub async fn shutdown(mut self) {
         self.stop.take().unwrap().send(()).unwrap();
         self.task.take().unwrap().await.unwrap();
     }
 }
 
-fn by_id(id: &str, k: u32) -> RelatedRequest {
+pub fn by_id(id: &str, k: u32) -> RelatedRequest {
     RelatedRequest {
         source: Some(Source::ArticleId(id.into())),
         k,

@@ -4,6 +4,8 @@
 mod common;
 /// A real gRPC server on an ephemeral port, called through the generated tonic client.
 mod grpc;
+/// Live upserts and deletes: visibility, tokens, restart, rebuild, concurrency.
+mod live;
 /// Batch related links and offline evaluation over the sample.
 mod offline;
 /// Snapshot round trips and damaged snapshots.

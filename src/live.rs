@@ -1,0 +1,258 @@
+//! How do writes reach the index while it serves? [`LiveIndex`] wraps an [`Engine`] with the durable
+//! change log ([`crate::store`]): a write is appended to the log (fsync), then applied to the engine's
+//! delta, and only then acknowledged — visible to the next query, without rebuilding anything.
+//!
+//! **Rebuilds.** The delta is searched exactly and scored with the base's idf, so as it grows, queries slow
+//! down and idf drifts from the live corpus. When the changes since the base reach both
+//! [`RebuildPolicy::min_changes`] and [`RebuildPolicy::ratio`] of the live articles, a background thread
+//! re-analyses every live article, refits idf, builds a new graph and snapshot (the cost of `weitere index`
+//! on the live corpus), replays the changes that arrived meanwhile and swaps the new engine in under a
+//! short write lock. Queries are served from the old engine throughout.
+//!
+//! **Locking.** Readers share a read lock on the engine for the length of one query. Writers take the write
+//! mutex (so log order is apply order), append, vectorise under a read lock, and take the engine's write
+//! lock only to apply the prepared changes.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+
+use crate::article::Article;
+use crate::engine::{Engine, Stats};
+use crate::error::Result;
+use crate::recommend::{Recommendation, RelatedQuery};
+use crate::store::{Change, ChangeLog, ChangeSeq, LOG_FILE};
+
+/// When the background rebuild starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RebuildPolicy {
+    /// Never rebuild for fewer changes than this.
+    pub min_changes: usize,
+    /// Rebuild once the changes reach this share of the live articles (and `min_changes`).
+    pub ratio: f64,
+}
+
+impl Default for RebuildPolicy {
+    fn default() -> Self {
+        Self {
+            min_changes: 1_000,
+            ratio: 0.05,
+        }
+    }
+}
+
+/// Outcome of one article of a write request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// The article id.
+    pub id: String,
+    /// Why it was not written; `None` when it was.
+    pub rejected: Option<String>,
+}
+
+impl WriteOutcome {
+    fn accepted(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            rejected: None,
+        }
+    }
+
+    fn rejected(id: &str, reason: impl Into<String>) -> Self {
+        Self {
+            id: id.to_owned(),
+            rejected: Some(reason.into()),
+        }
+    }
+}
+
+/// An engine that accepts durable upserts and deletes while serving queries.
+pub struct LiveIndex {
+    dir: PathBuf,
+    engine: RwLock<Engine>,
+    log: ChangeLog,
+    writes: Mutex<ChangeSeq>,
+    rebuild_policy: RebuildPolicy,
+    rebuilding: AtomicBool,
+}
+
+impl LiveIndex {
+    /// Wraps `engine` (loaded from the snapshot in `dir`) with the change log in `dir`, replaying every
+    /// logged change the snapshot does not include.
+    pub fn open(dir: &Path, mut engine: Engine, rebuild_policy: RebuildPolicy) -> Result<Self> {
+        let log = ChangeLog::open(&dir.join(LOG_FILE))?;
+        let pending = log.since(engine.base_change())?;
+        let mut applied = engine.base_change().max(log.last_seq()?);
+        for (seq, change) in pending {
+            let prepared = engine.prepare(change);
+            engine.apply(prepared);
+            applied = applied.max(seq);
+        }
+        tracing::info!(
+            replayed = engine.delta().change_count(),
+            base_change = engine.base_change(),
+            "change log replayed"
+        );
+        Ok(Self {
+            dir: dir.to_owned(),
+            engine: RwLock::new(engine),
+            log,
+            writes: Mutex::new(applied),
+            rebuild_policy,
+            rebuilding: AtomicBool::new(false),
+        })
+    }
+
+    /// The engine for reading; hold the guard only as long as one query.
+    pub fn read(&self) -> RwLockReadGuard<'_, Engine> {
+        self.engine.read().expect("engine lock poisoned")
+    }
+
+    /// Related stories for `query`, including every acknowledged change.
+    pub fn related(&self, query: &RelatedQuery) -> Result<Vec<Recommendation>> {
+        self.read().related(query)
+    }
+
+    /// The live article with this id.
+    pub fn article(&self, id: &str) -> Result<Article> {
+        self.read().article(id).cloned()
+    }
+
+    /// Live size and provenance.
+    pub fn stats(&self) -> Stats {
+        self.read().stats()
+    }
+
+    /// Inserts or replaces `articles`. Invalid ones are rejected one by one (with the reason); the rest are
+    /// durable and visible when this returns `Ok`. On `Err` nothing of this call was written.
+    pub fn upsert(self: &Arc<Self>, articles: Vec<Article>) -> Result<Vec<WriteOutcome>> {
+        let mut outcomes = Vec::with_capacity(articles.len());
+        let mut changes = Vec::with_capacity(articles.len());
+        for article in articles {
+            match article.rejection_reason() {
+                Some(reason) => outcomes.push(WriteOutcome::rejected(&article.id, reason)),
+                None => {
+                    outcomes.push(WriteOutcome::accepted(&article.id));
+                    changes.push(Change::Upsert(article));
+                }
+            }
+        }
+        self.commit(changes)?;
+        Ok(outcomes)
+    }
+
+    /// Deletes the articles with `ids`. Unknown ids are reported one by one; the others are deleted,
+    /// durably, when this returns `Ok`.
+    pub fn delete(self: &Arc<Self>, ids: Vec<String>) -> Result<Vec<WriteOutcome>> {
+        let writes = self.writes.lock().expect("write lock poisoned");
+        let mut outcomes = Vec::with_capacity(ids.len());
+        let mut changes = Vec::with_capacity(ids.len());
+        {
+            let engine = self.read();
+            let mut deleting = std::collections::HashSet::new();
+            for id in ids {
+                if engine.slot(&id).is_err() || !deleting.insert(id.clone()) {
+                    outcomes.push(WriteOutcome::rejected(&id, "unknown article id"));
+                } else {
+                    outcomes.push(WriteOutcome::accepted(&id));
+                    changes.push(Change::Delete(id));
+                }
+            }
+        }
+        self.commit_locked(writes, changes)?;
+        Ok(outcomes)
+    }
+
+    fn commit(self: &Arc<Self>, changes: Vec<Change>) -> Result<()> {
+        let writes = self.writes.lock().expect("write lock poisoned");
+        self.commit_locked(writes, changes)
+    }
+
+    /// Appends `changes` durably, then applies them; `writes` serialises writers.
+    fn commit_locked(
+        self: &Arc<Self>,
+        mut writes: std::sync::MutexGuard<'_, ChangeSeq>,
+        changes: Vec<Change>,
+    ) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let seqs = self.log.append(&changes)?;
+        let prepared: Vec<_> = {
+            let engine = self.read();
+            changes.into_iter().map(|change| engine.prepare(change)).collect()
+        };
+        let due = {
+            let mut engine = self.engine.write().expect("engine lock poisoned");
+            for change in prepared {
+                engine.apply(change);
+            }
+            self.rebuild_due(&engine)
+        };
+        *writes = *seqs.end();
+        drop(writes);
+        if due {
+            self.start_rebuild();
+        }
+        Ok(())
+    }
+
+    fn rebuild_due(&self, engine: &Engine) -> bool {
+        let changes = engine.delta().change_count();
+        let live = engine.stats().article_count as f64;
+        changes >= self.rebuild_policy.min_changes && changes as f64 >= self.rebuild_policy.ratio * live
+    }
+
+    fn start_rebuild(self: &Arc<Self>) {
+        if self.rebuilding.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let live = Arc::clone(self);
+        std::thread::spawn(move || {
+            if let Err(err) = live.rebuild() {
+                tracing::error!(%err, "background rebuild failed; serving the old index");
+            }
+            live.rebuilding.store(false, Ordering::Release);
+        });
+    }
+
+    /// Rebuilds the index from the live articles, writes it as the new snapshot, folds in the changes that
+    /// arrived meanwhile and swaps it in. Blocks the caller (the background thread) for the build.
+    pub fn rebuild(&self) -> Result<()> {
+        let started = Instant::now();
+        let (articles, config, seq) = {
+            let writes = self.writes.lock().expect("write lock poisoned");
+            let engine = self.read();
+            (engine.live_articles(), engine.build_config(), *writes)
+        };
+        let article_count = articles.len();
+        let mut rebuilt = Engine::build(articles, &config, &ProgressBar::hidden())?;
+        rebuilt.set_base_change(seq);
+        {
+            let engine = self.read();
+            rebuilt.set_policy(engine.policy().clone())?;
+            rebuilt.set_search(engine.search());
+        }
+        rebuilt.save(&self.dir)?;
+        let old = {
+            let _writes = self.writes.lock().expect("write lock poisoned");
+            for (_, change) in self.log.since(seq)? {
+                let prepared = rebuilt.prepare(change);
+                rebuilt.apply(prepared);
+            }
+            std::mem::replace(&mut *self.engine.write().expect("engine lock poisoned"), rebuilt)
+        };
+        drop(old);
+        self.log.drop_through(seq)?;
+        tracing::info!(
+            articles = article_count,
+            through_change = seq,
+            seconds = started.elapsed().as_secs_f64(),
+            "index rebuilt and swapped in"
+        );
+        Ok(())
+    }
+}

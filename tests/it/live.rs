@@ -1,0 +1,339 @@
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+use weitere::article::Article;
+use weitere::engine::Engine;
+use weitere::live::{LiveIndex, RebuildPolicy};
+use weitere::recommend::{Filter, RelatedQuery, Source};
+use weitere::service::Access;
+use weitere::service::proto::{self, DeleteArticlesRequest, GetArticleRequest, StatsRequest, UpsertArticlesRequest};
+
+use crate::common::{SAMPLE_ARTICLES, build_sample_engine};
+use crate::grpc::{TestServer, WRITE_TOKEN, by_id};
+
+/// A new article about the same topic as sample article `gnad-test-00000` (a union's "All-in" calculator).
+fn union_story(id: &str) -> proto::Article {
+    proto::Article {
+        id: id.into(),
+        title: "Gewerkschaft GPA-djp kritisiert All-in-Verträge".into(),
+        body: "Die Gewerkschaft GPA-djp fordert mehr Transparenz bei All-in-Verträgen. Arbeitnehmer sollen mit \
+               dem All-in-Rechner prüfen, ob das Grundgehalt stimmt, sagt Gewerkschaftschef Wolfgang Katzian."
+            .into(),
+        url: format!("https://example.org/{id}"),
+        section: "Wirtschaft".into(),
+        lang: "de".into(),
+        published_at: Some(prost_types::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 0,
+        }),
+    }
+}
+
+fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+fn upsert(articles: Vec<proto::Article>) -> tonic::Request<UpsertArticlesRequest> {
+    with_token(UpsertArticlesRequest { articles }, WRITE_TOKEN)
+}
+
+fn delete(ids: &[&str]) -> tonic::Request<DeleteArticlesRequest> {
+    let ids = ids.iter().map(|id| id.to_string()).collect();
+    with_token(DeleteArticlesRequest { ids }, WRITE_TOKEN)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_update_and_delete_are_visible_at_once() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+
+    let results = client
+        .upsert_articles(upsert(vec![union_story("live-1"), proto::Article::default()]))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(results.len(), 2);
+    assert!(results[0].accepted && results[0].id == "live-1");
+    assert!(
+        !results[1].accepted && results[1].error.contains("empty id"),
+        "{:?}",
+        results[1]
+    );
+
+    let related = client
+        .related(by_id("gnad-test-00000", 5))
+        .await
+        .unwrap()
+        .into_inner()
+        .stories;
+    assert_eq!(related[0].id, "live-1", "the new story is the closest match");
+    let stats = client.stats(StatsRequest {}).await.unwrap().into_inner();
+    assert_eq!(stats.article_count, SAMPLE_ARTICLES as u64 + 1);
+
+    let mut updated = union_story("live-1");
+    updated.title = "Rapid gewinnt das Wiener Derby".into();
+    updated.body =
+        "Rapid Wien hat das Derby gegen die Austria mit 3:1 gewonnen, drei Tore in der zweiten Hälfte.".into();
+    updated.section = "Sport".into();
+    client.upsert_articles(upsert(vec![updated])).await.unwrap();
+    let article = client
+        .get_article(GetArticleRequest { id: "live-1".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(article.section, "Sport");
+    let related = client
+        .related(by_id("gnad-test-00000", 10))
+        .await
+        .unwrap()
+        .into_inner()
+        .stories;
+    assert!(
+        related.iter().all(|story| story.id != "live-1"),
+        "the old text no longer matches"
+    );
+
+    let results = client
+        .delete_articles(delete(&["live-1", "gnad-test-00372", "no-such-id"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let accepted: Vec<bool> = results.iter().map(|result| result.accepted).collect();
+    assert_eq!(accepted, [true, true, false]);
+    assert!(results[2].error.contains("unknown"));
+    for id in ["live-1", "gnad-test-00372"] {
+        let status = client
+            .get_article(GetArticleRequest { id: id.into() })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+    }
+    let related = client
+        .related(by_id("gnad-test-00000", 20))
+        .await
+        .unwrap()
+        .into_inner()
+        .stories;
+    assert!(related.iter().all(|story| story.id != "gnad-test-00372"));
+    let stats = client.stats(StatsRequest {}).await.unwrap().into_inner();
+    assert_eq!(stats.article_count, SAMPLE_ARTICLES as u64 - 1);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_without_the_right_token_are_refused_and_write_nothing() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let missing = UpsertArticlesRequest {
+        articles: vec![union_story("sneaky")],
+    };
+    assert_eq!(
+        client.upsert_articles(missing.clone()).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        client
+            .upsert_articles(with_token(missing, "wrong"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        client
+            .delete_articles(with_token(
+                DeleteArticlesRequest {
+                    ids: vec!["gnad-test-00000".into()]
+                },
+                "wrong"
+            ))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let stats = client.stats(StatsRequest {}).await.unwrap().into_inner();
+    assert_eq!(stats.article_count, SAMPLE_ARTICLES as u64);
+    server.shutdown().await;
+
+    let closed = TestServer::start_with(Access::default()).await;
+    let mut client = closed.client().await;
+    let status = client
+        .upsert_articles(upsert(vec![union_story("x")]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(status.message().contains("no write token"));
+    closed.shutdown().await;
+
+    let read_protected = TestServer::start_with(Access {
+        write_token: None,
+        read_token: Some("reader".into()),
+    })
+    .await;
+    let mut client = read_protected.client().await;
+    assert_eq!(
+        client.stats(StatsRequest {}).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    assert!(client.stats(with_token(StatsRequest {}, "reader")).await.is_ok());
+    read_protected.shutdown().await;
+}
+
+fn article(id: &str, title: &str, body: &str) -> Article {
+    weitere::service::article_from_wire(proto::Article {
+        title: title.into(),
+        body: body.into(),
+        ..union_story(id)
+    })
+}
+
+fn related_ids(index: &LiveIndex, id: &str, k: usize) -> Vec<String> {
+    let query = RelatedQuery {
+        source: Source::Article(id.into()),
+        k,
+        filter: Filter::default(),
+    };
+    index
+        .related(&query)
+        .unwrap()
+        .into_iter()
+        .map(|story| story.id)
+        .collect()
+}
+
+#[test]
+fn acknowledged_writes_survive_a_restart_and_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    build_sample_engine().save(dir.path()).unwrap();
+    let union = union_story("live-union");
+    {
+        let index =
+            Arc::new(LiveIndex::open(dir.path(), Engine::open(dir.path()).unwrap(), RebuildPolicy::default()).unwrap());
+        index
+            .upsert(vec![weitere::service::article_from_wire(union.clone())])
+            .unwrap();
+        index.delete(vec!["gnad-test-00372".into()]).unwrap();
+    }
+    let index =
+        Arc::new(LiveIndex::open(dir.path(), Engine::open(dir.path()).unwrap(), RebuildPolicy::default()).unwrap());
+    assert_eq!(index.article("live-union").unwrap().title, union.title);
+    assert!(index.article("gnad-test-00372").is_err());
+    assert_eq!(related_ids(&index, "gnad-test-00000", 5)[0], "live-union");
+
+    index.rebuild().unwrap();
+    assert_eq!(
+        index.read().delta().change_count(),
+        0,
+        "the rebuild folded the changes in"
+    );
+    assert_eq!(related_ids(&index, "gnad-test-00000", 5)[0], "live-union");
+    drop(index);
+    let reopened = Engine::open(dir.path()).unwrap();
+    assert_eq!(reopened.stats().article_count, SAMPLE_ARTICLES as u64);
+    assert!(reopened.article("live-union").is_ok() && reopened.article("gnad-test-00372").is_err());
+    let index = LiveIndex::open(dir.path(), reopened, RebuildPolicy::default()).unwrap();
+    assert_eq!(index.read().delta().change_count(), 0, "no change is replayed twice");
+}
+
+#[test]
+fn readers_and_writers_run_together_without_losing_or_resurrecting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = RebuildPolicy {
+        min_changes: 40,
+        ratio: 0.0,
+    };
+    let index = Arc::new(LiveIndex::open(dir.path(), build_sample_engine(), policy).unwrap());
+    let sources: Vec<String> = index
+        .read()
+        .articles()
+        .iter()
+        .step_by(7)
+        .map(|a| a.id.clone())
+        .collect();
+    // Ids enter `deleting` before their delete is sent and `deleted` once it is acknowledged.
+    let deleting: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
+    let deleted: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
+    let writing = Arc::new(AtomicBool::new(true));
+
+    let readers: Vec<_> = (0..3)
+        .map(|reader| {
+            let (index, deleting, deleted, writing, sources) = (
+                Arc::clone(&index),
+                Arc::clone(&deleting),
+                Arc::clone(&deleted),
+                Arc::clone(&writing),
+                sources.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut queries = 0;
+                while writing.load(Ordering::Acquire) || queries < 50 {
+                    let source = &sources[(queries * 3 + reader) % sources.len()];
+                    let gone_before: HashSet<String> = deleted.lock().unwrap().clone();
+                    let query = RelatedQuery {
+                        source: Source::Article(source.clone()),
+                        k: 10,
+                        filter: Filter::default(),
+                    };
+                    match index.related(&query) {
+                        Ok(stories) => {
+                            for story in stories {
+                                assert!(!gone_before.contains(&story.id), "deleted {} returned", story.id);
+                            }
+                        }
+                        Err(weitere::error::Error::UnknownArticle(id)) => {
+                            assert!(deleting.lock().unwrap().contains(&id), "{id} vanished")
+                        }
+                        Err(err) => panic!("query failed: {err}"),
+                    }
+                    queries += 1;
+                }
+                queries
+            })
+        })
+        .collect();
+
+    let mut upserted = Vec::new();
+    for round in 0..60 {
+        let id = format!("live-{round}");
+        let title = format!("Gewerkschaft verhandelt Kollektivvertrag Runde {round}");
+        let body = "Die Gewerkschaft GPA-djp und die Arbeitgeber verhandeln über Löhne und All-in-Verträge.";
+        index.upsert(vec![article(&id, &title, body)]).unwrap();
+        upserted.push(id);
+        if round % 3 == 0 {
+            let victim = sources[round % sources.len()].clone();
+            let own = upserted.remove(0);
+            deleting.lock().unwrap().extend([victim.clone(), own.clone()]);
+            let outcomes = index.delete(vec![victim.clone(), own.clone()]).unwrap();
+            assert!(
+                outcomes.iter().all(|outcome| outcome.rejected.is_none()),
+                "{outcomes:?}"
+            );
+            deleted.lock().unwrap().extend([victim, own]);
+        }
+    }
+    writing.store(false, Ordering::Release);
+    let queries: usize = readers.into_iter().map(|reader| reader.join().unwrap()).sum();
+    assert!(queries >= 150);
+
+    for id in &upserted {
+        assert!(index.article(id).is_ok(), "acked upsert {id} missing");
+    }
+    for id in deleted.lock().unwrap().iter() {
+        assert!(index.article(id).is_err(), "deleted {id} is back");
+    }
+    let live = index.stats().article_count as usize;
+    assert_eq!(
+        live,
+        SAMPLE_ARTICLES + upserted.len() - 20,
+        "20 sample articles were deleted"
+    );
+}
