@@ -43,6 +43,10 @@ pub enum SearchStrategy {
 /// Candidates fetched beyond `k`, so that the score floor and duplicate collapsing can drop some.
 const CANDIDATE_HEADROOM: usize = 10;
 
+/// When duplicate collapsing leaves fewer than `k`, the candidate list grows fourfold per round up to this
+/// size (many copies of one story must not empty the block).
+const MAX_CANDIDATES: usize = 2_000;
+
 /// Index-time settings: everything that shapes a snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BuildConfig {
@@ -360,19 +364,28 @@ impl Engine {
             .collect();
         let accept =
             |slot: Slot| !excluded.contains(&slot) && !self.delta.is_masked(slot) && self.matches(&query.filter, slot);
-        let wanted = query.k + CANDIDATE_HEADROOM;
-        let neighbors = self.nearest(&vector, wanted, &query.filter, &accept);
-        let candidates: Vec<Candidate> = neighbors
-            .iter()
-            .map(|neighbor| Candidate {
-                slot: neighbor.slot,
-                similarity: neighbor.similarity,
-                published_at: self.article_at(neighbor.slot).published_at,
-            })
-            .collect();
-        let ranked = self.policy.rank(&candidates, query.k, reference_time, |a, b| {
-            self.vector_at(a).dot(self.vector_at(b))
-        });
+        let mut wanted = query.k + CANDIDATE_HEADROOM;
+        let ranked = loop {
+            let neighbors = self.nearest(&vector, wanted, &query.filter, &accept);
+            let candidates: Vec<Candidate> = neighbors
+                .iter()
+                .map(|neighbor| Candidate {
+                    slot: neighbor.slot,
+                    similarity: neighbor.similarity,
+                    published_at: self.article_at(neighbor.slot).published_at,
+                })
+                .collect();
+            let ranked = self.policy.rank(&candidates, query.k, reference_time, |a, b| {
+                self.vector_at(a).dot(self.vector_at(b))
+            });
+            let below_floor = neighbors
+                .last()
+                .is_some_and(|weakest| weakest.similarity < self.policy.min_score);
+            if ranked.len() == query.k || neighbors.len() < wanted || below_floor || wanted >= MAX_CANDIDATES {
+                break ranked;
+            }
+            wanted = (wanted * 4).min(MAX_CANDIDATES);
+        };
         Ok(ranked
             .into_iter()
             .map(|ranked| self.recommendation(&vector, ranked.slot, ranked.score))

@@ -337,3 +337,26 @@ fn readers_and_writers_run_together_without_losing_or_resurrecting_anything() {
         "20 sample articles were deleted"
     );
 }
+
+#[test]
+fn many_copies_of_one_story_collapse_without_emptying_the_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Arc::new(LiveIndex::open(dir.path(), build_sample_engine(), RebuildPolicy::default()).unwrap());
+    let copies = (0..40)
+        .map(|n| weitere::service::article_from_wire(union_story(&format!("copy-{n}"))))
+        .collect();
+    index.upsert(copies).unwrap();
+    let related = related_ids(&index, "copy-0", 5);
+    assert_eq!(related.len(), 5, "{related:?}");
+    assert!(
+        related.iter().all(|id| !id.starts_with("copy-")),
+        "copies of the source are collapsed"
+    );
+    let related = related_ids(&index, "gnad-test-00000", 5);
+    assert_eq!(related.len(), 5);
+    assert_eq!(
+        related.iter().filter(|id| id.starts_with("copy-")).count(),
+        1,
+        "{related:?}"
+    );
+}
