@@ -13,9 +13,10 @@
 //! mutex (so log order is apply order), append, vectorise under a read lock, and take the engine's write
 //! lock only to apply the prepared changes.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
 use indicatif::ProgressBar;
@@ -152,7 +153,7 @@ impl LiveIndex {
         let mut changes = Vec::with_capacity(ids.len());
         {
             let engine = self.read();
-            let mut deleting = std::collections::HashSet::new();
+            let mut deleting = HashSet::new();
             for id in ids {
                 if engine.slot(&id).is_err() || !deleting.insert(id.clone()) {
                     outcomes.push(WriteOutcome::rejected(&id, "unknown article id"));
@@ -172,11 +173,7 @@ impl LiveIndex {
     }
 
     /// Appends `changes` durably, then applies them; `writes` serialises writers.
-    fn commit_locked(
-        self: &Arc<Self>,
-        mut writes: std::sync::MutexGuard<'_, ChangeSeq>,
-        changes: Vec<Change>,
-    ) -> Result<()> {
+    fn commit_locked(self: &Arc<Self>, mut writes: MutexGuard<'_, ChangeSeq>, changes: Vec<Change>) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
