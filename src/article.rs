@@ -44,3 +44,19 @@ impl Article {
         }
     }
 }
+
+/// A German article with only id, title and body set, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_article(id: &str, title: &str, body: &str) -> Article {
+    Article {
+        id: id.into(),
+        title: title.into(),
+        body: body.into(),
+        published_at: None,
+        section: String::new(),
+        lang: "de".into(),
+        url: String::new(),
+        story: None,
+        category: None,
+    }
+}

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::index::Slot;
 use crate::recommend::{Filter, Recommendation, RelatedQuery, Source};
 
 /// Related stories of one source article.
@@ -59,7 +60,7 @@ pub fn related_for_all(
         .articles()
         .iter()
         .enumerate()
-        .filter(|&(slot, _)| engine.matches(sources, slot as u32))
+        .filter(|&(slot, _)| engine.matches(sources, slot as Slot))
         .map(|(_, article)| article.id.as_str())
         .collect();
     progress.set_length(selected.len() as u64);

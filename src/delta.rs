@@ -109,19 +109,10 @@ impl Delta {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::article::test_article;
 
     fn article(id: &str) -> Article {
-        Article {
-            id: id.into(),
-            title: id.into(),
-            body: String::new(),
-            published_at: None,
-            section: String::new(),
-            lang: "de".into(),
-            url: String::new(),
-            story: None,
-            category: None,
-        }
+        test_article(id, id, "")
     }
 
     fn vector(term: u32) -> SparseVector {

@@ -85,13 +85,11 @@ impl LiveIndex {
     /// logged change the snapshot does not include.
     pub fn open(dir: &Path, mut engine: Engine, rebuild_policy: RebuildPolicy) -> Result<Self> {
         let log = ChangeLog::open(&dir.join(LOG_FILE))?;
-        let pending = log.since(engine.base_change())?;
-        let mut applied = engine.base_change().max(log.last_seq()?);
-        for (seq, change) in pending {
+        for (_, change) in log.since(engine.base_change())? {
             let prepared = engine.prepare(change);
             engine.apply(prepared);
-            applied = applied.max(seq);
         }
+        let applied = engine.base_change().max(log.last_seq()?);
         tracing::info!(
             replayed = engine.delta().change_count(),
             base_change = engine.base_change(),

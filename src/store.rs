@@ -34,16 +34,6 @@ pub enum Change {
     Delete(String),
 }
 
-impl Change {
-    /// Id of the article the change concerns.
-    pub fn id(&self) -> &str {
-        match self {
-            Change::Upsert(article) => &article.id,
-            Change::Delete(id) => id,
-        }
-    }
-}
-
 /// The durable, ordered log of changes.
 pub struct ChangeLog {
     db: Database,
@@ -134,18 +124,13 @@ impl ChangeLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::article::test_article;
 
     fn article(id: &str) -> Article {
         Article {
-            id: id.into(),
-            title: format!("Titel {id}"),
-            body: "Text".into(),
             published_at: Some(1_700_000_000),
             section: "Inland".into(),
-            lang: "de".into(),
-            url: String::new(),
-            story: None,
-            category: None,
+            ..test_article(id, &format!("Titel {id}"), "Text")
         }
     }
 

@@ -277,20 +277,7 @@ fn learn_vocabulary(frequencies: &[TermFrequencies], config: &TfidfConfig) -> Vo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    pub(crate) fn article(id: &str, title: &str, body: &str) -> Article {
-        Article {
-            id: id.into(),
-            title: title.into(),
-            body: body.into(),
-            published_at: None,
-            section: String::new(),
-            lang: "de".into(),
-            url: String::new(),
-            story: None,
-            category: None,
-        }
-    }
+    use crate::article::test_article as article;
 
     fn corpus() -> Vec<Article> {
         vec![

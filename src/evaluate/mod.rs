@@ -287,20 +287,7 @@ fn ratio(part: usize, whole: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn article(id: &str, title: &str, body: &str) -> Article {
-        Article {
-            id: id.into(),
-            title: title.into(),
-            body: body.into(),
-            published_at: None,
-            section: String::new(),
-            lang: "de".into(),
-            url: String::new(),
-            story: None,
-            category: None,
-        }
-    }
+    use crate::article::test_article as article;
 
     #[test]
     fn exact_copies_are_dropped_and_counted() {

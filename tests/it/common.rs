@@ -3,6 +3,7 @@ use std::sync::OnceLock;
 use indicatif::ProgressBar;
 use weitere::engine::{BuildConfig, Engine};
 use weitere::ingest::{self, IngestOptions};
+use weitere::recommend::{Filter, Recommendation, RelatedQuery, Source};
 
 /// The German sample shipped with the repository (514 DER STANDARD articles, 9 categories).
 pub const SAMPLE: &[u8] = include_bytes!("../../data/gnad-sample.jsonl.gz");
@@ -21,4 +22,18 @@ pub fn build_sample_engine() -> Engine {
     let corpus = ingest::read_gzip_bytes(SAMPLE, "gnad-sample.jsonl.gz", IngestOptions::default()).unwrap();
     assert_eq!(corpus.articles.len(), SAMPLE_ARTICLES);
     Engine::build(corpus.articles, &BuildConfig::default(), &ProgressBar::hidden()).unwrap()
+}
+
+/// A request for the `k` stories related to stored article `id`, unfiltered.
+pub fn query(id: &str, k: usize) -> RelatedQuery {
+    RelatedQuery {
+        source: Source::Article(id.into()),
+        k,
+        filter: Filter::default(),
+    }
+}
+
+/// The ids of `stories`, in order.
+pub fn ids(stories: Vec<Recommendation>) -> Vec<String> {
+    stories.into_iter().map(|story| story.id).collect()
 }

@@ -7,11 +7,10 @@ use tonic::metadata::MetadataValue;
 use weitere::article::Article;
 use weitere::engine::Engine;
 use weitere::live::{LiveIndex, RebuildPolicy};
-use weitere::recommend::{Filter, RelatedQuery, Source};
 use weitere::service::Access;
 use weitere::service::proto::{self, DeleteArticlesRequest, GetArticleRequest, StatsRequest, UpsertArticlesRequest};
 
-use crate::common::{SAMPLE_ARTICLES, build_sample_engine};
+use crate::common::{SAMPLE_ARTICLES, build_sample_engine, ids, query};
 use crate::grpc::{TestServer, WRITE_TOKEN, by_id};
 
 /// A new article about the same topic as sample article `gnad-test-00000` (a union's "All-in" calculator).
@@ -197,17 +196,7 @@ fn article(id: &str, title: &str, body: &str) -> Article {
 }
 
 fn related_ids(index: &LiveIndex, id: &str, k: usize) -> Vec<String> {
-    let query = RelatedQuery {
-        source: Source::Article(id.into()),
-        k,
-        filter: Filter::default(),
-    };
-    index
-        .related(&query)
-        .unwrap()
-        .into_iter()
-        .map(|story| story.id)
-        .collect()
+    ids(index.related(&query(id, k)).unwrap())
 }
 
 #[test]
@@ -278,12 +267,7 @@ fn readers_and_writers_run_together_without_losing_or_resurrecting_anything() {
                 while writing.load(Ordering::Acquire) || queries < 50 {
                     let source = &sources[(queries * 3 + reader) % sources.len()];
                     let gone_before: HashSet<String> = deleted.lock().unwrap().clone();
-                    let query = RelatedQuery {
-                        source: Source::Article(source.clone()),
-                        k: 10,
-                        filter: Filter::default(),
-                    };
-                    match index.related(&query) {
+                    match index.related(&query(source, 10)) {
                         Ok(stories) => {
                             for story in stories {
                                 assert!(!gone_before.contains(&story.id), "deleted {} returned", story.id);

@@ -2,22 +2,12 @@ use indicatif::ProgressBar;
 use weitere::batch::related_for_all;
 use weitere::engine::{Engine, SearchStrategy};
 use weitere::evaluate::{EvalOptions, Label, evaluate};
-use weitere::recommend::{Filter, RelatedQuery, Source};
+use weitere::recommend::Filter;
 
-use crate::common::{SAMPLE_ARTICLES, build_sample_engine, sample_engine};
+use crate::common::{SAMPLE_ARTICLES, build_sample_engine, ids, query, sample_engine};
 
 fn ids_of(engine: &Engine, id: &str, k: usize) -> Vec<String> {
-    let query = RelatedQuery {
-        source: Source::Article(id.into()),
-        k,
-        filter: Filter::default(),
-    };
-    engine
-        .related(&query)
-        .unwrap()
-        .into_iter()
-        .map(|story| story.id)
-        .collect()
+    ids(engine.related(&query(id, k)).unwrap())
 }
 
 #[test]

@@ -3,18 +3,9 @@ use std::path::Path;
 
 use weitere::engine::Engine;
 use weitere::error::Error;
-use weitere::recommend::{Filter, RelatedQuery, Source};
 use weitere::snapshot::{FORMAT_VERSION, read_manifest};
 
-use crate::common::sample_engine;
-
-fn query(id: &str) -> RelatedQuery {
-    RelatedQuery {
-        source: Source::Article(id.into()),
-        k: 10,
-        filter: Filter::default(),
-    }
-}
+use crate::common::{query, sample_engine};
 
 fn saved_sample(dir: &Path) {
     sample_engine().save(dir).unwrap();
@@ -27,9 +18,9 @@ fn round_trip_gives_identical_answers() {
     let reopened = Engine::open(dir.path()).unwrap();
     assert_eq!(reopened.stats(), sample_engine().stats());
     for article in sample_engine().articles().iter().step_by(25) {
-        let expected = sample_engine().related(&query(&article.id)).unwrap();
+        let expected = sample_engine().related(&query(&article.id, 10)).unwrap();
         assert_eq!(
-            reopened.related(&query(&article.id)).unwrap(),
+            reopened.related(&query(&article.id, 10)).unwrap(),
             expected,
             "source {}",
             article.id
