@@ -17,14 +17,15 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use indicatif::ProgressBar;
 
 use crate::article::Article;
 use crate::engine::{Engine, Stats};
-use crate::error::Result;
-use crate::recommend::{Recommendation, RelatedQuery};
+use crate::error::{Error, Result};
+use crate::recommend::{Recommendation, RelatedQuery, Source};
 use crate::store::{Change, ChangeLog, ChangeSeq, LOG_FILE};
 
 /// When the background rebuild starts.
@@ -44,6 +45,9 @@ impl Default for RebuildPolicy {
         }
     }
 }
+
+/// Default of [`LiveIndex::with_max_body_bytes`]: 1 MiB, far above any news article.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 
 /// Outcome of one article of a write request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,7 +81,9 @@ pub struct LiveIndex {
     log: ChangeLog,
     writes: Mutex<ChangeSeq>,
     rebuild_policy: RebuildPolicy,
-    rebuilding: AtomicBool,
+    rebuild_thread: Mutex<Option<JoinHandle<()>>>,
+    closing: AtomicBool,
+    max_body_bytes: usize,
 }
 
 impl LiveIndex {
@@ -101,8 +107,22 @@ impl LiveIndex {
             log,
             writes: Mutex::new(applied),
             rebuild_policy,
-            rebuilding: AtomicBool::new(false),
+            rebuild_thread: Mutex::new(None),
+            closing: AtomicBool::new(false),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         })
+    }
+
+    /// Longest article or draft body accepted, in UTF-8 bytes: longer upserts are rejected one by one,
+    /// longer drafts fail the query with an invalid-argument error.
+    pub fn with_max_body_bytes(mut self, max_body_bytes: usize) -> Self {
+        self.max_body_bytes = max_body_bytes;
+        self
+    }
+
+    fn body_too_long(&self, body: &str) -> Option<String> {
+        (body.len() > self.max_body_bytes)
+            .then(|| format!("{} bytes, the limit is {} bytes", body.len(), self.max_body_bytes))
     }
 
     /// The engine for reading; hold the guard only as long as one query.
@@ -112,6 +132,11 @@ impl LiveIndex {
 
     /// Related stories for `query`, including every acknowledged change.
     pub fn related(&self, query: &RelatedQuery) -> Result<Vec<Recommendation>> {
+        if let Source::Draft(draft) = &query.source {
+            if let Some(reason) = self.body_too_long(&draft.body) {
+                return Err(Error::invalid("draft.body", reason));
+            }
+        }
         self.read().related(query)
     }
 
@@ -131,7 +156,11 @@ impl LiveIndex {
         let mut outcomes = Vec::with_capacity(articles.len());
         let mut changes = Vec::with_capacity(articles.len());
         for article in articles {
-            match article.rejection_reason() {
+            let reason = article.rejection_reason().map(str::to_owned).or_else(|| {
+                self.body_too_long(&article.body)
+                    .map(|reason| format!("body: {reason}"))
+            });
+            match reason {
                 Some(reason) => outcomes.push(WriteOutcome::rejected(&article.id, reason)),
                 None => {
                     outcomes.push(WriteOutcome::accepted(&article.id));
@@ -202,16 +231,36 @@ impl LiveIndex {
     }
 
     fn start_rebuild(self: &Arc<Self>) {
-        if self.rebuilding.swap(true, Ordering::AcqRel) {
+        let mut thread = self.rebuild_thread.lock().expect("rebuild lock poisoned");
+        let running = thread.as_ref().is_some_and(|handle| !handle.is_finished());
+        if running || self.closing.load(Ordering::Acquire) {
             return;
         }
         let live = Arc::clone(self);
-        std::thread::spawn(move || {
+        *thread = Some(std::thread::spawn(move || {
             if let Err(err) = live.rebuild() {
                 tracing::error!(%err, "background rebuild failed; serving the old index");
             }
-            live.rebuilding.store(false, Ordering::Release);
-        });
+        }));
+    }
+
+    /// Prepares a clean exit once the server has stopped taking requests: lets a running background
+    /// rebuild finish (an interrupted one would only be redone, but its work would be lost), starts no new
+    /// one, and waits for writes still in progress. Every acknowledged write is already durable; the
+    /// change log closes when the last handle to the index is dropped.
+    pub fn shut_down(&self) {
+        self.closing.store(true, Ordering::Release);
+        let rebuild = self.rebuild_thread.lock().expect("rebuild lock poisoned").take();
+        if let Some(handle) = rebuild {
+            if !handle.is_finished() {
+                tracing::info!("waiting for the background rebuild to finish");
+            }
+            if handle.join().is_err() {
+                tracing::error!("the background rebuild panicked");
+            }
+        }
+        let last_change = *self.writes.lock().expect("write lock poisoned");
+        tracing::info!(last_change, "live index shut down cleanly");
     }
 
     /// Rebuilds the index from the live articles, writes it as the new snapshot, folds in the changes that

@@ -14,7 +14,7 @@ use weitere::evaluate::{EvalOptions, EvalReport, Label, drop_exact_duplicates, e
 use weitere::ingest::{self, Corpus, IngestOptions};
 use weitere::live::{LiveIndex, RebuildPolicy};
 use weitere::recommend::{Draft, Filter, Recommendation, RelatedQuery, Source};
-use weitere::service::Access;
+use weitere::service::{Access, Limits, ServerOptions};
 
 use super::{BatchArgs, Cli, Command, DEFAULT_MODEL_DIR, EvalArgs, IndexArgs, LabelArg, RelatedArgs, ServeArgs};
 
@@ -112,13 +112,10 @@ fn serve(args: &ServeArgs) -> Result<()> {
         min_changes: args.rebuild_min_changes,
         ratio: args.rebuild_ratio,
     };
-    let index = Arc::new(LiveIndex::open(dir, engine, rebuild)?);
+    let index = Arc::new(LiveIndex::open(dir, engine, rebuild)?.with_max_body_bytes(args.max_body_bytes));
     let stats = index.stats();
-    let access = Access {
-        write_token: args.write_token.clone(),
-        read_token: args.read_token.clone(),
-    };
-    if access.write_token.is_none() {
+    let options = server_options(args)?;
+    if options.access.write_token.is_none() {
         tracing::info!("no write token configured: UpsertArticles and DeleteArticles are refused");
     }
     let runtime = tokio::runtime::Runtime::new().map_err(|err| Error::io("tokio runtime", err))?;
@@ -134,11 +131,34 @@ fn serve(args: &ServeArgs) -> Result<()> {
             snapshot_version = stats.snapshot_version,
             articles = stats.article_count,
             startup_ms = started.elapsed().as_millis() as u64,
+            tls = options.tls.is_some(),
             "serving weitere.v1.RelatedStories"
         );
-        weitere::service::serve(index, access, listener.into(), shutdown_signal())
+        weitere::service::serve(Arc::clone(&index), options, listener.into(), shutdown_signal())
             .await
             .map_err(|err| Error::Index(format!("server failed: {err}")))
+    })?;
+    drop(runtime);
+    index.shut_down();
+    Ok(())
+}
+
+fn server_options(args: &ServeArgs) -> Result<ServerOptions> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(weitere::service::tls_identity(cert, key)?),
+        _ => None,
+    };
+    Ok(ServerOptions {
+        access: Access {
+            write_token: args.write_token.clone(),
+            read_token: args.read_token.clone(),
+        },
+        limits: Limits {
+            max_message_bytes: args.max_message_bytes,
+            max_batch: args.max_batch,
+            request_timeout: args.request_timeout_ms.map(Duration::from_millis),
+        },
+        tls,
     })
 }
 

@@ -12,8 +12,9 @@ use weitere::engine::{BuildConfig, Engine, SearchStrategy};
 use weitere::error::Result;
 use weitere::evaluate::sweep::DEFAULT_EF_VALUES;
 use weitere::index::{DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, HnswParams, InsertionMode};
-use weitere::live::RebuildPolicy;
+use weitere::live::{DEFAULT_MAX_BODY_BYTES, RebuildPolicy};
 use weitere::recommend::RankingPolicy;
+use weitere::service::Limits;
 
 pub use commands::run;
 
@@ -251,6 +252,26 @@ pub struct ServeArgs {
     /// ... once they also reach this share of the live articles.
     #[arg(long, default_value_t = RebuildPolicy::default().ratio)]
     pub rebuild_ratio: f64,
+    /// PEM certificate chain to serve TLS with (needs --tls-key); without it, plain HTTP/2.
+    #[arg(long, env = "WEITERE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "WEITERE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Largest request or response message, in bytes; larger ones fail with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "WEITERE_MAX_MESSAGE_BYTES", default_value_t = Limits::default().max_message_bytes)]
+    pub max_message_bytes: usize,
+    /// Most articles per UpsertArticles message (or ids per DeleteArticles); more fail with INVALID_ARGUMENT.
+    #[arg(long, env = "WEITERE_MAX_BATCH", default_value_t = Limits::default().max_batch)]
+    pub max_batch: usize,
+    /// Longest article or draft body, in UTF-8 bytes; longer upserts are rejected per article, longer
+    /// drafts fail with INVALID_ARGUMENT.
+    #[arg(long, env = "WEITERE_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Longest any request may run, in milliseconds, also when the client sends no deadline (a client's
+    /// shorter grpc-timeout always applies). Without it, only client deadlines apply.
+    #[arg(long, env = "WEITERE_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
     #[command(flatten)]
     pub policy: PolicyArgs,
 }

@@ -2,26 +2,49 @@
 //! next to the standard `grpc.health.v1.Health` service and server reflection, so generic tools such as
 //! grpcurl and grpc_health_probe work without the proto file.
 //!
-//! This layer only translates: each handler checks the caller's token ([`Access`]), converts the request
-//! into a core call ([`convert`]), runs it on the blocking pool, and maps the result or error back
-//! ([`status`]). No ranking or storage logic here.
+//! This layer only translates: each handler checks the caller's token ([`Access`]) and the request's size
+//! and deadline ([`Limits`]), converts the request into a core call ([`convert`]), runs it on the blocking
+//! pool, and maps the result or error back ([`status`]). No ranking or storage logic here.
 
 mod auth;
 mod convert;
+mod limits;
 mod related;
 mod status;
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, ServerTlsConfig};
+use tower::util::MapResponseLayer;
 
 pub use auth::Access;
 pub use convert::article_from_wire;
+pub use limits::Limits;
 pub use related::RelatedStoriesService;
 pub use status::to_status;
 
+use crate::error::{Error, Result};
 use crate::live::LiveIndex;
+
+/// How the server runs, apart from the index it serves.
+#[derive(Clone, Debug, Default)]
+pub struct ServerOptions {
+    /// Who may read and write.
+    pub access: Access,
+    /// Message size, batch size and request time limits.
+    pub limits: Limits,
+    /// Certificate chain and private key to serve TLS with; `None` serves plain HTTP/2.
+    pub tls: Option<Identity>,
+}
+
+/// Reads a PEM certificate chain and private key for [`ServerOptions::tls`].
+pub fn tls_identity(cert: &Path, key: &Path) -> Result<Identity> {
+    let read = |path: &Path| std::fs::read(path).map_err(|err| Error::io(path, err));
+    Ok(Identity::from_pem(read(cert)?, read(key)?))
+}
 
 /// Code generated from `proto/weitere/v1/related.proto`.
 #[allow(missing_docs, clippy::all)]
@@ -35,7 +58,7 @@ pub mod proto {
 /// Serves `index` on `incoming` until `shutdown` completes; requests in flight then finish first.
 pub async fn serve(
     index: Arc<LiveIndex>,
-    access: Access,
+    options: ServerOptions,
     incoming: TcpIncoming,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -47,9 +70,22 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let related = proto::related_stories_server::RelatedStoriesServer::new(RelatedStoriesService::new(index, access));
-    tonic::transport::Server::builder()
+    let ServerOptions { access, limits, tls } = options;
+    let (max_message_bytes, request_timeout) = (limits.max_message_bytes, limits.request_timeout);
+    let related =
+        proto::related_stories_server::RelatedStoriesServer::new(RelatedStoriesService::new(index, access, limits))
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes);
+    let mut server = tonic::transport::Server::builder();
+    if let Some(identity) = tls {
+        server = server.tls_config(ServerTlsConfig::new().identity(identity))?;
+    }
+    if let Some(timeout) = request_timeout {
+        server = server.timeout(timeout);
+    }
+    server
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        .layer(MapResponseLayer::new(limits::size_error_as_resource_exhausted))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(related)

@@ -2,10 +2,12 @@
 //! on the blocking pool → map the result.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::Access;
+use super::limits::{Limits, check_deadline};
 use super::proto::related_stories_server::RelatedStories;
 use super::{convert, proto, to_status};
 use crate::error::Result;
@@ -16,27 +18,46 @@ use crate::live::LiveIndex;
 pub struct RelatedStoriesService {
     index: Arc<LiveIndex>,
     access: Arc<Access>,
+    limits: Arc<Limits>,
 }
 
 impl RelatedStoriesService {
-    /// A service answering from `index`, letting callers through as `access` says.
-    pub fn new(index: Arc<LiveIndex>, access: Access) -> Self {
+    /// A service answering from `index`, letting callers through as `access` says, within `limits`.
+    pub fn new(index: Arc<LiveIndex>, access: Access, limits: Limits) -> Self {
         Self {
             index,
             access: Arc::new(access),
+            limits: Arc::new(limits),
         }
     }
 
-    /// Runs CPU-bound or disk-bound core work off the async runtime's worker threads.
+    /// Runs CPU-bound or disk-bound core work off the async runtime's worker threads, unless `deadline`
+    /// passed while it waited for a thread.
     async fn run<T: Send + 'static>(
         &self,
+        deadline: Option<Instant>,
         work: impl FnOnce(&Arc<LiveIndex>) -> Result<T> + Send + 'static,
     ) -> Result<T, Status> {
         let index = Arc::clone(&self.index);
-        tokio::task::spawn_blocking(move || work(&index))
-            .await
-            .map_err(|err| Status::internal(format!("worker failed: {err}")))?
-            .map_err(to_status)
+        tokio::task::spawn_blocking(move || {
+            check_deadline(deadline)?;
+            work(&index).map_err(to_status)
+        })
+        .await
+        .map_err(|err| Status::internal(format!("worker failed: {err}")))?
+    }
+
+    /// Upserts one batch: durable and visible when this returns.
+    async fn upsert(
+        &self,
+        request: proto::UpsertArticlesRequest,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<proto::WriteResult>, Status> {
+        let proto::UpsertArticlesRequest { articles } = request;
+        self.limits.check_batch("articles", articles.len())?;
+        let articles = articles.into_iter().map(convert::article_from_wire).collect();
+        let outcomes = self.run(deadline, move |index| index.upsert(articles)).await?;
+        Ok(convert::write_results(outcomes))
     }
 }
 
@@ -48,8 +69,9 @@ impl RelatedStories for RelatedStoriesService {
         request: Request<proto::RelatedRequest>,
     ) -> Result<Response<proto::RelatedResponse>, Status> {
         self.access.authorise_read(&request)?;
+        let deadline = self.limits.deadline(request.metadata());
         let query = convert::related_query(request.into_inner()).map_err(to_status)?;
-        let recommendations = self.run(move |index| index.related(&query)).await?;
+        let recommendations = self.run(deadline, move |index| index.related(&query)).await?;
         Ok(Response::new(proto::RelatedResponse {
             stories: recommendations.into_iter().map(convert::related_story).collect(),
         }))
@@ -78,12 +100,24 @@ impl RelatedStories for RelatedStoriesService {
         request: Request<proto::UpsertArticlesRequest>,
     ) -> Result<Response<proto::UpsertArticlesResponse>, Status> {
         self.access.authorise_write(&request)?;
-        let proto::UpsertArticlesRequest { articles } = request.into_inner();
-        let articles = articles.into_iter().map(convert::article_from_wire).collect();
-        let outcomes = self.run(move |index| index.upsert(articles)).await?;
-        Ok(Response::new(proto::UpsertArticlesResponse {
-            results: convert::write_results(outcomes),
-        }))
+        let deadline = self.limits.deadline(request.metadata());
+        let results = self.upsert(request.into_inner(), deadline).await?;
+        Ok(Response::new(proto::UpsertArticlesResponse { results }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn upsert_articles_stream(
+        &self,
+        request: Request<Streaming<proto::UpsertArticlesRequest>>,
+    ) -> Result<Response<proto::UpsertArticlesResponse>, Status> {
+        self.access.authorise_write(&request)?;
+        let deadline = self.limits.deadline(request.metadata());
+        let mut batches = request.into_inner();
+        let mut results = Vec::new();
+        while let Some(batch) = batches.message().await? {
+            results.extend(self.upsert(batch, deadline).await?);
+        }
+        Ok(Response::new(proto::UpsertArticlesResponse { results }))
     }
 
     #[tracing::instrument(skip_all, fields(ids = request.get_ref().ids.len()))]
@@ -92,8 +126,10 @@ impl RelatedStories for RelatedStoriesService {
         request: Request<proto::DeleteArticlesRequest>,
     ) -> Result<Response<proto::DeleteArticlesResponse>, Status> {
         self.access.authorise_write(&request)?;
+        let deadline = self.limits.deadline(request.metadata());
         let proto::DeleteArticlesRequest { ids } = request.into_inner();
-        let outcomes = self.run(move |index| index.delete(ids)).await?;
+        self.limits.check_batch("ids", ids.len())?;
+        let outcomes = self.run(deadline, move |index| index.delete(ids)).await?;
         Ok(Response::new(proto::DeleteArticlesResponse {
             results: convert::write_results(outcomes),
         }))

@@ -16,7 +16,7 @@ use weitere::service::proto::related_stories_client::RelatedStoriesClient;
 use weitere::service::proto::{Draft, Filter, GetArticleRequest, RelatedRequest, StatsRequest};
 
 use weitere::live::{LiveIndex, RebuildPolicy};
-use weitere::service::Access;
+use weitere::service::{Access, ServerOptions};
 
 use crate::common::{SAMPLE_ARTICLES, build_sample_engine};
 
@@ -34,21 +34,24 @@ pub const WRITE_TOKEN: &str = "test-write-token";
 impl TestServer {
     /// The sample, writable with [`WRITE_TOKEN`], reads open.
     pub async fn start() -> Self {
-        Self::start_with(Access {
-            write_token: Some(WRITE_TOKEN.into()),
-            read_token: None,
+        Self::start_with(ServerOptions {
+            access: Access {
+                write_token: Some(WRITE_TOKEN.into()),
+                read_token: None,
+            },
+            ..ServerOptions::default()
         })
         .await
     }
 
-    pub async fn start_with(access: Access) -> Self {
+    pub async fn start_with(options: ServerOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let index = Arc::new(LiveIndex::open(dir.path(), build_sample_engine(), RebuildPolicy::default()).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            weitere::service::serve(index, access, listener.into(), async {
+            weitere::service::serve(index, options, listener.into(), async {
                 stopped.await.ok();
             })
             .await

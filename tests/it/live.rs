@@ -6,15 +6,17 @@ use tonic::Code;
 use tonic::metadata::MetadataValue;
 use weitere::article::Article;
 use weitere::engine::Engine;
+use weitere::error::Error;
 use weitere::live::{LiveIndex, RebuildPolicy};
-use weitere::service::Access;
+use weitere::recommend::{Draft, Filter, RelatedQuery, Source};
 use weitere::service::proto::{self, DeleteArticlesRequest, GetArticleRequest, StatsRequest, UpsertArticlesRequest};
+use weitere::service::{Access, ServerOptions};
 
 use crate::common::{SAMPLE_ARTICLES, build_sample_engine, ids, query};
 use crate::grpc::{TestServer, WRITE_TOKEN, by_id};
 
 /// A new article about the same topic as sample article `gnad-test-00000` (a union's "All-in" calculator).
-fn union_story(id: &str) -> proto::Article {
+pub fn union_story(id: &str) -> proto::Article {
     proto::Article {
         id: id.into(),
         title: "Gewerkschaft GPA-djp kritisiert All-in-Verträge".into(),
@@ -31,14 +33,14 @@ fn union_story(id: &str) -> proto::Article {
     }
 }
 
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
     request.metadata_mut().insert("authorization", value);
     request
 }
 
-fn upsert(articles: Vec<proto::Article>) -> tonic::Request<UpsertArticlesRequest> {
+pub fn upsert(articles: Vec<proto::Article>) -> tonic::Request<UpsertArticlesRequest> {
     with_token(UpsertArticlesRequest { articles }, WRITE_TOKEN)
 }
 
@@ -163,7 +165,7 @@ async fn writes_without_the_right_token_are_refused_and_write_nothing() {
     assert_eq!(stats.article_count, SAMPLE_ARTICLES as u64);
     server.shutdown().await;
 
-    let closed = TestServer::start_with(Access::default()).await;
+    let closed = TestServer::start_with(ServerOptions::default()).await;
     let mut client = closed.client().await;
     let status = client
         .upsert_articles(upsert(vec![union_story("x")]))
@@ -173,9 +175,12 @@ async fn writes_without_the_right_token_are_refused_and_write_nothing() {
     assert!(status.message().contains("no write token"));
     closed.shutdown().await;
 
-    let read_protected = TestServer::start_with(Access {
-        write_token: None,
-        read_token: Some("reader".into()),
+    let read_protected = TestServer::start_with(ServerOptions {
+        access: Access {
+            write_token: None,
+            read_token: Some("reader".into()),
+        },
+        ..ServerOptions::default()
     })
     .await;
     let mut client = read_protected.client().await;
@@ -231,6 +236,44 @@ fn acknowledged_writes_survive_a_restart_and_a_rebuild() {
     assert!(reopened.article("live-union").is_ok() && reopened.article("gnad-test-00372").is_err());
     let index = LiveIndex::open(dir.path(), reopened, RebuildPolicy::default()).unwrap();
     assert_eq!(index.read().delta().change_count(), 0, "no change is replayed twice");
+}
+
+#[test]
+fn a_body_over_the_limit_is_rejected_alone_and_fails_a_draft_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Arc::new(
+        LiveIndex::open(dir.path(), build_sample_engine(), RebuildPolicy::default())
+            .unwrap()
+            .with_max_body_bytes(100),
+    );
+    let long_body = "ä".repeat(51);
+    let outcomes = index
+        .upsert(vec![
+            article("fits", "Gewerkschaft", "Kurzer Text über All-in-Verträge."),
+            article("too-long", "Gewerkschaft", &long_body),
+        ])
+        .unwrap();
+    assert_eq!(outcomes[0].rejected, None);
+    assert_eq!(
+        outcomes[1].rejected.as_deref(),
+        Some("body: 102 bytes, the limit is 100 bytes")
+    );
+    assert!(index.article("fits").is_ok() && index.article("too-long").is_err());
+
+    let draft = RelatedQuery {
+        source: Source::Draft(Draft {
+            title: "Gewerkschaft".into(),
+            body: long_body,
+            lang: "de".into(),
+        }),
+        k: 5,
+        filter: Filter::default(),
+    };
+    let err = index.related(&draft).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArgument { ref field, .. } if field == "draft.body"),
+        "{err}"
+    );
 }
 
 #[test]

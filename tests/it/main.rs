@@ -12,3 +12,5 @@ mod live;
 mod offline;
 /// Snapshot round trips and damaged snapshots.
 mod snapshot;
+/// TLS, message and batch size limits, deadlines and client-streaming imports.
+mod transport;
