@@ -1,4 +1,5 @@
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use tonic::metadata::MetadataValue;
@@ -19,7 +20,11 @@ struct Server {
 }
 
 impl Server {
-    async fn start(model: &std::path::Path) -> (Self, RelatedStoriesClient<Channel>) {
+    async fn start(model: &Path) -> (Self, RelatedStoriesClient<Channel>) {
+        Self::start_logging_to(model, Stdio::null()).await
+    }
+
+    async fn start_logging_to(model: &Path, log: Stdio) -> (Self, RelatedStoriesClient<Channel>) {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -30,8 +35,9 @@ impl Server {
             .args(["serve", "--model"])
             .arg(model)
             .args(["--addr", &addr, "--write-token", TOKEN])
+            .env("RUST_LOG", "weitere=info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         let server = Self { child, addr };
@@ -52,6 +58,13 @@ impl Server {
             assert!(Instant::now() < deadline, "server did not come up");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// SIGTERM, then waits for the process to exit.
+    fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        self.child.wait().unwrap()
     }
 
     /// SIGKILL: no shutdown code runs.
@@ -128,4 +141,63 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
     }
     server.kill_hard();
     eprintln!("{CYCLES} kill -9 cycles, {} acknowledged upserts, 0 lost", acked.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_requests_in_flight_finish_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, log_path) = (dir.path().join("model"), dir.path().join("serve.log"));
+    build_sample_engine().save(&model).unwrap();
+    let log = std::fs::File::create(&log_path).unwrap();
+    let (server, client) = Server::start_logging_to(&model, log.into()).await;
+
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for n in 0.. {
+                    let id = format!("term-{writer}-{n}");
+                    match client.upsert_articles(story(&id)).await {
+                        Ok(response) => {
+                            assert!(response.get_ref().results[0].accepted);
+                            acked.push(id);
+                        }
+                        Err(_) => return (acked, id),
+                    }
+                }
+                unreachable!()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let exit = server.terminate();
+    assert!(exit.success(), "exit after SIGTERM: {exit}");
+
+    let (mut acked, mut failed) = (Vec::new(), Vec::new());
+    for writer in writers {
+        // The client reports a call made after the server stopped accepting in several ways (unavailable,
+        // cancelled, GOAWAY, broken pipe); what matters is that the server never processed it (below).
+        let (acked_by_writer, failed_id) = writer.await.unwrap();
+        acked.extend(acked_by_writer);
+        failed.push(failed_id);
+    }
+    assert!(!acked.is_empty());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("live index shut down cleanly"), "{log}");
+
+    let (server, mut client) = Server::start(&model).await;
+    for id in &acked {
+        assert!(
+            client.get_article(GetArticleRequest { id: id.clone() }).await.is_ok(),
+            "acked {id} lost"
+        );
+    }
+    for id in &failed {
+        assert!(
+            client.get_article(GetArticleRequest { id: id.clone() }).await.is_err(),
+            "{id} was written but its answer was cut off by the shutdown"
+        );
+    }
+    server.kill_hard();
 }

@@ -2,7 +2,7 @@
 
 /// Shared fixtures: engines built from the sample shipped in `data/`.
 mod common;
-/// `kill -9` of a real server process while it takes writes.
+/// `kill -9` and SIGTERM of a real server process while it takes writes.
 mod crash;
 /// A real gRPC server on an ephemeral port, called through the generated tonic client.
 mod grpc;
