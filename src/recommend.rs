@@ -240,7 +240,7 @@ impl RankingPolicy {
         if self.recency_half_life_days == 0.0 {
             return 1.0;
         }
-        let age_days = (reference - published).max(0) as f32 / SECONDS_PER_DAY;
+        let age_days = reference.saturating_sub(published).max(0) as f32 / SECONDS_PER_DAY;
         let decay = 0.5f32.powf(age_days / self.recency_half_life_days);
         1.0 - self.recency_weight + self.recency_weight * decay
     }
@@ -249,6 +249,16 @@ impl RankingPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extreme_timestamps_do_not_overflow_the_recency_decay() {
+        // Found by the pipeline property test: any i64 is a valid `published_at` on the wire.
+        let policy = RankingPolicy::default();
+        for (reference, published) in [(i64::MAX, i64::MIN), (i64::MIN, i64::MAX), (0, i64::MIN)] {
+            let factor = policy.recency_factor(Some(reference), &candidate(0, 1.0, Some(published)));
+            assert!((1.0 - policy.recency_weight..=1.0).contains(&factor), "{factor}");
+        }
+    }
 
     fn candidate(slot: Slot, similarity: f32, published_at: Option<i64>) -> Candidate {
         Candidate {

@@ -321,6 +321,8 @@ fn standalone_surface(compound: &str, part: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn lexicon() -> Lexicon {
@@ -589,5 +591,51 @@ mod tests {
     fn analyzer_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Analyzer>();
+    }
+
+    /// Text that exercises the German paths (umlauts, ß, hyphens, apostrophes, long compounds, numbers)
+    /// far more often than uniformly random strings do.
+    fn newsy_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[A-Za-zÄÖÜäöüßẞ0-9 .,;:!?'’\\-–„“\"()/]{0,120}",
+            "(Atom|programm|Bundes|regierung|Raketen|über|wachung|Land|fuhr|aus|-| ){0,30}",
+            "[\\p{L}\\p{M}\\p{N}\\p{P}\\p{Z}\\p{C}]{0,60}",
+        ]
+    }
+
+    fn any_lang() -> impl Strategy<Value = Lang> {
+        prop_oneof![Just(Lang::De), Just(Lang::En), Just(Lang::Other)]
+    }
+
+    fn any_compound_mode() -> impl Strategy<Value = CompoundMode> {
+        prop_oneof![
+            Just(CompoundMode::Off),
+            Just(CompoundMode::Split),
+            Just(CompoundMode::NGrams),
+            Just(CompoundMode::SplitAndNGrams),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4_000))]
+
+        #[test]
+        fn arbitrary_text_never_panics_and_yields_clean_terms(
+            text in newsy_text(),
+            lang in any_lang(),
+            compounds in any_compound_mode(),
+        ) {
+            let analyzer = analyzer_with(compounds);
+            let terms = analyzer.analyze(&text, lang);
+            for term in &terms {
+                prop_assert!(!term.key.is_empty(), "empty key from {:?}", text);
+                prop_assert!(!term.key.chars().any(char::is_whitespace), "{:?} from {:?}", term.key, text);
+                prop_assert!(!term.surface.is_empty());
+            }
+            let mut reused = vec![Term { key: "x".into(), surface: "x".into() }];
+            analyzer.analyze_into(&text, lang, &mut reused);
+            prop_assert_eq!(&reused[1..], &terms[..], "analysis is not deterministic");
+        }
     }
 }

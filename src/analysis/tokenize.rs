@@ -113,6 +113,10 @@ fn is_year(word: &str) -> bool {
 /// Applies the per-word rules to a piece of a segment; returns the range of the word to keep.
 fn word_range(text: &str, mut range: Range<usize>, keep_numbers: bool) -> Option<Range<usize>> {
     let mut word = &text[range.clone()];
+    // A combining mark right after a space joins it in one segment (UAX #29, rule WB4): " ਾ".
+    range.start += word.len() - word.trim_start().len();
+    word = word.trim();
+    range.end = range.start + word.len();
     if word.ends_with("'s") || word.ends_with("'S") {
         word = &word[..word.len() - 2];
         range.end -= 2;
@@ -191,6 +195,12 @@ mod tests {
             words("Nato-Generalsekretär Stoltenberg", Lang::De, false),
             ["Nato", "Generalsekretär", "Stoltenberg"]
         );
+    }
+
+    #[test]
+    fn a_combining_mark_after_a_space_does_not_drag_the_space_into_the_word() {
+        // Found by the analysis property test.
+        assert_eq!(words(" \u{A3E}\u{A3E} x", Lang::De, false), vec!["\u{A3E}\u{A3E}"]);
     }
 
     #[test]

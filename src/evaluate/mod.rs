@@ -199,8 +199,8 @@ pub fn evaluate(engine: &Engine, options: &EvalOptions) -> Result<EvalReport> {
             totals.intra_list_similarity += mean_pairwise_jaccard(&list, &word_sets);
         }
         totals.age_gaps_days.extend(list.iter().filter_map(|&slot| {
-            let gap = article.published_at? - articles[slot as usize].published_at?;
-            Some(gap.abs() as f64 / SECONDS_PER_DAY)
+            let gap = article.published_at?.abs_diff(articles[slot as usize].published_at?);
+            Some(gap as f64 / SECONDS_PER_DAY)
         }));
         totals.self_recommendations += list.iter().filter(|&&slot| slot == source).count();
 

@@ -10,6 +10,8 @@ mod grpc;
 mod live;
 /// Batch related links and offline evaluation over the sample.
 mod offline;
+/// Property tests: arbitrary articles through analysis, the live delta and search.
+mod properties;
 /// Snapshot round trips and damaged snapshots.
 mod snapshot;
 /// TLS, message and batch size limits, deadlines and client-streaming imports.
