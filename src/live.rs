@@ -273,6 +273,7 @@ impl LiveIndex {
             (engine.live_articles(), engine.build_config(), *writes)
         };
         let article_count = articles.len();
+        tracing::info!(articles = article_count, through_change = seq, "rebuilding the index");
         let mut rebuilt = Engine::build(articles, &config, &ProgressBar::hidden())?;
         rebuilt.set_base_change(seq);
         {
