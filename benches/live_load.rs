@@ -66,7 +66,7 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_weitere"))
             .args(["serve", "--model"])
             .arg(model)
-            .args(["--addr", addr, "--write-token", TOKEN])
+            .args(["--addr", addr, "--write-token", TOKEN, "--log-format", "json"])
             .env("RUST_LOG", "weitere=info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("create the server log"))
@@ -75,19 +75,29 @@ impl Server {
         Self { child, log }
     }
 
-    /// Background rebuilds started and finished so far, from the server log.
-    fn rebuilds(&self) -> (usize, usize) {
+    /// Background rebuilds started so far, and the durations of those finished, from the server log.
+    fn rebuilds(&self) -> (usize, Vec<f64>) {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        (
-            log.matches("rebuilding the index").count(),
-            log.matches("index rebuilt and swapped in").count(),
-        )
+        let mut started = 0;
+        let mut finished = Vec::new();
+        for line in log.lines() {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let fields = &event["fields"];
+            match fields["message"].as_str() {
+                Some("rebuilding the index") => started += 1,
+                Some("index rebuilt and swapped in") => finished.push(fields["seconds"].as_f64().unwrap_or(f64::NAN)),
+                _ => {}
+            }
+        }
+        (started, finished)
     }
 
     async fn wait_for_idle(&self) {
         loop {
             let (started, finished) = self.rebuilds();
-            if started == finished {
+            if started == finished.len() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -364,7 +374,7 @@ async fn main() {
     let quiet = read_load(&channel, &base_ids, args.readers, &stop_after(args.seconds)).await;
     println!("Related, {} readers, no writes:  {}", args.readers, Summary::of(quiet));
 
-    let rebuilds_before = server.rebuilds().1;
+    let rebuilds_before = server.rebuilds().1.len();
     let stop = stop_after(args.seconds);
     let writer = tokio::spawn({
         let (mut client, supply, stop) = (client.clone(), Arc::clone(&supply), Arc::clone(&stop));
@@ -385,12 +395,20 @@ async fn main() {
         args.readers,
         Summary::of(busy),
         written as f64 / args.seconds as f64,
-        server.rebuilds().1 - rebuilds_before
+        server.rebuilds().1.len() - rebuilds_before
     );
-    let (_, rebuilds) = server.rebuilds();
+    let (_, mut rebuild_seconds) = server.rebuilds();
     server.terminate();
+    rebuild_seconds.sort_by(f64::total_cmp);
     println!(
-        "{} articles upserted, {rebuilds} background rebuilds, clean exit on SIGTERM",
-        supply.next.load(Ordering::Relaxed)
+        "{} articles upserted; {} background rebuilds of {}..{} articles, median {:.2} s; clean exit on SIGTERM",
+        supply.next.load(Ordering::Relaxed),
+        rebuild_seconds.len(),
+        base_ids.len(),
+        base_ids.len() + supply.articles.len(),
+        rebuild_seconds
+            .get(rebuild_seconds.len() / 2)
+            .copied()
+            .unwrap_or(f64::NAN)
     );
 }
