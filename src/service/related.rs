@@ -31,6 +31,12 @@ impl RelatedStoriesService {
         }
     }
 
+    /// Lets a write through with the write token and returns its deadline.
+    fn admit_write<T>(&self, request: &Request<T>) -> Result<Option<Instant>, Status> {
+        self.access.authorise_write(request)?;
+        Ok(self.limits.deadline(request.metadata()))
+    }
+
     /// Runs CPU-bound or disk-bound core work off the async runtime's worker threads, unless `deadline`
     /// passed while it waited for a thread.
     async fn run<T: Send + 'static>(
@@ -99,8 +105,7 @@ impl RelatedStories for RelatedStoriesService {
         &self,
         request: Request<proto::UpsertArticlesRequest>,
     ) -> Result<Response<proto::UpsertArticlesResponse>, Status> {
-        self.access.authorise_write(&request)?;
-        let deadline = self.limits.deadline(request.metadata());
+        let deadline = self.admit_write(&request)?;
         let results = self.upsert(request.into_inner(), deadline).await?;
         Ok(Response::new(proto::UpsertArticlesResponse { results }))
     }
@@ -110,8 +115,7 @@ impl RelatedStories for RelatedStoriesService {
         &self,
         request: Request<Streaming<proto::UpsertArticlesRequest>>,
     ) -> Result<Response<proto::UpsertArticlesResponse>, Status> {
-        self.access.authorise_write(&request)?;
-        let deadline = self.limits.deadline(request.metadata());
+        let deadline = self.admit_write(&request)?;
         let mut batches = request.into_inner();
         let mut results = Vec::new();
         while let Some(batch) = batches.message().await? {
@@ -125,8 +129,7 @@ impl RelatedStories for RelatedStoriesService {
         &self,
         request: Request<proto::DeleteArticlesRequest>,
     ) -> Result<Response<proto::DeleteArticlesResponse>, Status> {
-        self.access.authorise_write(&request)?;
-        let deadline = self.limits.deadline(request.metadata());
+        let deadline = self.admit_write(&request)?;
         let proto::DeleteArticlesRequest { ids } = request.into_inner();
         self.limits.check_batch("ids", ids.len())?;
         let outcomes = self.run(deadline, move |index| index.delete(ids)).await?;

@@ -2,13 +2,13 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use weitere::service::proto::related_stories_client::RelatedStoriesClient;
-use weitere::service::proto::{self, GetArticleRequest, UpsertArticlesRequest};
+use weitere::service::proto::{self, UpsertArticlesRequest};
 
 use crate::common::build_sample_engine;
-use crate::grpc::by_id;
+use crate::grpc::{by_id, is_stored};
+use crate::live::{union_story, with_token};
 
 const TOKEN: &str = "crash-test-token";
 const CYCLES: usize = 4;
@@ -74,21 +74,18 @@ impl Server {
     }
 }
 
+/// An upsert of one union story whose title names `id`, so that no two are near-identical.
 fn story(id: &str) -> tonic::Request<UpsertArticlesRequest> {
     let article = proto::Article {
-        id: id.into(),
         title: format!("Gewerkschaft GPA-djp startet All-in-Rechner {id}"),
-        body: "Die Gewerkschaft fordert Transparenz bei All-in-Verträgen für Arbeitnehmer.".into(),
-        section: "Wirtschaft".into(),
-        lang: "de".into(),
-        ..proto::Article::default()
+        ..union_story(id)
     };
-    let mut request = tonic::Request::new(UpsertArticlesRequest {
-        articles: vec![article],
-    });
-    let value: MetadataValue<_> = format!("Bearer {TOKEN}").parse().unwrap();
-    request.metadata_mut().insert("authorization", value);
-    request
+    with_token(
+        UpsertArticlesRequest {
+            articles: vec![article],
+        },
+        TOKEN,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,8 +96,7 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
     for cycle in 0..CYCLES {
         let (server, mut client) = Server::start(dir.path()).await;
         for id in &acked {
-            let article = client.get_article(GetArticleRequest { id: id.clone() }).await;
-            assert!(article.is_ok(), "cycle {cycle}: acked {id} lost");
+            assert!(is_stored(&mut client, id).await, "cycle {cycle}: acked {id} lost");
         }
         let stories = client
             .related(by_id(acked.last().map_or("gnad-test-00000", String::as_str), 5))
@@ -134,10 +130,7 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
     }
     let (server, mut client) = Server::start(dir.path()).await;
     for id in &acked {
-        assert!(
-            client.get_article(GetArticleRequest { id: id.clone() }).await.is_ok(),
-            "acked {id} lost"
-        );
+        assert!(is_stored(&mut client, id).await, "acked {id} lost");
     }
     server.kill_hard();
     eprintln!("{CYCLES} kill -9 cycles, {} acknowledged upserts, 0 lost", acked.len());
@@ -188,14 +181,11 @@ async fn sigterm_lets_requests_in_flight_finish_and_exits_cleanly() {
 
     let (server, mut client) = Server::start(&model).await;
     for id in &acked {
-        assert!(
-            client.get_article(GetArticleRequest { id: id.clone() }).await.is_ok(),
-            "acked {id} lost"
-        );
+        assert!(is_stored(&mut client, id).await, "acked {id} lost");
     }
     for id in &failed {
         assert!(
-            client.get_article(GetArticleRequest { id: id.clone() }).await.is_err(),
+            !is_stored(&mut client, id).await,
             "{id} was written but its answer was cut off by the shutdown"
         );
     }

@@ -91,6 +91,15 @@ pub fn by_id(id: &str, k: u32) -> RelatedRequest {
     }
 }
 
+/// Whether GetArticle finds `id`; any error other than NOT_FOUND fails the test.
+pub async fn is_stored(client: &mut RelatedStoriesClient<Channel>, id: &str) -> bool {
+    match client.get_article(GetArticleRequest { id: id.into() }).await {
+        Ok(_) => true,
+        Err(status) if status.code() == Code::NotFound => false,
+        Err(status) => panic!("GetArticle failed: {status}"),
+    }
+}
+
 const SOURCE_ID: &str = "gnad-test-00000";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

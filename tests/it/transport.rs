@@ -4,10 +4,10 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use weitere::service::proto::related_stories_client::RelatedStoriesClient;
-use weitere::service::proto::{self, GetArticleRequest, StatsRequest, UpsertArticlesRequest};
+use weitere::service::proto::{self, StatsRequest, UpsertArticlesRequest};
 use weitere::service::{Access, Limits, ServerOptions};
 
-use crate::grpc::{TestServer, WRITE_TOKEN, by_id};
+use crate::grpc::{TestServer, WRITE_TOKEN, by_id, is_stored};
 use crate::live::{union_story, upsert, with_token};
 
 fn writable(limits: Limits) -> ServerOptions {
@@ -18,14 +18,6 @@ fn writable(limits: Limits) -> ServerOptions {
         },
         limits,
         tls: None,
-    }
-}
-
-async fn is_stored(client: &mut RelatedStoriesClient<Channel>, id: &str) -> bool {
-    match client.get_article(GetArticleRequest { id: id.into() }).await {
-        Ok(_) => true,
-        Err(status) if status.code() == Code::NotFound => false,
-        Err(status) => panic!("GetArticle failed: {status}"),
     }
 }
 
