@@ -405,6 +405,16 @@ mod tests {
     }
 
     #[test]
+    fn a_narrow_no_break_space_separates_words() {
+        // Found by the property test below: UAX #29 keeps U+202F inside a word.
+        let analyzer = analyzer_with(CompoundMode::Off);
+        assert_eq!(
+            keys(&analyzer, "Nato\u{202F}Gipfel in\u{202F}Berlin", Lang::De),
+            ["nato", "gipfel", "berlin"]
+        );
+    }
+
+    #[test]
     fn compounds_match_their_parts() {
         let analyzer = analyzer_with(CompoundMode::Split);
         assert!(matches_all(&analyzer, "Das Atomprogramm", "Programm"));

@@ -4,7 +4,9 @@
 //! diaeresis equals the precomposed "ü"), typographic apostrophes folded to `'` (so "Britain’s"
 //! and "Britain's" tokenise alike), invisible break hints such as the soft hyphen removed (so
 //! "Bundes\u{AD}regierung" from a hyphenating CMS is one word again), and Unicode hyphens folded to
-//! `-` (the tokeniser gives `-` a meaning). Letter case is kept here so that terms can carry the
+//! `-` (the tokeniser gives `-` a meaning), and every kind of white space folded to a plain space
+//! (UAX #29 keeps the narrow no-break space inside words, "a\u{202F}b", as it joins Mongolian
+//! suffixes; in news text it separates). Letter case is kept here so that terms can carry the
 //! word as written; [`lowercase_into`] folds the case of each token afterwards (and drops the
 //! dots of initialisms, so "U.S." matches "US").
 
@@ -22,6 +24,7 @@ pub(super) fn normalize(text: &str, out: &mut String) {
             '\u{2010}' | '\u{2011}' => out.push('-'),
             // Soft hyphen, zero width space, word joiner, zero width no-break space (BOM).
             '\u{00AD}' | '\u{200B}' | '\u{2060}' | '\u{FEFF}' => {}
+            c if c.is_whitespace() => out.push(' '),
             _ => out.push(c),
         }
     }
@@ -63,6 +66,11 @@ mod tests {
     fn removes_soft_hyphens_and_invisible_characters() {
         assert_eq!(normalized("Bundes\u{AD}regierung"), "Bundesregierung");
         assert_eq!(normalized("\u{FEFF}Wort\u{2060}teil"), "Wortteil");
+    }
+
+    #[test]
+    fn folds_every_white_space_to_a_plain_space() {
+        assert_eq!(normalized("10\u{202F}000 z.\u{00A0}B.\tund\n"), "10 000 z. B. und ");
     }
 
     #[test]
