@@ -12,7 +12,6 @@ use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::index::Slot;
 use crate::recommend::{Filter, Recommendation, RelatedQuery, Source};
 
 /// Related stories of one source article.
@@ -48,7 +47,7 @@ impl OutputFormat {
     }
 }
 
-/// Computes the `k` related stories of every stored article that `sources` lets through, in slot order,
+/// Computes the `k` related stories of every live article that `sources` lets through, in slot order,
 /// on all cores; `progress` advances once per source.
 pub fn related_for_all(
     engine: &Engine,
@@ -57,10 +56,8 @@ pub fn related_for_all(
     progress: &ProgressBar,
 ) -> Result<Vec<RelatedLinks>> {
     let selected: Vec<&str> = engine
-        .articles()
-        .iter()
-        .enumerate()
-        .filter(|&(slot, _)| engine.matches(sources, slot as Slot))
+        .live()
+        .filter(|&(slot, _)| engine.matches(sources, slot))
         .map(|(_, article)| article.id.as_str())
         .collect();
     progress.set_length(selected.len() as u64);

@@ -223,13 +223,18 @@ impl Engine {
         &self.delta
     }
 
-    /// Every live article: the base's that were neither replaced nor deleted, then the fresh ones.
-    pub fn live_articles(&self) -> Vec<Article> {
+    /// Every live article with its slot: the base's that were neither replaced nor deleted, then the fresh
+    /// ones.
+    pub fn live(&self) -> impl Iterator<Item = (Slot, &Article)> {
         let base = (0..self.articles.len() as Slot)
             .filter(|&slot| !self.delta.is_masked(slot))
-            .map(|slot| self.articles[slot as usize].clone());
-        base.chain(self.delta.live().map(|(_, article, _)| article.clone()))
-            .collect()
+            .map(|slot| (slot, &self.articles[slot as usize]));
+        base.chain(self.delta.live().map(|(slot, article, _)| (slot, article)))
+    }
+
+    /// Copies of every live article, in the order of [`Engine::live`].
+    pub fn live_articles(&self) -> Vec<Article> {
+        self.live().map(|(_, article)| article.clone()).collect()
     }
 
     /// Replaces the ranking policy (validated first).

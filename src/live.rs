@@ -26,7 +26,7 @@ use crate::article::Article;
 use crate::engine::{Engine, Stats};
 use crate::error::{Error, Result};
 use crate::recommend::{Recommendation, RelatedQuery, Source};
-use crate::store::{Change, ChangeLog, ChangeSeq, LOG_FILE};
+use crate::store::{self, Change, ChangeLog, ChangeSeq, LOG_FILE};
 
 /// When the background rebuild starts.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,10 +91,8 @@ impl LiveIndex {
     /// logged change the snapshot does not include.
     pub fn open(dir: &Path, mut engine: Engine, rebuild_policy: RebuildPolicy) -> Result<Self> {
         let log = ChangeLog::open(&dir.join(LOG_FILE))?;
-        for (_, change) in log.since(engine.base_change())? {
-            let prepared = engine.prepare(change);
-            engine.apply(prepared);
-        }
+        let changes = log.since(engine.base_change())?;
+        replay(&mut engine, changes);
         let applied = engine.base_change().max(log.last_seq()?);
         tracing::info!(
             replayed = engine.delta().change_count(),
@@ -284,10 +282,7 @@ impl LiveIndex {
         rebuilt.save(&self.dir)?;
         let old = {
             let _writes = self.writes.lock().expect("write lock poisoned");
-            for (_, change) in self.log.since(seq)? {
-                let prepared = rebuilt.prepare(change);
-                rebuilt.apply(prepared);
-            }
+            replay(&mut rebuilt, self.log.since(seq)?);
             std::mem::replace(&mut *self.engine.write().expect("engine lock poisoned"), rebuilt)
         };
         drop(old);
@@ -299,5 +294,48 @@ impl LiveIndex {
             "index rebuilt and swapped in"
         );
         Ok(())
+    }
+}
+
+/// How often [`open_current`] reads the snapshot again when a rebuild replaces it during the read.
+const SNAPSHOT_READ_ATTEMPTS: usize = 3;
+
+/// The snapshot in `dir` with every logged change applied: what a server on `dir` serves now, or served
+/// when it stopped. For the offline commands (`weitere related`, `weitere batch`), so that they too never
+/// return a deleted story. The log is read without its write lock, so this works beside a running
+/// server; if the server's background rebuild swaps the snapshot meanwhile, the new one is read.
+pub fn open_current(dir: &Path) -> Result<Engine> {
+    let log = dir.join(LOG_FILE);
+    for attempt in 1..=SNAPSHOT_READ_ATTEMPTS {
+        let mut engine = match Engine::open(dir) {
+            Ok(engine) => engine,
+            // A rebuild removes the previous snapshot's data files once the new one is in place.
+            Err(Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && attempt < SNAPSHOT_READ_ATTEMPTS =>
+            {
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        if let Some(changes) = store::read_after(&log, engine.base_change())? {
+            replay(&mut engine, changes);
+            return Ok(engine);
+        }
+        tracing::info!(
+            attempt,
+            "a rebuild replaced the snapshot during the read; reading again"
+        );
+    }
+    Err(Error::Index(format!(
+        "{}: every read of the snapshot was overtaken by a rebuild",
+        dir.display()
+    )))
+}
+
+/// Applies logged `changes` on top of `engine`, in order.
+fn replay(engine: &mut Engine, changes: Vec<(ChangeSeq, Change)>) {
+    for (_, change) in changes {
+        let prepared = engine.prepare(change);
+        engine.apply(prepared);
     }
 }

@@ -5,11 +5,18 @@
 //!
 //! redb gives atomic, checksummed commits: after `kill -9` at any moment the log holds every committed
 //! batch whole and nothing of an uncommitted one.
+//!
+//! The server opens the log in redb's single-writer mode: it is the one writer, and offline commands in
+//! other processes ([`read_after`], for `weitere batch` and `weitere related`) read its commits while it
+//! runs. A second writer, such as another server on the same directory, is refused.
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Builder, ConcurrencyMode, Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable,
+    TableDefinition,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::article::Article;
@@ -43,7 +50,7 @@ pub struct ChangeLog {
 impl ChangeLog {
     /// Opens the log at `path`, creating it if missing.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path).map_err(|err| Error::store(path, err))?;
+        let db = builder().create(path).map_err(|err| Error::store(path, err))?;
         let log = Self {
             db,
             path: path.to_owned(),
@@ -82,28 +89,14 @@ impl ChangeLog {
 
     /// Every change with a sequence number above `after`, in order.
     pub fn since(&self, after: ChangeSeq) -> Result<Vec<(ChangeSeq, Change)>> {
-        let txn = self.db.begin_read().map_err(|err| self.error(err))?;
-        let table = txn.open_table(CHANGES).map_err(|err| self.error(err))?;
-        let mut changes = Vec::new();
-        for entry in table.range(after + 1..).map_err(|err| self.error(err))? {
-            let (seq, bytes) = entry.map_err(|err| self.error(err))?;
-            let change = postcard::from_bytes(bytes.value()).map_err(|err| Error::CorruptSnapshot {
-                path: self.path.clone(),
-                reason: format!("change {} cannot be decoded: {err}", seq.value()),
-            })?;
-            changes.push((seq.value(), change));
-        }
+        let (changes, _) = read_changes(&self.db, &self.path, after)?;
         Ok(changes)
     }
 
     /// Sequence number of the newest change ever appended (0 for none), even if it was dropped since.
     pub fn last_seq(&self) -> Result<ChangeSeq> {
         let txn = self.db.begin_read().map_err(|err| self.error(err))?;
-        let meta = txn.open_table(META).map_err(|err| self.error(err))?;
-        Ok(meta
-            .get(LAST_SEQ)
-            .map_err(|err| self.error(err))?
-            .map_or(0, |seq| seq.value()))
+        last_seq_in(&txn, &self.path)
     }
 
     /// Drops the changes up to and including `through`: a snapshot now holds them.
@@ -119,6 +112,66 @@ impl ChangeLog {
     fn error(&self, source: impl Into<redb::Error>) -> Error {
         Error::store(&self.path, source)
     }
+}
+
+/// Every change above `after` in the log at `path`, read without taking its write lock, so also beside a
+/// running server. `Ok(None)` when the log no longer holds all of them: a rebuild has folded them into a
+/// newer snapshot, which the caller should load before asking again. A missing log holds no changes.
+pub fn read_after(path: &Path, after: ChangeSeq) -> Result<Option<Vec<(ChangeSeq, Change)>>> {
+    if !path.exists() {
+        return Ok(Some(Vec::new()));
+    }
+    let (changes, last_seq) = match builder().open_read_only(path) {
+        Ok(db) => read_changes(&db, path, after)?,
+        // The last writer was killed and no server has reopened the log since: recover it as the
+        // server would on start (a writer open repairs; a read-only one may not).
+        Err(DatabaseError::RepairAborted) => {
+            tracing::info!(path = %path.display(), "the change log was not closed cleanly; recovering it");
+            let db = builder().open(path).map_err(|err| Error::store(path, err))?;
+            read_changes(&db, path, after)?
+        }
+        Err(err) => return Err(Error::store(path, err)),
+    };
+    let complete = changes.iter().map(|(seq, _)| *seq).eq(after + 1..=last_seq);
+    Ok(complete.then_some(changes))
+}
+
+/// How every handle opens the log: one writing process, any number of reading ones.
+fn builder() -> Builder {
+    let mut builder = Builder::new();
+    builder.set_concurrency_mode(ConcurrencyMode::SingleWriter);
+    builder
+}
+
+/// The changes above `after`, in order, and the newest sequence number ever appended, from one read
+/// transaction.
+fn read_changes(
+    db: &impl ReadableDatabase,
+    path: &Path,
+    after: ChangeSeq,
+) -> Result<(Vec<(ChangeSeq, Change)>, ChangeSeq)> {
+    let error = |err: redb::Error| Error::store(path, err);
+    let txn = db.begin_read().map_err(|err| error(err.into()))?;
+    let table = txn.open_table(CHANGES).map_err(|err| error(err.into()))?;
+    let mut changes = Vec::new();
+    for entry in table.range(after + 1..).map_err(|err| error(err.into()))? {
+        let (seq, bytes) = entry.map_err(|err| error(err.into()))?;
+        let change = postcard::from_bytes(bytes.value()).map_err(|err| Error::CorruptSnapshot {
+            path: path.to_owned(),
+            reason: format!("change {} cannot be decoded: {err}", seq.value()),
+        })?;
+        changes.push((seq.value(), change));
+    }
+    Ok((changes, last_seq_in(&txn, path)?))
+}
+
+fn last_seq_in(txn: &ReadTransaction, path: &Path) -> Result<ChangeSeq> {
+    let error = |err: redb::Error| Error::store(path, err);
+    let meta = txn.open_table(META).map_err(|err| error(err.into()))?;
+    Ok(meta
+        .get(LAST_SEQ)
+        .map_err(|err| error(err.into()))?
+        .map_or(0, |seq| seq.value()))
 }
 
 #[cfg(test)]
@@ -166,5 +219,37 @@ mod tests {
         assert!(log.since(0).unwrap().is_empty());
         assert_eq!(log.append(&[Change::Delete("b".into())]).unwrap(), 3..=3);
         assert_eq!(log.since(0).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_reader_beside_the_writer_sees_its_commits_and_notices_dropped_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        assert_eq!(read_after(&path, 0).unwrap(), Some(Vec::new()), "no log yet");
+        let log = ChangeLog::open(&path).unwrap();
+        log.append(&[Change::Upsert(article("a")), Change::Upsert(article("b"))])
+            .unwrap();
+        assert_eq!(
+            read_after(&path, 1).unwrap(),
+            Some(vec![(2, Change::Upsert(article("b")))])
+        );
+        log.drop_through(2).unwrap();
+        assert_eq!(read_after(&path, 0).unwrap(), None, "changes 1 and 2 are gone");
+        assert_eq!(read_after(&path, 2).unwrap(), Some(Vec::new()));
+        log.append(&[Change::Delete("a".into())]).unwrap();
+        assert_eq!(
+            read_after(&path, 2).unwrap(),
+            Some(vec![(3, Change::Delete("a".into()))])
+        );
+        assert_eq!(read_after(&path, 1).unwrap(), None);
+    }
+
+    #[test]
+    fn a_second_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let _writer = ChangeLog::open(&path).unwrap();
+        let error = ChangeLog::open(&path).err().expect("a second writer opened the log");
+        assert!(error.to_string().contains(LOG_FILE), "{error}");
     }
 }

@@ -12,7 +12,7 @@ use weitere::error::{Error, Result};
 use weitere::evaluate::sweep::{SweepPoint, ef_sweep, write_chart};
 use weitere::evaluate::{EvalOptions, EvalReport, Label, drop_exact_duplicates, evaluate, select_sources};
 use weitere::ingest::{self, Corpus, IngestOptions};
-use weitere::live::{LiveIndex, RebuildPolicy};
+use weitere::live::{self, LiveIndex, RebuildPolicy};
 use weitere::recommend::{Draft, Filter, Recommendation, RelatedQuery, Source};
 use weitere::service::{Access, Limits, ServerOptions};
 
@@ -189,7 +189,7 @@ async fn shutdown_signal() {
 }
 
 fn related(args: &RelatedArgs) -> Result<()> {
-    let mut engine = Engine::open(&args.model)?;
+    let mut engine = live::open_current(&args.model)?;
     args.policy.apply(&mut engine)?;
     let source = match (&args.id, &args.text) {
         (Some(id), _) => Source::Article(id.clone()),
@@ -342,7 +342,7 @@ fn batch(args: &BatchArgs) -> Result<()> {
             .build_global()
             .map_err(|err| Error::invalid("threads", err.to_string()))?;
     }
-    let mut engine = Engine::open(&args.model)?;
+    let mut engine = live::open_current(&args.model)?;
     args.policy.apply(&mut engine)?;
     let sources = Filter {
         sections: args.section.clone(),

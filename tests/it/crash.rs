@@ -6,7 +6,7 @@ use tonic::transport::Channel;
 use weitere::service::proto::related_stories_client::RelatedStoriesClient;
 use weitere::service::proto::{self, UpsertArticlesRequest};
 
-use crate::common::build_sample_engine;
+use crate::common::{SAMPLE_ARTICLES, build_sample_engine, ids, query};
 use crate::grpc::{by_id, is_stored};
 use crate::live::{union_story, with_token};
 
@@ -190,4 +190,69 @@ async fn sigterm_lets_requests_in_flight_finish_and_exits_cleanly() {
         );
     }
     server.kill_hard();
+}
+
+/// Runs `weitere batch` on `model` as its own process and returns each source id with its related ids.
+fn batch_links(model: &Path, out: &Path) -> std::collections::HashMap<String, Vec<String>> {
+    let run = Command::new(env!("CARGO_BIN_EXE_weitere"))
+        .args(["batch", "--k", "5", "--model"])
+        .arg(model)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "weitere batch: {}\n{stderr}", run.status);
+    std::fs::read_to_string(out)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let source: serde_json::Value = serde_json::from_str(line).unwrap();
+            let related = source["related"].as_array().unwrap();
+            let ids = related.iter().map(|story| story["id"].as_str().unwrap().to_owned());
+            (source["id"].as_str().unwrap().to_owned(), ids.collect())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_beside_a_running_or_killed_server_sees_its_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, out) = (dir.path().join("model"), dir.path().join("links.jsonl"));
+    let engine = build_sample_engine();
+    engine.save(&model).unwrap();
+    let source = &engine.articles()[0].id;
+    let retracted = ids(engine.related(&query(source, 5)).unwrap()).remove(0);
+
+    let (server, mut client) = Server::start(&model).await;
+    for id in ["offline-1", "offline-2"] {
+        client.upsert_articles(story(id)).await.unwrap();
+    }
+    let delete = proto::DeleteArticlesRequest {
+        ids: vec![retracted.clone()],
+    };
+    let deleted = client.delete_articles(with_token(delete, TOKEN)).await.unwrap();
+    assert!(deleted.get_ref().results[0].accepted);
+
+    let running = batch_links(&model, &out);
+    server.kill_hard();
+    let killed = batch_links(&model, &out);
+    for (when, links) in [("running", &running), ("killed", &killed)] {
+        assert_eq!(links.len(), SAMPLE_ARTICLES + 1, "{when}: 2 upserted, 1 deleted");
+        assert!(
+            !links["offline-1"].is_empty() && !links["offline-2"].is_empty(),
+            "{when}"
+        );
+        let upserted = |id: &String| id.starts_with("offline-");
+        assert!(
+            links.values().flatten().any(upserted),
+            "{when}: upserts are not recommended"
+        );
+        assert!(!links.contains_key(&retracted), "{when}: {retracted} is a source");
+        assert!(
+            !links[source].contains(&retracted),
+            "{when}: {retracted} is recommended"
+        );
+        assert!(links.values().flatten().all(|id| *id != retracted), "{when}");
+    }
 }
