@@ -150,12 +150,11 @@ fn read_changes(
     path: &Path,
     after: ChangeSeq,
 ) -> Result<(Vec<(ChangeSeq, Change)>, ChangeSeq)> {
-    let error = |err: redb::Error| Error::store(path, err);
-    let txn = db.begin_read().map_err(|err| error(err.into()))?;
-    let table = txn.open_table(CHANGES).map_err(|err| error(err.into()))?;
+    let txn = db.begin_read().map_err(|err| Error::store(path, err))?;
+    let table = txn.open_table(CHANGES).map_err(|err| Error::store(path, err))?;
     let mut changes = Vec::new();
-    for entry in table.range(after + 1..).map_err(|err| error(err.into()))? {
-        let (seq, bytes) = entry.map_err(|err| error(err.into()))?;
+    for entry in table.range(after + 1..).map_err(|err| Error::store(path, err))? {
+        let (seq, bytes) = entry.map_err(|err| Error::store(path, err))?;
         let change = postcard::from_bytes(bytes.value()).map_err(|err| Error::CorruptSnapshot {
             path: path.to_owned(),
             reason: format!("change {} cannot be decoded: {err}", seq.value()),
@@ -165,12 +164,12 @@ fn read_changes(
     Ok((changes, last_seq_in(&txn, path)?))
 }
 
+/// The newest sequence number ever appended, as `txn` sees it.
 fn last_seq_in(txn: &ReadTransaction, path: &Path) -> Result<ChangeSeq> {
-    let error = |err: redb::Error| Error::store(path, err);
-    let meta = txn.open_table(META).map_err(|err| error(err.into()))?;
+    let meta = txn.open_table(META).map_err(|err| Error::store(path, err))?;
     Ok(meta
         .get(LAST_SEQ)
-        .map_err(|err| error(err.into()))?
+        .map_err(|err| Error::store(path, err))?
         .map_or(0, |seq| seq.value()))
 }
 
