@@ -132,7 +132,10 @@ impl Supply {
             lang: article.lang.clone(),
             published_at: article
                 .published_at
-                .map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
+                .map(|at| prost_types::Timestamp {
+                    seconds: at.seconds(),
+                    nanos: at.nanos() as i32,
+                }),
         }
     }
 

@@ -6,14 +6,15 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analyzer, AnalyzerConfig};
-use crate::article::Article;
+use crate::article::{Article, Timestamp};
 use crate::delta::Delta;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, check_deadline};
 use crate::index::{ExactIndex, HnswIndex, HnswParams, Neighbor, NeighborIndex, Slot, rank_neighbors};
 use crate::recommend::{Candidate, Filter, RankingPolicy, Recommendation, RelatedQuery, Source};
 use crate::snapshot::{self, FORMAT_VERSION, Manifest, SnapshotRef};
@@ -322,8 +323,12 @@ impl Engine {
         }
     }
 
-    /// The vector of a source: stored, or computed from a draft's text.
-    fn source_vector(&self, source: &Source) -> Result<(Cow<'_, SparseVector>, Option<Slot>, Option<i64>)> {
+    /// The vector of a source: stored, or computed from a draft's text (given up once `deadline` passes).
+    fn source_vector(
+        &self,
+        source: &Source,
+        deadline: Option<Instant>,
+    ) -> Result<(Cow<'_, SparseVector>, Option<Slot>, Option<Timestamp>)> {
         match source {
             Source::Article(id) => {
                 let slot = self.slot(id)?;
@@ -346,8 +351,9 @@ impl Engine {
                     story: None,
                     category: None,
                 };
-                let now = chrono::Utc::now().timestamp();
-                Ok((Cow::Owned(self.vectorizer.vectorize(&article)), None, Some(now)))
+                let now = Timestamp::from_seconds(chrono::Utc::now().timestamp());
+                let vector = self.vectorizer.vectorize_until(&article, deadline)?;
+                Ok((Cow::Owned(vector), None, Some(now)))
             }
         }
     }
@@ -355,8 +361,15 @@ impl Engine {
     /// The related stories for `query`, best first; never the source itself, at most `query.k`, fewer when
     /// fewer clear the score floor.
     pub fn related(&self, query: &RelatedQuery) -> Result<Vec<Recommendation>> {
+        self.related_until(query, None)
+    }
+
+    /// Like [`Engine::related`], but gives up with [`Error::DeadlineExceeded`] once `deadline` has passed
+    /// (checked while a draft is analysed and before the search).
+    pub fn related_until(&self, query: &RelatedQuery, deadline: Option<Instant>) -> Result<Vec<Recommendation>> {
         query.validate()?;
-        let (vector, source_slot, reference_time) = self.source_vector(&query.source)?;
+        let (vector, source_slot, reference_time) = self.source_vector(&query.source, deadline)?;
+        check_deadline(deadline, "searching")?;
         if vector.is_empty() {
             return Ok(Vec::new());
         }

@@ -2,6 +2,28 @@
 //! each variant to a status code in a single `match` (`service::status`), the CLI to an exit code.
 
 use std::path::PathBuf;
+use std::time::Instant;
+
+/// How many bytes of offending input an error message quotes at most.
+pub const QUOTED_BYTES: usize = 64;
+
+/// `text` for an error message: escaped, and cut after its first [`QUOTED_BYTES`] bytes (at a character
+/// boundary) with its full length, so that no input makes an error message long.
+pub fn quote(text: &str) -> String {
+    if text.len() <= QUOTED_BYTES {
+        return format!("{text:?}");
+    }
+    format!("{:?}… ({} bytes)", prefix(text, QUOTED_BYTES), text.len())
+}
+
+/// The longest start of `text` that holds at most `max_bytes` bytes and ends at a character boundary.
+pub fn prefix(text: &str, max_bytes: usize) -> &str {
+    let mut end = max_bytes.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
 
 /// Result with the engine's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -10,7 +32,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A request named an article id that is not in the index.
-    #[error("unknown article id {0:?}")]
+    #[error("unknown article id {}", quote(.0))]
     UnknownArticle(String),
 
     /// A request or setting is malformed; `field` names the offending field.
@@ -73,6 +95,10 @@ pub enum Error {
     #[error("index error: {0}")]
     Index(String),
 
+    /// A request's deadline passed while it was being worked on; the rest of the work was skipped.
+    #[error("the deadline passed while {0}; the rest of the work was skipped")]
+    DeadlineExceeded(&'static str),
+
     /// The durable change log could not be opened, read or written; a write that fails here is not
     /// acknowledged.
     #[error("change log {}: {source}", path.display())]
@@ -83,6 +109,14 @@ pub enum Error {
         #[source]
         source: Box<redb::Error>,
     },
+}
+
+/// Fails with [`Error::DeadlineExceeded`] when `deadline` has passed; `during` says what was being done.
+pub fn check_deadline(deadline: Option<Instant>, during: &'static str) -> Result<()> {
+    match deadline {
+        Some(deadline) if Instant::now() >= deadline => Err(Error::DeadlineExceeded(during)),
+        _ => Ok(()),
+    }
 }
 
 impl Error {

@@ -3,7 +3,8 @@
 //!
 //! A malformed line is an error naming file, line and field, or, with [`IngestOptions::skip_malformed`],
 //! skipped and counted. A later line with an id seen before replaces the earlier one (last wins, counted).
-//! An article with neither title nor body is rejected with its id and reason and never indexed.
+//! An article with neither title nor body, or with a field over its limit (see [`crate::article`]), is
+//! rejected with its id and reason and never indexed.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -14,7 +15,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use flate2::read::MultiGzDecoder;
 use serde_json::{Map, Value};
 
-use crate::article::Article;
+use crate::article::{Article, DEFAULT_MAX_BODY_BYTES, Timestamp};
 use crate::error::{Error, Result};
 
 /// How strict reading is.
@@ -108,7 +109,7 @@ pub fn parse_article(json: &str, path: &Path, line: usize) -> Result<Article> {
                 format!("{s:?} is not an RFC 3339 timestamp or a YYYY-MM-DD date"),
             )
         })?),
-        Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| {
+        Some(Value::Number(n)) => Some(n.as_i64().map(Timestamp::from_seconds).ok_or_else(|| {
             malformed(
                 Some("published_at"),
                 format!("{n} is not whole seconds since the epoch"),
@@ -134,18 +135,18 @@ pub fn parse_article(json: &str, path: &Path, line: usize) -> Result<Article> {
     })
 }
 
-/// Parses RFC 3339 (`2024-12-04T17:56:18+01:00`), `YYYY-MM-DD HH:MM:SS` (taken as UTC) or `YYYY-MM-DD`
-/// into seconds since the epoch.
-pub fn parse_timestamp(text: &str) -> Option<i64> {
+/// Parses RFC 3339 (`2024-12-04T17:56:18+01:00`, fractional seconds kept), `YYYY-MM-DD HH:MM:SS` (taken as
+/// UTC) or `YYYY-MM-DD` into an instant.
+pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
     let text = text.trim();
-    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
-        return Some(instant.timestamp());
-    }
-    if let Ok(naive) = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S") {
-        return Some(naive.and_utc().timestamp());
-    }
-    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
+    let instant = if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
+        instant.to_utc()
+    } else if let Ok(naive) = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S") {
+        naive.and_utc()
+    } else {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0)?.and_utc()
+    };
+    Timestamp::new(instant.timestamp(), i64::from(instant.timestamp_subsec_nanos())).ok()
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -210,10 +211,10 @@ impl CorpusReader {
     }
 
     fn accept(&mut self, article: Article) {
-        if let Some(reason) = article.rejection_reason() {
+        if let Some(reason) = article.rejection_reason(DEFAULT_MAX_BODY_BYTES) {
             self.corpus.rejected.push(Rejection {
                 id: article.id,
-                reason: reason.to_owned(),
+                reason,
             });
             return;
         }
@@ -255,7 +256,7 @@ mod tests {
         let line = r#"{"id": "a1", "title": "T", "body": "B", "published_at": "2024-12-04T17:56:18+01:00", "section": "Ausland", "lang": "de", "url": "https://x", "story": null, "category": "Politik"}"#;
         let article = parse_article(line, Path::new("f"), 1).unwrap();
         assert_eq!(article.id, "a1");
-        assert_eq!(article.published_at, Some(1_733_331_378));
+        assert_eq!(article.published_at, Some(Timestamp::from_seconds(1_733_331_378)));
         assert_eq!(article.category.as_deref(), Some("Politik"));
         assert_eq!(article.story, None);
     }
@@ -327,9 +328,15 @@ mod tests {
 
     #[test]
     fn timestamps_in_three_forms() {
-        assert_eq!(parse_timestamp("1970-01-02"), Some(86_400));
-        assert_eq!(parse_timestamp("1970-01-01 00:01:00"), Some(60));
-        assert_eq!(parse_timestamp("1970-01-01T00:00:10Z"), Some(10));
+        let at = |seconds| Some(Timestamp::from_seconds(seconds));
+        assert_eq!(parse_timestamp("1970-01-02"), at(86_400));
+        assert_eq!(parse_timestamp("1970-01-01 00:01:00"), at(60));
+        assert_eq!(parse_timestamp("1970-01-01T00:00:10Z"), at(10));
+        assert_eq!(
+            parse_timestamp("1970-01-01T00:00:10.25+00:00"),
+            Some(Timestamp::new(10, 250_000_000).unwrap()),
+            "fractional seconds are kept"
+        );
         assert_eq!(parse_timestamp("04.12.2024"), None);
     }
 

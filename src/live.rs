@@ -22,9 +22,9 @@ use std::time::Instant;
 
 use indicatif::ProgressBar;
 
-use crate::article::Article;
+use crate::article::{Article, DEFAULT_MAX_BODY_BYTES, MAX_ID_BYTES, check_id, check_text};
 use crate::engine::{Engine, Stats};
-use crate::error::{Error, Result};
+use crate::error::{Error, QUOTED_BYTES, Result, prefix};
 use crate::recommend::{Recommendation, RelatedQuery, Source};
 use crate::store::{self, Change, ChangeLog, ChangeSeq, LOG_FILE};
 
@@ -46,9 +46,6 @@ impl Default for RebuildPolicy {
     }
 }
 
-/// Default of [`LiveIndex::with_max_body_bytes`]: 1 MiB, far above any news article.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
-
 /// Outcome of one article of a write request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WriteOutcome {
@@ -59,16 +56,23 @@ pub struct WriteOutcome {
 }
 
 impl WriteOutcome {
-    fn accepted(id: &str) -> Self {
+    /// An accepted write.
+    pub fn accepted(id: &str) -> Self {
         Self {
             id: id.to_owned(),
             rejected: None,
         }
     }
 
-    fn rejected(id: &str, reason: impl Into<String>) -> Self {
+    /// A rejection; an id over [`MAX_ID_BYTES`] is echoed by its first [`QUOTED_BYTES`] bytes only.
+    pub fn rejected(id: &str, reason: impl Into<String>) -> Self {
+        let echoed = if id.len() > MAX_ID_BYTES {
+            prefix(id, QUOTED_BYTES)
+        } else {
+            id
+        };
         Self {
-            id: id.to_owned(),
+            id: echoed.to_owned(),
             rejected: Some(reason.into()),
         }
     }
@@ -118,10 +122,6 @@ impl LiveIndex {
         self
     }
 
-    fn body_too_long(&self, body: &str) -> Option<String> {
-        (body.len() > self.max_body_bytes)
-            .then(|| format!("{} bytes, the limit is {} bytes", body.len(), self.max_body_bytes))
-    }
 
     /// The engine for reading; hold the guard only as long as one query.
     pub fn read(&self) -> RwLockReadGuard<'_, Engine> {
@@ -130,16 +130,21 @@ impl LiveIndex {
 
     /// Related stories for `query`, including every acknowledged change.
     pub fn related(&self, query: &RelatedQuery) -> Result<Vec<Recommendation>> {
+        self.related_until(query, None)
+    }
+
+    /// Like [`LiveIndex::related`], but gives up with [`Error::DeadlineExceeded`] once `deadline` has
+    /// passed, so that a call whose client has gone stops using the CPU.
+    pub fn related_until(&self, query: &RelatedQuery, deadline: Option<Instant>) -> Result<Vec<Recommendation>> {
         if let Source::Draft(draft) = &query.source {
-            if let Some(reason) = self.body_too_long(&draft.body) {
-                return Err(Error::invalid("draft.body", reason));
-            }
+            check_text(&draft.body, self.max_body_bytes, true).map_err(|reason| Error::invalid("draft.body", reason))?;
         }
-        self.read().related(query)
+        self.read().related_until(query, deadline)
     }
 
     /// The live article with this id.
     pub fn article(&self, id: &str) -> Result<Article> {
+        check_id(id).map_err(|reason| Error::invalid("id", reason))?;
         self.read().article(id).cloned()
     }
 
@@ -154,11 +159,7 @@ impl LiveIndex {
         let mut outcomes = Vec::with_capacity(articles.len());
         let mut changes = Vec::with_capacity(articles.len());
         for article in articles {
-            let reason = article.rejection_reason().map(str::to_owned).or_else(|| {
-                self.body_too_long(&article.body)
-                    .map(|reason| format!("body: {reason}"))
-            });
-            match reason {
+            match article.rejection_reason(self.max_body_bytes) {
                 Some(reason) => outcomes.push(WriteOutcome::rejected(&article.id, reason)),
                 None => {
                     outcomes.push(WriteOutcome::accepted(&article.id));
@@ -180,7 +181,9 @@ impl LiveIndex {
             let engine = self.read();
             let mut deleting = HashSet::new();
             for id in ids {
-                if engine.slot(&id).is_err() || !deleting.insert(id.clone()) {
+                if let Err(reason) = check_id(&id) {
+                    outcomes.push(WriteOutcome::rejected(&id, format!("id: {reason}")));
+                } else if engine.slot(&id).is_err() || !deleting.insert(id.clone()) {
                     outcomes.push(WriteOutcome::rejected(&id, "unknown article id"));
                 } else {
                     outcomes.push(WriteOutcome::accepted(&id));

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::article::{MAX_LANG_BYTES, MAX_SECTION_BYTES, MAX_TITLE_BYTES, Timestamp, check_id, check_text};
 use crate::error::{Error, Result};
 use crate::index::Slot;
 
@@ -12,6 +13,10 @@ use crate::index::Slot;
 pub const DEFAULT_K: usize = 5;
 /// Most stories one request may ask for.
 pub const MAX_K: usize = 100;
+/// Most ids one filter may exclude.
+pub const MAX_EXCLUDE_IDS: usize = 1_000;
+/// Most sections one filter may allow.
+pub const MAX_FILTER_SECTIONS: usize = 100;
 
 /// What to find related stories for.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,10 +45,10 @@ pub struct Filter {
     pub sections: Vec<String>,
     /// Required language code; `None` allows all.
     pub lang: Option<String>,
-    /// Earliest publication time (inclusive), seconds since the epoch.
-    pub published_after: Option<i64>,
-    /// Latest publication time (exclusive), seconds since the epoch.
-    pub published_before: Option<i64>,
+    /// Earliest publication time (inclusive).
+    pub published_after: Option<Timestamp>,
+    /// Latest publication time (exclusive).
+    pub published_before: Option<Timestamp>,
     /// Ids never to return.
     pub exclude_ids: Vec<String>,
 }
@@ -79,15 +84,27 @@ impl RelatedQuery {
                 format!("must be between 1 and {MAX_K}, got {}", self.k),
             ));
         }
-        if let Source::Draft(draft) = &self.source {
-            if draft.title.trim().is_empty() && draft.body.trim().is_empty() {
-                return Err(Error::invalid("draft", "title and body are both empty"));
+        match &self.source {
+            Source::Draft(draft) => {
+                check_text(&draft.title, MAX_TITLE_BYTES, true).map_err(|reason| Error::invalid("draft.title", reason))?;
+                check_text(&draft.lang, MAX_LANG_BYTES, false).map_err(|reason| Error::invalid("draft.lang", reason))?;
+                if draft.title.trim().is_empty() && draft.body.trim().is_empty() {
+                    return Err(Error::invalid("draft", "title and body are both empty"));
+                }
             }
+            Source::Article(id) => check_id(id).map_err(|reason| Error::invalid("article_id", reason))?,
         }
-        if let Source::Article(id) = &self.source {
-            if id.is_empty() {
-                return Err(Error::invalid("article_id", "is empty"));
-            }
+        let filter = &self.filter;
+        check_count("filter.sections", filter.sections.len(), MAX_FILTER_SECTIONS)?;
+        for section in &filter.sections {
+            check_text(section, MAX_SECTION_BYTES, false).map_err(|reason| Error::invalid("filter.sections", reason))?;
+        }
+        if let Some(lang) = &filter.lang {
+            check_text(lang, MAX_LANG_BYTES, false).map_err(|reason| Error::invalid("filter.lang", reason))?;
+        }
+        check_count("filter.exclude_ids", filter.exclude_ids.len(), MAX_EXCLUDE_IDS)?;
+        for id in &filter.exclude_ids {
+            check_id(id).map_err(|reason| Error::invalid("filter.exclude_ids", reason))?;
         }
         if let (Some(after), Some(before)) = (self.filter.published_after, self.filter.published_before) {
             if after >= before {
@@ -101,6 +118,13 @@ impl RelatedQuery {
     }
 }
 
+fn check_count(field: &str, count: usize, limit: usize) -> Result<()> {
+    if count > limit {
+        return Err(Error::invalid(field, format!("{count} entries, the limit is {limit}")));
+    }
+    Ok(())
+}
+
 /// One related story as returned to callers.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Recommendation {
@@ -112,12 +136,18 @@ pub struct Recommendation {
     pub url: String,
     /// Section.
     pub section: String,
-    /// Publication time, seconds since the epoch.
-    pub published_at: Option<i64>,
+    /// Publication time; JSON output gives whole seconds since the epoch.
+    #[serde(serialize_with = "seconds_only")]
+    pub published_at: Option<Timestamp>,
     /// Final score in [0, 1]: cosine similarity adjusted for recency.
     pub score: f32,
     /// Why it is related: the shared terms that contribute most, most important first.
     pub shared_terms: Vec<String>,
+}
+
+/// Serialises a publication time as whole seconds since the epoch, the JSON output's format since v0.
+fn seconds_only<S: serde::Serializer>(at: &Option<Timestamp>, serializer: S) -> Result<S::Ok, S::Error> {
+    at.map(Timestamp::seconds).serialize(serializer)
 }
 
 /// Query-time ranking settings.
@@ -156,7 +186,7 @@ pub struct Candidate {
     /// Cosine similarity to the source.
     pub similarity: f32,
     /// Publication time of the candidate.
-    pub published_at: Option<i64>,
+    pub published_at: Option<Timestamp>,
 }
 
 /// A candidate that made the block, with its final score.
@@ -198,7 +228,7 @@ impl RankingPolicy {
         &self,
         candidates: &[Candidate],
         k: usize,
-        reference_time: Option<i64>,
+        reference_time: Option<Timestamp>,
         similarity: impl Fn(Slot, Slot) -> f32,
     ) -> Vec<Ranked> {
         let mut scored: Vec<(Candidate, f32)> = candidates
@@ -233,14 +263,14 @@ impl RankingPolicy {
     }
 
     /// 1 for a story as new as the reference (or newer), falling towards `1 - recency_weight` with age.
-    fn recency_factor(&self, reference_time: Option<i64>, candidate: &Candidate) -> f32 {
+    fn recency_factor(&self, reference_time: Option<Timestamp>, candidate: &Candidate) -> f32 {
         let (Some(reference), Some(published)) = (reference_time, candidate.published_at) else {
             return 1.0;
         };
         if self.recency_half_life_days == 0.0 {
             return 1.0;
         }
-        let age_days = reference.saturating_sub(published).max(0) as f32 / SECONDS_PER_DAY;
+        let age_days = reference.seconds().saturating_sub(published.seconds()).max(0) as f32 / SECONDS_PER_DAY;
         let decay = 0.5f32.powf(age_days / self.recency_half_life_days);
         1.0 - self.recency_weight + self.recency_weight * decay
     }
@@ -255,7 +285,10 @@ mod tests {
         // Found by the pipeline property test: any i64 is a valid `published_at` on the wire.
         let policy = RankingPolicy::default();
         for (reference, published) in [(i64::MAX, i64::MIN), (i64::MIN, i64::MAX), (0, i64::MIN)] {
-            let factor = policy.recency_factor(Some(reference), &candidate(0, 1.0, Some(published)));
+            let factor = policy.recency_factor(
+                Some(Timestamp::from_seconds(reference)),
+                &candidate(0, 1.0, Some(published)),
+            );
             assert!((1.0 - policy.recency_weight..=1.0).contains(&factor), "{factor}");
         }
     }
@@ -264,7 +297,7 @@ mod tests {
         Candidate {
             slot,
             similarity,
-            published_at,
+            published_at: published_at.map(Timestamp::from_seconds),
         }
     }
 
@@ -281,8 +314,8 @@ mod tests {
         assert!(query(5).validate().is_ok());
         assert!(query(101).validate().unwrap_err().to_string().contains("k"));
         let mut inverted = query(5);
-        inverted.filter.published_after = Some(10);
-        inverted.filter.published_before = Some(5);
+        inverted.filter.published_after = Some(Timestamp::from_seconds(10));
+        inverted.filter.published_before = Some(Timestamp::from_seconds(5));
         assert!(
             inverted
                 .validate()
@@ -295,6 +328,39 @@ mod tests {
             ..query(5)
         };
         assert!(empty_draft.validate().unwrap_err().to_string().contains("draft"));
+    }
+
+    #[test]
+    fn every_string_and_list_of_a_query_is_bounded() {
+        let field = |query: RelatedQuery| match query.validate() {
+            Err(Error::InvalidArgument { field, reason }) => {
+                assert!(reason.len() < 200, "{reason}");
+                field
+            }
+            other => panic!("{other:?}"),
+        };
+        let by_id = |id: String| RelatedQuery {
+            source: Source::Article(id),
+            ..query(5)
+        };
+        assert_eq!(field(by_id("x".repeat(17_000))), "article_id");
+        assert_eq!(field(by_id("a\0b".into())), "article_id");
+        let draft = |title: String, body: &str| RelatedQuery {
+            source: Source::Draft(Draft {
+                title,
+                body: body.into(),
+                lang: String::new(),
+            }),
+            ..query(5)
+        };
+        assert_eq!(field(draft("T".repeat(MAX_TITLE_BYTES + 1), "")), "draft.title");
+        assert!(draft("Titel".into(), "Text").validate().is_ok());
+        let mut excluding = query(5);
+        excluding.filter.exclude_ids = vec!["a".into(); MAX_EXCLUDE_IDS + 1];
+        assert_eq!(field(excluding), "filter.exclude_ids");
+        let mut sections = query(5);
+        sections.filter.sections = vec!["S".repeat(MAX_SECTION_BYTES + 1)];
+        assert_eq!(field(sections), "filter.sections");
     }
 
     #[test]
@@ -334,7 +400,7 @@ mod tests {
     fn recent_stories_win_a_close_call() {
         let policy = RankingPolicy::default();
         let day = SECONDS_PER_DAY as i64;
-        let reference = Some(100 * day);
+        let reference = Some(Timestamp::from_seconds(100 * day));
         let ranked = policy.rank(
             &[candidate(1, 0.50, Some(10 * day)), candidate(2, 0.48, Some(99 * day))],
             2,

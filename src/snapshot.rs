@@ -21,13 +21,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{AnalyzerConfig, Lexicon};
 use crate::article::Article;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, quote};
 use crate::index::{HnswIndex, HnswParams};
 use crate::sparse::SparseVector;
 use crate::tfidf::{TfidfConfig, Vocabulary};
 
 /// Format version this build writes and reads. Bump on any change to the files' layout.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: weitere 0.1.
+/// - 2: publication times keep their nanoseconds. Version 1 snapshots are refused with
+///   [`Error::IncompatibleSnapshot`]; rebuild them from the archive with `weitere index`.
+pub const FORMAT_VERSION: u32 = 2;
 
 const MANIFEST: &str = "manifest.json";
 const CORPUS_SUFFIX: &str = ".corpus.bin";
@@ -202,7 +206,26 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
             expected: FORMAT_VERSION,
         });
     }
-    serde_json::from_value(value).map_err(|err| corrupt(&path, format!("unexpected layout: {err}")))
+    let manifest: Manifest =
+        serde_json::from_value(value).map_err(|err| corrupt(&path, format!("unexpected layout: {err}")))?;
+    let names = std::iter::once(&manifest.generation).chain(manifest.files.iter().map(|entry| &entry.name));
+    for name in names {
+        if !is_plain_file_name(name) {
+            return Err(corrupt(
+                &path,
+                format!("names {}, which is not a plain file name inside the snapshot directory", quote(name)),
+            ));
+        }
+    }
+    Ok(manifest)
+}
+
+/// True for a name that stays inside its directory: one normal path component, no separator.
+fn is_plain_file_name(name: &str) -> bool {
+    let mut components = Path::new(name).components();
+    matches!(components.next(), Some(std::path::Component::Normal(_)))
+        && components.next().is_none()
+        && !name.contains(['/', '\\', '\0'])
 }
 
 fn corrupt(path: &Path, reason: String) -> Error {
@@ -272,6 +295,21 @@ fn remove_other_generations(dir: &Path, manifest: &Manifest) {
             if let Err(err) = fs::remove_file(entry.path()) {
                 tracing::warn!(file = %entry.path().display(), %err, "cannot remove stale snapshot file");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_names_stay_inside_the_directory() {
+        for good in ["g1a2b.corpus.bin", "manifest.json", "a..b"] {
+            assert!(is_plain_file_name(good), "{good}");
+        }
+        for bad in ["", ".", "..", "../../etc/passwd", "/etc/passwd", "a/b", "a\\b", "a\0"] {
+            assert!(!is_plain_file_name(bad), "{bad:?}");
         }
     }
 }

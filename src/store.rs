@@ -180,7 +180,7 @@ mod tests {
 
     fn article(id: &str) -> Article {
         Article {
-            published_at: Some(1_700_000_000),
+            published_at: Some(crate::article::Timestamp::from_seconds(1_700_000_000)),
             section: "Inland".into(),
             ..test_article(id, &format!("Titel {id}"), "Text")
         }

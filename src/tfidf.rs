@@ -12,6 +12,7 @@
 //! 0.5 beats 0.3 (0.642) and 0.8 (0.646).
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use indicatif::ProgressBar;
 use rayon::prelude::*;
@@ -146,7 +147,8 @@ impl Vectorizer {
         let frequencies: Vec<TermFrequencies> = articles
             .par_iter()
             .map_init(Vec::new, |scratch, article| {
-                let frequencies = term_frequencies(&analyzer, &config, article, scratch);
+                let frequencies = term_frequencies(&analyzer, &config, article, None, scratch)
+                    .expect("fitting has no deadline");
                 progress.inc(1);
                 frequencies
             })
@@ -188,8 +190,15 @@ impl Vectorizer {
     /// The vector of an article's text against the fixed vocabulary; terms never seen at index time are
     /// dropped.
     pub fn vectorize(&self, article: &Article) -> SparseVector {
-        let frequencies = term_frequencies(&self.analyzer, &self.config, article, &mut Vec::new());
-        self.weigh(&frequencies)
+        self.vectorize_until(article, None)
+            .expect("vectorising without a deadline cannot miss it")
+    }
+
+    /// Like [`Vectorizer::vectorize`], but gives up with [`crate::error::Error::DeadlineExceeded`] once
+    /// `deadline` has passed.
+    pub fn vectorize_until(&self, article: &Article, deadline: Option<Instant>) -> Result<SparseVector> {
+        let frequencies = term_frequencies(&self.analyzer, &self.config, article, deadline, &mut Vec::new())?;
+        Ok(self.weigh(&frequencies))
     }
 
     fn weigh(&self, frequencies: &TermFrequencies) -> SparseVector {
@@ -224,18 +233,19 @@ fn term_frequencies(
     analyzer: &Analyzer,
     config: &TfidfConfig,
     article: &Article,
+    deadline: Option<Instant>,
     scratch: &mut Vec<Term>,
-) -> TermFrequencies {
+) -> Result<TermFrequencies> {
     let lang: Lang = article.analysis_lang();
     let mut frequencies = TermFrequencies::new();
     for (text, weight) in [(&article.title, config.title_weight), (&article.body, 1.0)] {
         scratch.clear();
-        analyzer.analyze_into(text, lang, scratch);
+        analyzer.analyze_until(text, lang, deadline, scratch)?;
         for term in scratch.drain(..) {
             frequencies.entry(term.key).or_insert_with(|| (0.0, term.surface)).0 += weight;
         }
     }
-    frequencies
+    Ok(frequencies)
 }
 
 fn learn_vocabulary(frequencies: &[TermFrequencies], config: &TfidfConfig) -> Vocabulary {

@@ -57,6 +57,7 @@ mod tokenize;
 
 use std::fmt;
 use std::ops::Range;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +67,11 @@ use normalize::{lowercase_into, normalize};
 use stem::Stemmers;
 use stop_words::is_stop_word;
 use tokenize::{Token, tokenize};
+
+use crate::error::{Result, check_deadline};
+
+/// How many tokens [`Analyzer::analyze_until`] analyses between two looks at the clock.
+pub const DEADLINE_CHECK_TOKENS: usize = 1_024;
 
 /// Prefix of the keys of character n-gram terms ([`CompoundMode::NGrams`]). Word keys never start
 /// with it, so n-grams and words cannot collide.
@@ -205,13 +211,26 @@ impl Analyzer {
 
     /// Appends the terms of `text` to `out`, in text order (the caller reuses the buffer).
     pub fn analyze_into(&self, text: &str, lang: Lang, out: &mut Vec<Term>) {
+        self.analyze_until(text, lang, None, out)
+            .expect("analysis without a deadline cannot miss it");
+    }
+
+    /// Like [`Analyzer::analyze_into`], but gives up with [`Error::DeadlineExceeded`] once `deadline` has
+    /// passed (checked between stages and every [`DEADLINE_CHECK_TOKENS`] tokens), so that a request whose
+    /// caller has given up stops using the CPU.
+    pub fn analyze_until(&self, text: &str, lang: Lang, deadline: Option<Instant>, out: &mut Vec<Term>) -> Result<()> {
+        const DURING: &str = "analysing the text";
         let mut normalized = String::with_capacity(text.len());
         normalize(text, &mut normalized);
+        check_deadline(deadline, DURING)?;
         let mut tokens: Vec<Token> = Vec::new();
         tokenize(&normalized, lang, self.config.keep_numbers, &mut tokens);
         let mut lower = String::new();
         let mut parts = Vec::new();
-        for token in &tokens {
+        for (position, token) in tokens.iter().enumerate() {
+            if position % DEADLINE_CHECK_TOKENS == 0 {
+                check_deadline(deadline, DURING)?;
+            }
             let surface = &normalized[token.range.clone()];
             lower.clear();
             lowercase_into(surface, &mut lower);
@@ -222,6 +241,7 @@ impl Analyzer {
                 self.push_completed(surface, &lower, &normalized[completion.clone()], lang, out);
             }
         }
+        Ok(())
     }
 
     /// The terms of `text`.

@@ -16,7 +16,10 @@ use weitere::live::{self, LiveIndex, RebuildPolicy};
 use weitere::recommend::{Draft, Filter, Recommendation, RelatedQuery, Source};
 use weitere::service::{Access, Limits, ServerOptions};
 
-use super::{BatchArgs, Cli, Command, DEFAULT_MODEL_DIR, EvalArgs, IndexArgs, LabelArg, RelatedArgs, ServeArgs};
+use super::{
+    BatchArgs, Cli, Command, DEFAULT_MODEL_DIR, ENV_READ_TOKEN, ENV_TLS_CERT, ENV_TLS_KEY, ENV_WRITE_TOKEN, EvalArgs, IndexArgs, LabelArg,
+    RelatedArgs, ServeArgs,
+};
 
 /// The German sample compiled into the binary, indexed by `serve` when no `--model` is given.
 const EMBEDDED_SAMPLE: &[u8] = include_bytes!("../../data/gnad-sample.jsonl.gz");
@@ -69,7 +72,7 @@ fn report_corpus(corpus: &Corpus) {
         tracing::warn!("skipped: {example}");
     }
     for rejection in &corpus.rejected {
-        tracing::warn!(id = %rejection.id, reason = %rejection.reason, "article rejected");
+        tracing::warn!(id = %weitere::error::quote(&rejection.id), reason = %rejection.reason, "article rejected");
     }
 }
 
@@ -105,6 +108,7 @@ fn open_or_build_default(model: Option<&Path>) -> Result<Engine> {
 
 fn serve(args: &ServeArgs) -> Result<()> {
     let started = Instant::now();
+    let options = server_options(args)?;
     let mut engine = open_or_build_default(args.model.as_deref())?;
     args.policy.apply(&mut engine)?;
     let dir = args.model.as_deref().unwrap_or(Path::new(DEFAULT_MODEL_DIR));
@@ -114,7 +118,6 @@ fn serve(args: &ServeArgs) -> Result<()> {
     };
     let index = Arc::new(LiveIndex::open(dir, engine, rebuild)?.with_max_body_bytes(args.max_body_bytes));
     let stats = index.stats();
-    let options = server_options(args)?;
     if options.access.write_token.is_none() {
         tracing::info!("no write token configured: UpsertArticles and DeleteArticles are refused");
     }
@@ -145,14 +148,16 @@ fn serve(args: &ServeArgs) -> Result<()> {
 
 fn server_options(args: &ServeArgs) -> Result<ServerOptions> {
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(weitere::service::tls_identity(cert, key)?),
+        (Some(cert), Some(key)) => Some(weitere::service::tls_identity(cert, key).map_err(name_the_flag)?),
         _ => None,
     };
+    let access = Access {
+        write_token: args.write_token.clone(),
+        read_token: args.read_token.clone(),
+    };
+    access.validate().map_err(name_the_flag)?;
     Ok(ServerOptions {
-        access: Access {
-            write_token: args.write_token.clone(),
-            read_token: args.read_token.clone(),
-        },
+        access,
         limits: Limits {
             max_message_bytes: args.max_message_bytes,
             max_batch: args.max_batch,
@@ -160,6 +165,23 @@ fn server_options(args: &ServeArgs) -> Result<ServerOptions> {
         },
         tls,
     })
+}
+
+/// Names the flag and environment variable of a `serve` setting that the library refused by its field.
+fn name_the_flag(err: Error) -> Error {
+    match err {
+        Error::InvalidArgument { field, reason } => {
+            let flag = match field.as_str() {
+                "write_token" => format!("--write-token ({ENV_WRITE_TOKEN})"),
+                "read_token" => format!("--read-token ({ENV_READ_TOKEN})"),
+                "tls_cert" => format!("--tls-cert ({ENV_TLS_CERT})"),
+                "tls_key" => format!("--tls-key ({ENV_TLS_KEY})"),
+                _ => field,
+            };
+            Error::InvalidArgument { field: flag, reason }
+        }
+        other => other,
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -12,7 +12,8 @@ use weitere::engine::{BuildConfig, Engine, SearchStrategy};
 use weitere::error::Result;
 use weitere::evaluate::sweep::DEFAULT_EF_VALUES;
 use weitere::index::{DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, HnswParams, InsertionMode};
-use weitere::live::{DEFAULT_MAX_BODY_BYTES, RebuildPolicy};
+use weitere::article::DEFAULT_MAX_BODY_BYTES;
+use weitere::live::RebuildPolicy;
 use weitere::recommend::RankingPolicy;
 use weitere::service::Limits;
 
@@ -26,6 +27,14 @@ pub const ENV_MODEL: &str = "WEITERE_MODEL";
 pub const ENV_MIN_SCORE: &str = "WEITERE_MIN_SCORE";
 /// Environment variable for `--log-format`.
 pub const ENV_LOG_FORMAT: &str = "WEITERE_LOG_FORMAT";
+/// Environment variable for `serve --write-token`.
+pub const ENV_WRITE_TOKEN: &str = "WEITERE_WRITE_TOKEN";
+/// Environment variable for `serve --read-token`.
+pub const ENV_READ_TOKEN: &str = "WEITERE_READ_TOKEN";
+/// Environment variable for `serve --tls-cert`.
+pub const ENV_TLS_CERT: &str = "WEITERE_TLS_CERT";
+/// Environment variable for `serve --tls-key`.
+pub const ENV_TLS_KEY: &str = "WEITERE_TLS_KEY";
 
 /// Where `serve` keeps the index of the built-in sample when no `--model` is given.
 pub const DEFAULT_MODEL_DIR: &str = "models/default";
@@ -240,11 +249,13 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = ENV_ADDR, default_value = "127.0.0.1:50051")]
     pub addr: SocketAddr,
-    /// Bearer token that UpsertArticles and DeleteArticles require; without it, writes are refused.
-    #[arg(long, env = "WEITERE_WRITE_TOKEN", hide_env_values = true)]
+    /// Bearer token that UpsertArticles and DeleteArticles require; without it, writes are refused. An
+    /// empty or blank token is refused at start (exit code 64).
+    #[arg(long, env = ENV_WRITE_TOKEN, hide_env_values = true)]
     pub write_token: Option<String>,
-    /// Bearer token that reads (Related, GetArticle, Stats) require; without it, reads are open.
-    #[arg(long, env = "WEITERE_READ_TOKEN", hide_env_values = true)]
+    /// Bearer token that reads (Related, GetArticle, Stats) require; without it, reads are open. An empty
+    /// or blank token is refused at start (exit code 64).
+    #[arg(long, env = ENV_READ_TOKEN, hide_env_values = true)]
     pub read_token: Option<String>,
     /// Rebuild the index in the background after at least this many live changes ...
     #[arg(long, default_value_t = RebuildPolicy::default().min_changes)]
@@ -253,10 +264,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = RebuildPolicy::default().ratio)]
     pub rebuild_ratio: f64,
     /// PEM certificate chain to serve TLS with (needs --tls-key); without it, plain HTTP/2.
-    #[arg(long, env = "WEITERE_TLS_CERT", requires = "tls_key")]
+    #[arg(long, env = ENV_TLS_CERT, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
-    #[arg(long, env = "WEITERE_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = ENV_TLS_KEY, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Largest request or response message, in bytes; larger ones fail with RESOURCE_EXHAUSTED.
     #[arg(long, env = "WEITERE_MAX_MESSAGE_BYTES", default_value_t = Limits::default().max_message_bytes)]

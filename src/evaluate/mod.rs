@@ -199,7 +199,7 @@ pub fn evaluate(engine: &Engine, options: &EvalOptions) -> Result<EvalReport> {
             totals.intra_list_similarity += mean_pairwise_jaccard(&list, &word_sets);
         }
         totals.age_gaps_days.extend(list.iter().filter_map(|&slot| {
-            let gap = article.published_at?.abs_diff(articles[slot as usize].published_at?);
+            let gap = (article.published_at?.seconds()).abs_diff(articles[slot as usize].published_at?.seconds());
             Some(gap as f64 / SECONDS_PER_DAY)
         }));
         totals.self_recommendations += list.iter().filter(|&&slot| slot == source).count();

@@ -238,25 +238,39 @@ impl HnswIndex {
         Ok(graph_files(dir, basename))
     }
 
-    /// Reloads a graph written by [`HnswIndex::save`]. The caller must have verified the files' checksums:
-    /// hnsw_rs panics or exits on damaged dumps.
+    /// Reloads a graph written by [`HnswIndex::save`]. hnsw_rs exits the process on some damaged dumps and
+    /// panics on others, so the files are checked first (the caller verifies their checksums; the data file
+    /// is also parsed here, since a dump with a matching checksum can still be wrong), a panic inside
+    /// hnsw_rs is caught, and every loaded point and link must name a slot of `vectors`. Any failure is
+    /// [`Error::CorruptSnapshot`].
     pub fn load(dir: &Path, basename: &str, vectors: Arc<Vec<SparseVector>>, params: HnswParams) -> Result<Self> {
         params.validate()?;
         let point_count = vectors.len();
+        let [graph_path, data_path] = graph_files(dir, basename);
+        check_data_file(&data_path, point_count)?;
         let distance = SlotCosine { vectors };
-        let loaded = LoadedGraph::try_new(HnswIo::new(dir, basename), |io| io.load_hnsw_with_dist(distance))
-            .map_err(|err| Error::Index(format!("cannot load graph from {}: {err}", dir.display())))?;
-        let mut loaded = loaded;
+        let loading = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            LoadedGraph::try_new(HnswIo::new(dir, basename), |io| io.load_hnsw_with_dist(distance))
+        }));
+        let corrupt = |reason: String| Error::CorruptSnapshot {
+            path: graph_path.clone(),
+            reason,
+        };
+        let mut loaded = match loading {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(err)) => return Err(corrupt(format!("hnsw_rs cannot load it: {err}"))),
+            Err(_) => return Err(corrupt("hnsw_rs panicked while loading it".into())),
+        };
         let graph_points = loaded.with_dependent_mut(|_, graph| {
             graph.set_searching_mode(true);
             graph.get_nb_point()
         });
         if graph_points != point_count {
-            return Err(Error::Index(format!(
-                "graph in {} has {graph_points} points, the snapshot {point_count} vectors",
-                dir.display()
+            return Err(corrupt(format!(
+                "{graph_points} points, the snapshot has {point_count} vectors"
             )));
         }
+        loaded.with_dependent(|_, graph| check_links(graph, point_count)).map_err(corrupt)?;
         Ok(Self {
             graph: Graph::Loaded(loaded),
             params,
@@ -311,6 +325,75 @@ fn graph_files(dir: &Path, basename: &str) -> [std::path::PathBuf; 2] {
     graph_file_names(basename).map(|name| dir.join(name))
 }
 
+/// Magic number of hnsw_rs's data file and of each point in it (`hnswio::MAGICDATAP`).
+const DATA_MAGIC: u32 = 0xa67f_0000;
+
+/// Parses the data file hnsw_rs wrote — `magic, dimension`, then per point `magic, origin id, byte length,
+/// bytes`, native-endian — and checks that it holds `point_count` points of one in-range [`Slot`] each.
+/// hnsw_rs itself exits or allocates whatever length a damaged file claims.
+fn check_data_file(path: &Path, point_count: usize) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|err| Error::io(path, err))?;
+    let corrupt = |reason: String| Error::CorruptSnapshot {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut rest = bytes.as_slice();
+    let mut take = |len: usize, what: &str| -> Result<&[u8]> {
+        if rest.len() < len {
+            return Err(corrupt(format!("ends inside {what}")));
+        }
+        let (taken, after) = rest.split_at(len);
+        rest = after;
+        Ok(taken)
+    };
+    let u32_at = |bytes: &[u8]| u32::from_ne_bytes(bytes.try_into().expect("four bytes"));
+    let u64_at = |bytes: &[u8]| u64::from_ne_bytes(bytes.try_into().expect("eight bytes"));
+    if u32_at(take(4, "the header")?) != DATA_MAGIC {
+        return Err(corrupt("not an hnsw_rs data file (wrong magic number)".into()));
+    }
+    let dimension = u64_at(take(8, "the header")?);
+    if dimension != 1 {
+        return Err(corrupt(format!("dimension {dimension}, expected 1 slot per point")));
+    }
+    for point in 0..point_count {
+        if u32_at(take(4, "a point")?) != DATA_MAGIC {
+            return Err(corrupt(format!("point {point} has a wrong magic number")));
+        }
+        let origin = u64_at(take(8, "a point")?);
+        let length = u64_at(take(8, "a point")?);
+        if length != std::mem::size_of::<Slot>() as u64 {
+            return Err(corrupt(format!("point {point} holds {length} bytes, expected one slot")));
+        }
+        let slot = u32_at(take(4, "a point")?);
+        if origin >= point_count as u64 || u64::from(slot) != origin {
+            return Err(corrupt(format!(
+                "point {point} names slot {slot} (origin {origin}) of {point_count}"
+            )));
+        }
+    }
+    if !rest.is_empty() {
+        return Err(corrupt(format!("{} bytes after the last point", rest.len())));
+    }
+    Ok(())
+}
+
+/// Checks that every point of a loaded graph and every link names a slot below `point_count`, so that no
+/// search can index outside the vector table.
+fn check_links(graph: &SlotGraph<'_>, point_count: usize) -> std::result::Result<(), String> {
+    for point in graph.get_point_indexation() {
+        let slot = point.get_v().first().copied().unwrap_or(Slot::MAX) as usize;
+        if point.get_origin_id() >= point_count || slot != point.get_origin_id() {
+            return Err(format!("a point names slot {slot} of {point_count}"));
+        }
+        for layer in point.get_neighborhood_id() {
+            if let Some(link) = layer.iter().find(|link| link.d_id >= point_count) {
+                return Err(format!("a link names slot {} of {point_count}", link.d_id));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +438,31 @@ mod tests {
             let threshold = want[9].similarity - 1e-6;
             assert!(got.iter().all(|hit| hit.similarity >= threshold), "probe {probe}");
         }
+    }
+
+    #[test]
+    fn a_damaged_data_file_with_a_valid_layout_is_refused_not_fatal() {
+        let table = vectors(50);
+        let params = HnswParams::default().m(4);
+        let index = HnswIndex::build(Arc::clone(&table), params.clone(), &ProgressBar::hidden()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let [_, data] = index.save(dir.path(), "graph").unwrap();
+        let pristine = std::fs::read(&data).unwrap();
+        // The first point's byte length (header 12 bytes, then magic 4 and origin 8).
+        let mut huge_length = pristine.clone();
+        huge_length[24..32].copy_from_slice(&u64::MAX.to_ne_bytes());
+        // The first point's slot, out of range.
+        let mut bad_slot = pristine.clone();
+        bad_slot[32..36].copy_from_slice(&999u32.to_ne_bytes());
+        for (case, bytes) in [("length", huge_length), ("slot", bad_slot), ("truncated", pristine[..40].to_vec())] {
+            std::fs::write(&data, bytes).unwrap();
+            let err = HnswIndex::load(dir.path(), "graph", Arc::clone(&table), params.clone())
+                .err()
+                .unwrap_or_else(|| panic!("{case}: a damaged graph loaded"));
+            assert!(matches!(err, Error::CorruptSnapshot { .. }), "{case}: {err}");
+        }
+        std::fs::write(&data, pristine).unwrap();
+        assert!(HnswIndex::load(dir.path(), "graph", table, params).is_ok());
     }
 
     #[test]

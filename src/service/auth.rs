@@ -1,8 +1,12 @@
 //! Who may call what? Bearer tokens from the `authorization` metadata: writes always need the write token
 //! (without one configured, writes are refused — never open by accident); reads need the read token when
-//! one is configured. Tokens are compared in constant time.
+//! one is configured. An empty or blank token is a configuration error ([`Access::validate`]), never a
+//! token that an empty header matches. The scheme is matched case-insensitively (RFC 9110 §11.1), a request
+//! with more than one `authorization` value is refused, and tokens are compared in constant time.
 
 use tonic::{Request, Status};
+
+use crate::error::{Error, Result};
 
 /// The tokens the service accepts.
 #[derive(Clone, Debug, Default)]
@@ -14,6 +18,21 @@ pub struct Access {
 }
 
 impl Access {
+    /// Refuses a configured token that is empty or only white space: such a token would let in any request
+    /// with an empty `authorization: Bearer ` header. The error names the field (`write_token` or
+    /// `read_token`).
+    pub fn validate(&self) -> Result<()> {
+        for (field, token) in [("write_token", &self.write_token), ("read_token", &self.read_token)] {
+            if token.as_deref().is_some_and(|token| token.trim().is_empty()) {
+                return Err(Error::invalid(
+                    field,
+                    "is empty or white space, which would let anyone in; set a long random token or leave it unset",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Lets a write through only with the configured write token.
     pub fn authorise_write<T>(&self, request: &Request<T>) -> Result<(), Status> {
         match &self.write_token {
@@ -41,20 +60,33 @@ impl Access {
 }
 
 fn check<T>(request: &Request<T>, token: &str) -> Result<(), Status> {
-    let header = request
-        .metadata()
-        .get("authorization")
+    let mut values = request.metadata().get_all("authorization").iter();
+    let header = values
+        .next()
         .ok_or_else(|| Status::unauthenticated("missing authorization metadata (Bearer token)"))?;
+    if values.next().is_some() {
+        return Err(Status::unauthenticated("more than one authorization value; send exactly one"));
+    }
     let presented = header
         .to_str()
         .ok()
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .ok_or_else(|| Status::unauthenticated("authorization must be \"Bearer <token>\""))?;
+    if token.is_empty() {
+        return Err(Status::unauthenticated("invalid token"));
+    }
     if constant_time_eq::constant_time_eq(presented.as_bytes(), token.as_bytes()) {
         Ok(())
     } else {
         Err(Status::unauthenticated("invalid token"))
     }
+}
+
+/// The token of a `Bearer <token>` credential; the scheme is case-insensitive, as in every HTTP
+/// authentication scheme.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_start_matches(' '))
 }
 
 #[cfg(test)]
@@ -90,6 +122,60 @@ mod tests {
             );
         }
         assert!(open.authorise_read(&request(None)).is_ok());
+    }
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        let access = Access {
+            write_token: Some("s3cret".into()),
+            read_token: None,
+        };
+        for scheme in ["bearer", "BEARER", "Bearer", "bEaReR"] {
+            let value = format!("{scheme} s3cret");
+            assert!(access.authorise_write(&request(Some(&value))).is_ok(), "{value}");
+        }
+    }
+
+    #[test]
+    fn a_second_authorization_value_is_refused() {
+        let access = Access {
+            write_token: Some("s3cret".into()),
+            read_token: None,
+        };
+        let mut twice = request(Some("Bearer s3cret"));
+        twice.metadata_mut().append("authorization", "Bearer s3cret".parse().unwrap());
+        let refused = access.authorise_write(&twice).unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated);
+        assert!(refused.message().contains("more than one"), "{refused}");
+    }
+
+    #[test]
+    fn empty_and_blank_tokens_are_configuration_errors() {
+        for blank in ["", " ", "\t \n"] {
+            let access = Access {
+                write_token: Some(blank.into()),
+                read_token: None,
+            };
+            assert!(
+                matches!(access.validate(), Err(Error::InvalidArgument { ref field, .. }) if field == "write_token"),
+                "{blank:?}"
+            );
+            let access = Access {
+                write_token: None,
+                read_token: Some(blank.into()),
+            };
+            assert!(
+                matches!(access.validate(), Err(Error::InvalidArgument { ref field, .. }) if field == "read_token"),
+                "{blank:?}"
+            );
+        }
+        assert!(Access::default().validate().is_ok());
+        // Even unvalidated, an empty configured token matches nothing.
+        let unvalidated = Access {
+            write_token: Some(String::new()),
+            read_token: None,
+        };
+        assert!(unvalidated.authorise_write(&request(Some("Bearer "))).is_err());
     }
 
     #[test]

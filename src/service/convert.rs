@@ -1,10 +1,8 @@
 //! Proto messages to core types and back. Every proto field is named when a message is unpacked, so a new
 //! field fails to compile until it is handled here.
 
-use prost_types::Timestamp;
-
 use super::proto;
-use crate::article::Article;
+use crate::article::{Article, Timestamp};
 use crate::engine::Stats;
 use crate::error::{Error, Result};
 use crate::live::WriteOutcome;
@@ -45,24 +43,25 @@ fn filter(filter: proto::Filter) -> Result<Filter> {
         sections,
         lang: Some(lang).filter(|lang| !lang.is_empty()),
         published_after: published_after
-            .map(|at| seconds(at, "filter.published_after"))
+            .map(|at| instant(at).map_err(|reason| Error::invalid("filter.published_after", reason)))
             .transpose()?,
         published_before: published_before
-            .map(|at| seconds(at, "filter.published_before"))
+            .map(|at| instant(at).map_err(|reason| Error::invalid("filter.published_before", reason)))
             .transpose()?,
         exclude_ids,
     })
 }
 
-fn seconds(timestamp: Timestamp, field: &str) -> Result<i64> {
-    if !(0..1_000_000_000).contains(&timestamp.nanos) {
-        return Err(Error::invalid(field, "nanos must be in 0..1e9"));
-    }
-    Ok(timestamp.seconds)
+/// A wire timestamp as the core's, nanoseconds included; out-of-range nanoseconds are refused.
+fn instant(timestamp: prost_types::Timestamp) -> Result<Timestamp, String> {
+    Timestamp::new(timestamp.seconds, i64::from(timestamp.nanos))
 }
 
-fn timestamp(seconds: i64) -> Timestamp {
-    Timestamp { seconds, nanos: 0 }
+fn timestamp(at: Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.seconds(),
+        nanos: i32::try_from(at.nanos()).expect("nanos are below 1e9"),
+    }
 }
 
 /// A recommendation on the wire.
@@ -111,9 +110,9 @@ pub fn article(article: &Article) -> proto::Article {
     }
 }
 
-/// An article from the wire, for an upsert. Nanoseconds of `published_at` are dropped (the engine keeps
-/// seconds); the core validates the rest.
-pub fn article_from_wire(article: proto::Article) -> Article {
+/// An article from the wire, for an upsert, or why it cannot be one (a `published_at` whose nanoseconds are
+/// out of range); the core validates the rest.
+pub fn article_from_wire(article: proto::Article) -> Result<Article, WriteOutcome> {
     let proto::Article {
         id,
         title,
@@ -123,17 +122,21 @@ pub fn article_from_wire(article: proto::Article) -> Article {
         lang,
         published_at,
     } = article;
-    Article {
+    let published_at = match published_at.map(instant).transpose() {
+        Ok(published_at) => published_at,
+        Err(reason) => return Err(WriteOutcome::rejected(&id, format!("published_at: {reason}"))),
+    };
+    Ok(Article {
         id,
         title,
         body,
-        published_at: published_at.map(|at| at.seconds),
+        published_at,
         section,
         lang,
         url,
         story: None,
         category: None,
-    }
+    })
 }
 
 /// Per-article write outcomes on the wire.
@@ -160,7 +163,7 @@ pub fn stats(stats: Stats) -> proto::StatsResponse {
         article_count,
         vocabulary_size,
         snapshot_version,
-        built_at: Some(timestamp(built_at)),
+        built_at: Some(timestamp(Timestamp::from_seconds(built_at))),
     }
 }
 
@@ -193,8 +196,8 @@ mod tests {
         assert!(matches!(related_query(no_source), Err(Error::InvalidArgument { field, .. }) if field == "source"));
         let inverted = proto::RelatedRequest {
             filter: Some(proto::Filter {
-                published_after: Some(timestamp(100)),
-                published_before: Some(timestamp(50)),
+                published_after: Some(timestamp(Timestamp::from_seconds(100))),
+                published_before: Some(timestamp(Timestamp::from_seconds(50))),
                 ..Default::default()
             }),
             ..request(5)
@@ -202,5 +205,36 @@ mod tests {
         assert!(
             matches!(related_query(inverted), Err(Error::InvalidArgument { field, .. }) if field == "filter.published_after")
         );
+    }
+
+    #[test]
+    fn nanoseconds_are_kept_and_checked() {
+        let wire = |nanos| prost_types::Timestamp { seconds: 100, nanos };
+        let half_past = Timestamp::new(100, 500_000_000).unwrap();
+        let article = article_from_wire(proto::Article {
+            id: "a".into(),
+            published_at: Some(wire(500_000_000)),
+            ..proto::Article::default()
+        })
+        .unwrap();
+        assert_eq!(article.published_at, Some(half_past));
+        assert_eq!(timestamp(half_past), wire(500_000_000));
+        for bad in [1_000_000_000, -1] {
+            let refused = article_from_wire(proto::Article {
+                id: "a".into(),
+                published_at: Some(wire(bad)),
+                ..proto::Article::default()
+            })
+            .unwrap_err();
+            assert!(refused.rejected.unwrap().starts_with("published_at: nanos"));
+            let filtered = proto::RelatedRequest {
+                filter: Some(proto::Filter {
+                    published_after: Some(wire(bad)),
+                    ..Default::default()
+                }),
+                ..request(5)
+            };
+            assert!(related_query(filtered).is_err());
+        }
     }
 }

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
+/// Largest `Related` answer, in encoded bytes: 4 MiB, the default receive limit of gRPC clients.
+pub const MAX_RELATED_RESPONSE_BYTES: usize = 4 << 20;
+
 /// Request limits of the service.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Limits {

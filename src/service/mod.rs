@@ -40,10 +40,32 @@ pub struct ServerOptions {
     pub tls: Option<Identity>,
 }
 
-/// Reads a PEM certificate chain and private key for [`ServerOptions::tls`].
+/// Reads a PEM certificate chain and private key for [`ServerOptions::tls`], and checks them as the TLS
+/// stack will: at least one certificate, one private key, and a key that belongs to the first
+/// certificate. A problem is an [`Error::InvalidArgument`] for `tls_cert` or `tls_key` that says what is
+/// wrong, before the server starts.
 pub fn tls_identity(cert: &Path, key: &Path) -> Result<Identity> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
     let read = |path: &Path| std::fs::read(path).map_err(|err| Error::io(path, err));
-    Ok(Identity::from_pem(read(cert)?, read(key)?))
+    let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+    let invalid = |field: &str, path: &Path, reason: String| Error::invalid(field, format!("{}: {reason}", path.display()));
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| invalid("tls_cert", cert, format!("not a PEM certificate chain: {err}")))?;
+    if chain.is_empty() {
+        return Err(invalid("tls_cert", cert, "holds no PEM certificate".into()));
+    }
+    let private_key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|err| invalid("tls_key", key, format!("holds no usable PEM private key: {err}")))?;
+    let provider = rustls::crypto::ring::default_provider();
+    let certified = rustls::sign::CertifiedKey::from_der(chain, private_key, &provider)
+        .map_err(|err| invalid("tls_key", key, format!("cannot be used with {}: {err}", cert.display())))?;
+    certified
+        .keys_match()
+        .map_err(|err| invalid("tls_key", key, format!("does not belong to the certificate in {}: {err}", cert.display())))?;
+    Ok(Identity::from_pem(cert_pem, key_pem))
 }
 
 /// Code generated from `proto/weitere/v1/related.proto`.
@@ -62,6 +84,7 @@ pub async fn serve(
     incoming: TcpIncoming,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    options.access.validate()?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<proto::related_stories_server::RelatedStoriesServer<RelatedStoriesService>>()

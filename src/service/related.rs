@@ -4,14 +4,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::Access;
-use super::limits::{Limits, check_deadline};
+use super::limits::{Limits, MAX_RELATED_RESPONSE_BYTES, check_deadline};
 use super::proto::related_stories_server::RelatedStories;
 use super::{convert, proto, to_status};
 use crate::error::Result;
-use crate::live::LiveIndex;
+use crate::live::{LiveIndex, WriteOutcome};
 
 /// Serves one [`LiveIndex`].
 #[derive(Clone)]
@@ -61,9 +62,46 @@ impl RelatedStoriesService {
     ) -> Result<Vec<proto::WriteResult>, Status> {
         let proto::UpsertArticlesRequest { articles } = request;
         self.limits.check_batch("articles", articles.len())?;
-        let articles = articles.into_iter().map(convert::article_from_wire).collect();
-        let outcomes = self.run(deadline, move |index| index.upsert(articles)).await?;
+        // Articles that do not even convert are rejected here; the rest go to the core, and the results
+        // are put back in request order.
+        let mut outcomes: Vec<Option<WriteOutcome>> = Vec::with_capacity(articles.len());
+        let mut convertible = Vec::with_capacity(articles.len());
+        for article in articles {
+            match convert::article_from_wire(article) {
+                Ok(article) => {
+                    convertible.push(article);
+                    outcomes.push(None);
+                }
+                Err(rejected) => outcomes.push(Some(rejected)),
+            }
+        }
+        let mut written = self
+            .run(deadline, move |index| index.upsert(convertible))
+            .await?
+            .into_iter();
+        let outcomes = outcomes
+            .into_iter()
+            .map(|outcome| outcome.or_else(|| written.next()).expect("one core outcome per article"))
+            .collect();
         Ok(convert::write_results(outcomes))
+    }
+}
+
+/// Drops the lowest-ranked stories until the answer fits in [`MAX_RELATED_RESPONSE_BYTES`]. The field
+/// limits of every stored article keep a full answer far below it (100 stories of at most ~10 KiB each);
+/// this guard keeps that promise for whatever else an index may hold.
+fn fit_response(response: &mut proto::RelatedResponse) {
+    let full = response.stories.len();
+    while response.encoded_len() > MAX_RELATED_RESPONSE_BYTES {
+        response.stories.pop();
+    }
+    if response.stories.len() < full {
+        tracing::warn!(
+            kept = response.stories.len(),
+            dropped = full - response.stories.len(),
+            limit = MAX_RELATED_RESPONSE_BYTES,
+            "Related answer over its size limit: dropped the lowest-ranked stories"
+        );
     }
 }
 
@@ -77,10 +115,14 @@ impl RelatedStories for RelatedStoriesService {
         self.access.authorise_read(&request)?;
         let deadline = self.limits.deadline(request.metadata());
         let query = convert::related_query(request.into_inner()).map_err(to_status)?;
-        let recommendations = self.run(deadline, move |index| index.related(&query)).await?;
-        Ok(Response::new(proto::RelatedResponse {
+        let recommendations = self
+            .run(deadline, move |index| index.related_until(&query, deadline))
+            .await?;
+        let mut response = proto::RelatedResponse {
             stories: recommendations.into_iter().map(convert::related_story).collect(),
-        }))
+        };
+        fit_response(&mut response);
+        Ok(Response::new(response))
     }
 
     #[tracing::instrument(skip_all, fields(id = %request.get_ref().id))]
@@ -136,5 +178,26 @@ impl RelatedStories for RelatedStoriesService {
         Ok(Response::new(proto::DeleteArticlesResponse {
             results: convert::write_results(outcomes),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_too_large_for_default_clients_loses_its_last_stories() {
+        let story = |rank: usize| proto::RelatedStory {
+            id: format!("s-{rank}"),
+            title: "T".repeat(1 << 20),
+            ..proto::RelatedStory::default()
+        };
+        let mut response = proto::RelatedResponse {
+            stories: (0..10).map(story).collect(),
+        };
+        fit_response(&mut response);
+        assert!(response.encoded_len() <= MAX_RELATED_RESPONSE_BYTES);
+        assert_eq!(response.stories.len(), 3);
+        assert_eq!(response.stories[2].id, "s-2", "the best stories are kept");
     }
 }

@@ -8,8 +8,9 @@ use crate::error::Error;
 /// generically.
 pub fn to_status(error: Error) -> Status {
     match error {
-        Error::UnknownArticle(id) => Status::not_found(format!("unknown article id {id:?}")),
+        Error::UnknownArticle(_) => Status::not_found(error.to_string()),
         Error::InvalidArgument { field, reason } => Status::invalid_argument(format!("{field}: {reason}")),
+        Error::DeadlineExceeded(_) => Status::deadline_exceeded(error.to_string()),
         Error::CorruptSnapshot { .. } => {
             tracing::error!(%error, "snapshot damaged");
             Status::new(Code::DataLoss, "the index data is damaged")

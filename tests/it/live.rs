@@ -194,6 +194,7 @@ fn article(id: &str, title: &str, body: &str) -> Article {
         body: body.into(),
         ..union_story(id)
     })
+    .unwrap()
 }
 
 fn related_ids(index: &LiveIndex, id: &str, k: usize) -> Vec<String> {
@@ -209,7 +210,7 @@ fn acknowledged_writes_survive_a_restart_and_a_rebuild() {
         let index =
             Arc::new(LiveIndex::open(dir.path(), Engine::open(dir.path()).unwrap(), RebuildPolicy::default()).unwrap());
         index
-            .upsert(vec![weitere::service::article_from_wire(union.clone())])
+            .upsert(vec![weitere::service::article_from_wire(union.clone()).unwrap()])
             .unwrap();
         index.delete(vec!["gnad-test-00372".into()]).unwrap();
     }
@@ -366,7 +367,7 @@ fn many_copies_of_one_story_collapse_without_emptying_the_block() {
     let dir = tempfile::tempdir().unwrap();
     let index = Arc::new(LiveIndex::open(dir.path(), build_sample_engine(), RebuildPolicy::default()).unwrap());
     let copies = (0..40)
-        .map(|n| weitere::service::article_from_wire(union_story(&format!("copy-{n}"))))
+        .map(|n| weitere::service::article_from_wire(union_story(&format!("copy-{n}"))).unwrap())
         .collect();
     index.upsert(copies).unwrap();
     let related = related_ids(&index, "copy-0", 5);
