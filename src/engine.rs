@@ -19,7 +19,7 @@ use crate::index::{ExactIndex, HnswIndex, HnswParams, Neighbor, NeighborIndex, S
 use crate::recommend::{Candidate, Filter, RankingPolicy, Recommendation, RelatedQuery, Source};
 use crate::snapshot::{self, FORMAT_VERSION, Manifest, SnapshotRef};
 use crate::sparse::SparseVector;
-use crate::store::{Change, ChangeSeq};
+use crate::store::{Change, ChangeSeq, LogBinding};
 use crate::tfidf::{TfidfConfig, Vectorizer};
 
 /// When at most this many articles may be returned (the whole index, or what a filter lets through),
@@ -85,6 +85,8 @@ pub struct Engine {
     search: SearchStrategy,
     /// Newest change-log entry the base (and its snapshot) includes.
     base_change: ChangeSeq,
+    /// The change log the snapshot expects beside it.
+    change_log: Option<LogBinding>,
     delta: Delta,
 }
 
@@ -128,6 +130,7 @@ impl Engine {
         let vectorizer = Vectorizer::from_parts(analyzer, data.vocabulary, data.tfidf);
         let mut engine = Self::assemble(vectorizer, data.articles, data.vectors, hnsw, manifest.built_at);
         engine.base_change = manifest.applied_change;
+        engine.change_log = manifest.change_log;
         Ok(engine)
     }
 
@@ -146,6 +149,7 @@ impl Engine {
         Self {
             delta: Delta::new(articles.len()),
             base_change: 0,
+            change_log: None,
             vectorizer,
             articles,
             exact: ExactIndex::new(Arc::clone(&vectors)),
@@ -161,6 +165,11 @@ impl Engine {
     /// Writes the engine's base snapshot into `dir`, atomically replacing any snapshot there. Live changes
     /// (see [`Engine::apply`]) are not part of it: they stay in the change log until a rebuild folds them in.
     pub fn save(&self, dir: &Path) -> Result<Manifest> {
+        self.save_bound(dir, None)
+    }
+
+    /// Like [`Engine::save`], recording in the manifest that the change log `binding` names belongs to it.
+    pub fn save_bound(&self, dir: &Path, binding: Option<&LogBinding>) -> Result<Manifest> {
         let analyzer = self.vectorizer.analyzer();
         let data = SnapshotRef {
             analyzer: analyzer.config(),
@@ -170,12 +179,17 @@ impl Engine {
             articles: &self.articles,
             vectors: &self.vectors,
         };
-        snapshot::write(dir, self.built_at, self.base_change, &data, &self.hnsw)
+        snapshot::write(dir, self.built_at, self.base_change, binding, &data, &self.hnsw)
     }
 
     /// Newest change-log entry that the base includes (0 for a snapshot built from files).
     pub fn base_change(&self) -> ChangeSeq {
         self.base_change
+    }
+
+    /// The change log the loaded snapshot expects beside it (`None` for a snapshot no server has used).
+    pub fn change_log(&self) -> Option<&LogBinding> {
+        self.change_log.as_ref()
     }
 
     /// Records that the base includes the change log up to `seq` (after a rebuild from live articles).

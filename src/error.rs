@@ -1,7 +1,7 @@
 //! The one error type of the engine. Every fallible public function returns [`Result`]; the gRPC layer maps
 //! each variant to a status code in a single `match` (`service::status`), the CLI to an exit code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// How many bytes of offending input an error message quotes at most.
@@ -99,6 +99,28 @@ pub enum Error {
     #[error("the deadline passed while {0}; the rest of the work was skipped")]
     DeadlineExceeded(&'static str),
 
+    /// The change log is not the one the snapshot expects (missing, empty, from another directory, older
+    /// than acknowledged writes) or holds a damaged record: serving would silently lose acknowledged writes.
+    #[error("change log {}: {}{reason}", path.display(), seq.map(|seq| format!("change {seq}: ")).unwrap_or_default())]
+    CorruptChangeLog {
+        /// The log file.
+        path: PathBuf,
+        /// The damaged record's sequence number, when one is at fault.
+        seq: Option<u64>,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The change log is closed after a failed commit (a full disk, say) and could not be reopened yet;
+    /// writes are refused until it can.
+    #[error("change log {} is unavailable: {reason}", path.display())]
+    ChangeLogUnavailable {
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+
     /// The durable change log could not be opened, read or written; a write that fails here is not
     /// acknowledged.
     #[error("change log {}: {source}", path.display())]
@@ -133,6 +155,15 @@ impl Error {
         Error::Store {
             path: path.into(),
             source: Box::new(source.into()),
+        }
+    }
+
+    /// Shorthand for [`Error::CorruptChangeLog`].
+    pub fn corrupt_log(path: &Path, seq: Option<u64>, reason: String) -> Self {
+        Error::CorruptChangeLog {
+            path: path.to_owned(),
+            seq,
+            reason,
         }
     }
 

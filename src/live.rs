@@ -12,20 +12,31 @@
 //! **Locking.** Readers share a read lock on the engine for the length of one query. Writers take the write
 //! mutex (so log order is apply order), append, vectorise under a read lock, and take the engine's write
 //! lock only to apply the prepared changes.
+//!
+//! **A lost or damaged log.** At open the log must be the one the snapshot's manifest names (see
+//! [`crate::store`]); otherwise opening fails, unless [`LostLog::SetAside`] says to accept the loss: then
+//! the log is renamed aside, a new one is started, and the loss is logged at WARN.
+//!
+//! **Write health.** A failed commit (a full disk, say) closes the log; the next write at least
+//! [`REOPEN_INTERVAL`] later reopens it, applies any change that reached the disk although its commit
+//! reported an error, and writes resume. [`LiveIndex::write_health`] says which state holds, and
+//! [`LiveIndex::watch_write_health`] reports every change, for health checks.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
+use tokio::sync::watch;
 
 use crate::article::{Article, DEFAULT_MAX_BODY_BYTES, MAX_ID_BYTES, check_id, check_text};
 use crate::engine::{Engine, Stats};
 use crate::error::{Error, QUOTED_BYTES, Result, prefix};
 use crate::recommend::{Recommendation, RelatedQuery, Source};
+use crate::snapshot;
 use crate::store::{self, Change, ChangeLog, ChangeSeq, LOG_FILE};
 
 /// When the background rebuild starts.
@@ -78,6 +89,41 @@ impl WriteOutcome {
     }
 }
 
+/// What [`LiveIndex::open_with`] does with a change log that is not the one the snapshot expects, or
+/// that holds a damaged record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LostLog {
+    /// Refuse to open: acknowledged writes would be lost silently.
+    #[default]
+    Refuse,
+    /// Accept the loss: rename the log aside (`changes.redb.lost-<unix seconds>`), start a new one and
+    /// log a warning.
+    SetAside,
+}
+
+/// Whether writes can be made durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteHealth {
+    /// The change log takes commits.
+    Available,
+    /// The last commit failed and the log could not be reopened yet; writes are refused. The reason is
+    /// the error.
+    Unavailable(String),
+}
+
+/// Live size and provenance, with the state of the write path.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveStats {
+    /// Size and provenance of the live index.
+    pub index: Stats,
+    /// Whether writes can be made durable.
+    pub writes: WriteHealth,
+}
+
+/// Least time between two attempts to reopen a failed change log, so that a client retrying in a loop
+/// does not make the server recover the file on every call.
+pub const REOPEN_INTERVAL: Duration = Duration::from_millis(500);
+
 /// An engine that accepts durable upserts and deletes while serving queries.
 pub struct LiveIndex {
     dir: PathBuf,
@@ -88,19 +134,41 @@ pub struct LiveIndex {
     rebuild_thread: Mutex<Option<JoinHandle<()>>>,
     closing: AtomicBool,
     max_body_bytes: usize,
+    write_health: watch::Sender<WriteHealth>,
+    last_reopen: Mutex<Option<Instant>>,
 }
 
 impl LiveIndex {
     /// Wraps `engine` (loaded from the snapshot in `dir`) with the change log in `dir`, replaying every
-    /// logged change the snapshot does not include.
-    pub fn open(dir: &Path, mut engine: Engine, rebuild_policy: RebuildPolicy) -> Result<Self> {
-        let log = ChangeLog::open(&dir.join(LOG_FILE))?;
-        let changes = log.since(engine.base_change())?;
+    /// logged change the snapshot does not include. A log that is missing, empty, foreign or older than
+    /// the snapshot expects, or that holds a damaged record, is an [`Error::CorruptChangeLog`].
+    pub fn open(dir: &Path, engine: Engine, rebuild_policy: RebuildPolicy) -> Result<Self> {
+        Self::open_with(dir, engine, rebuild_policy, LostLog::Refuse)
+    }
+
+    /// Like [`LiveIndex::open`], with `lost_log` saying what to do with a log that does not pass the checks.
+    pub fn open_with(dir: &Path, mut engine: Engine, rebuild_policy: RebuildPolicy, lost_log: LostLog) -> Result<Self> {
+        let path = dir.join(LOG_FILE);
+        let (log, changes) = match open_log(&path, &engine) {
+            Ok(opened) => opened,
+            Err(err @ Error::CorruptChangeLog { .. }) if lost_log == LostLog::SetAside => {
+                let aside = set_aside(&path)?;
+                tracing::warn!(
+                    %err,
+                    set_aside = %aside.as_deref().map(Path::display).map(|path| path.to_string()).unwrap_or_default(),
+                    "accepting the loss of the change log: writes acknowledged since the snapshot are gone"
+                );
+                (ChangeLog::open(&path, engine.base_change())?, Vec::new())
+            }
+            Err(err) => return Err(err),
+        };
         replay(&mut engine, changes);
         let applied = engine.base_change().max(log.last_seq()?);
+        snapshot::bind_change_log(dir, &log.binding()?)?;
         tracing::info!(
             replayed = engine.delta().change_count(),
             base_change = engine.base_change(),
+            last_change = applied,
             "change log replayed"
         );
         Ok(Self {
@@ -112,7 +180,27 @@ impl LiveIndex {
             rebuild_thread: Mutex::new(None),
             closing: AtomicBool::new(false),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            write_health: watch::Sender::new(WriteHealth::Available),
+            last_reopen: Mutex::new(None),
         })
+    }
+
+    /// Whether writes can be made durable now.
+    pub fn write_health(&self) -> WriteHealth {
+        self.write_health.borrow().clone()
+    }
+
+    /// Reports every change of [`LiveIndex::write_health`].
+    pub fn watch_write_health(&self) -> watch::Receiver<WriteHealth> {
+        self.write_health.subscribe()
+    }
+
+    fn set_write_health(&self, health: WriteHealth) {
+        self.write_health.send_if_modified(|current| {
+            let changed = *current != health;
+            *current = health;
+            changed
+        });
     }
 
     /// Longest article or draft body accepted, in UTF-8 bytes: longer upserts are rejected one by one,
@@ -148,9 +236,12 @@ impl LiveIndex {
         self.read().article(id).cloned()
     }
 
-    /// Live size and provenance.
-    pub fn stats(&self) -> Stats {
-        self.read().stats()
+    /// Live size and provenance, and whether writes can be made durable.
+    pub fn stats(&self) -> LiveStats {
+        LiveStats {
+            index: self.read().stats(),
+            writes: self.write_health(),
+        }
     }
 
     /// Inserts or replaces `articles`. Invalid ones are rejected one by one (with the reason); the rest are
@@ -205,7 +296,18 @@ impl LiveIndex {
         if changes.is_empty() {
             return Ok(());
         }
-        let seqs = self.log.append(&changes)?;
+        if !self.log.is_open() {
+            self.recover(&mut writes)?;
+        }
+        let seqs = match self.log.append(&changes) {
+            Ok(seqs) => seqs,
+            Err(err) => {
+                self.log.close_after_failure();
+                tracing::error!(%err, "change log commit failed: writes are refused until the log reopens");
+                self.set_write_health(WriteHealth::Unavailable(err.to_string()));
+                return Err(err);
+            }
+        };
         let prepared: Vec<_> = {
             let engine = self.read();
             changes.into_iter().map(|change| engine.prepare(change)).collect()
@@ -222,6 +324,50 @@ impl LiveIndex {
         if due {
             self.start_rebuild();
         }
+        Ok(())
+    }
+
+    /// Reopens the change log after a failed commit (at most once per [`REOPEN_INTERVAL`]) and applies the
+    /// changes that reached the disk although their commit reported an error; `applied` is the newest
+    /// change applied to the engine.
+    fn recover(&self, applied: &mut ChangeSeq) -> Result<()> {
+        {
+            let mut last = self.last_reopen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last.is_some_and(|at| at.elapsed() < REOPEN_INTERVAL) {
+                let reason = match self.write_health() {
+                    WriteHealth::Unavailable(reason) => reason,
+                    WriteHealth::Available => "being reopened".into(),
+                };
+                return Err(Error::ChangeLogUnavailable {
+                    path: self.log.path().to_owned(),
+                    reason,
+                });
+            }
+            *last = Some(Instant::now());
+        }
+        if let Err(err) = self.log.reopen() {
+            tracing::warn!(%err, "the change log cannot be reopened yet");
+            self.set_write_health(WriteHealth::Unavailable(err.to_string()));
+            return Err(err);
+        }
+        let reached_disk = self.log.since(*applied)?;
+        if !reached_disk.is_empty() {
+            tracing::warn!(
+                changes = reached_disk.len(),
+                "changes whose commit reported an error had reached the disk; applying them"
+            );
+            let prepared: Vec<_> = {
+                let engine = self.read();
+                reached_disk.into_iter().map(|(_, change)| engine.prepare(change)).collect()
+            };
+            let mut engine = self.engine.write().expect("engine lock poisoned");
+            for change in prepared {
+                engine.apply(change);
+            }
+        }
+        *applied = (*applied).max(self.log.last_seq()?);
+        tracing::info!(last_change = *applied, "change log reopened: writes resume");
+        self.set_write_health(WriteHealth::Available);
         Ok(())
     }
 
@@ -261,6 +407,12 @@ impl LiveIndex {
             }
         }
         let last_change = *self.writes.lock().expect("write lock poisoned");
+        // Record the exact end of the log, so that the next start can tell an older copy from it.
+        if self.log.is_open() {
+            if let Err(err) = self.log.binding().and_then(|binding| snapshot::bind_change_log(&self.dir, &binding)) {
+                tracing::error!(%err, "cannot record the end of the change log in the manifest");
+            }
+        }
         tracing::info!(last_change, "live index shut down cleanly");
     }
 
@@ -282,7 +434,7 @@ impl LiveIndex {
             rebuilt.set_policy(engine.policy().clone())?;
             rebuilt.set_search(engine.search());
         }
-        rebuilt.save(&self.dir)?;
+        rebuilt.save_bound(&self.dir, Some(&self.log.binding()?))?;
         let old = {
             let _writes = self.writes.lock().expect("write lock poisoned");
             replay(&mut rebuilt, self.log.since(seq)?);
@@ -320,7 +472,7 @@ pub fn open_current(dir: &Path) -> Result<Engine> {
             }
             Err(err) => return Err(err),
         };
-        if let Some(changes) = store::read_after(&log, engine.base_change())? {
+        if let Some(changes) = store::read_after(&log, engine.base_change(), engine.change_log())? {
             replay(&mut engine, changes);
             return Ok(engine);
         }
@@ -333,6 +485,28 @@ pub fn open_current(dir: &Path) -> Result<Engine> {
         "{}: every read of the snapshot was overtaken by a rebuild",
         dir.display()
     )))
+}
+
+/// Opens the log at `path` for `engine`'s snapshot and reads the changes its base does not include,
+/// checking that it is the log the snapshot expects and that every record is intact.
+fn open_log(path: &Path, engine: &Engine) -> Result<(ChangeLog, Vec<(ChangeSeq, Change)>)> {
+    let expected = engine.change_log();
+    store::check_binding(path, expected, engine.base_change())?;
+    let log = ChangeLog::open(path, engine.base_change())?;
+    store::check_identity(path, log.id(), log.last_seq()?, expected)?;
+    let changes = log.since(engine.base_change())?;
+    Ok((log, changes))
+}
+
+/// Renames the log at `path` (if there is one) aside and returns its new path.
+fn set_aside(path: &Path) -> Result<Option<PathBuf>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let seconds = chrono::Utc::now().timestamp();
+    let aside = path.with_extension(format!("redb.lost-{seconds}"));
+    std::fs::rename(path, &aside).map_err(|err| Error::io(path, err))?;
+    Ok(Some(aside))
 }
 
 /// Applies logged `changes` on top of `engine`, in order.

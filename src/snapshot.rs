@@ -1,7 +1,8 @@
 //! How does an index outlive the process? A snapshot is a directory holding everything the server needs:
 //!
-//! - `manifest.json`: format version, tool version, build time, counts, HNSW parameters and, for every data
-//!   file, its size and CRC-32. Human-readable, so `cat` tells what a snapshot is.
+//! - `manifest.json`: format version, tool version, build time, counts, HNSW parameters, the change log
+//!   it expects beside it and, for every data file, its size and CRC-32. Human-readable, so `cat` tells
+//!   what a snapshot is. File names in it must be plain names inside the directory.
 //! - `{generation}.corpus.bin`: analysis settings, compound lexicon, TF-IDF settings, vocabulary with idf,
 //!   article metadata and vectors (postcard).
 //! - `{generation}.hnsw.graph` / `{generation}.hnsw.data`: the HNSW graph as hnsw_rs dumps it.
@@ -24,6 +25,7 @@ use crate::article::Article;
 use crate::error::{Error, Result, quote};
 use crate::index::{HnswIndex, HnswParams};
 use crate::sparse::SparseVector;
+use crate::store::LogBinding;
 use crate::tfidf::{TfidfConfig, Vocabulary};
 
 /// Format version this build writes and reads. Bump on any change to the files' layout.
@@ -56,6 +58,10 @@ pub struct Manifest {
     /// Newest change-log entry (see [`crate::store`]) the snapshot includes; 0 when built from files.
     #[serde(default)]
     pub applied_change: u64,
+    /// The change log a server keeps beside this snapshot: written when the server opens the log, when it
+    /// stops and with each rebuild; `None` until a server has run on the directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_log: Option<LogBinding>,
     /// Every data file with its size and checksum.
     pub files: Vec<FileEntry>,
 }
@@ -110,6 +116,7 @@ pub fn write(
     dir: &Path,
     built_at: i64,
     applied_change: u64,
+    change_log: Option<&LogBinding>,
     data: &SnapshotRef<'_>,
     index: &HnswIndex,
 ) -> Result<Manifest> {
@@ -135,18 +142,38 @@ pub fn write(
         vocabulary_size: data.vocabulary.len() as u64,
         hnsw: index.params().clone(),
         applied_change,
+        change_log: change_log.cloned(),
         files,
     };
-    let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serialises");
+    write_manifest(dir, &manifest)?;
+    remove_other_generations(dir, &manifest);
+    Ok(manifest)
+}
+
+/// Records in the manifest of the snapshot in `dir` which change log it expects beside it. A directory
+/// without a snapshot (a live index over an engine built in memory) has no manifest to record it in.
+pub fn bind_change_log(dir: &Path, binding: &LogBinding) -> Result<()> {
+    if !dir.join(MANIFEST).exists() {
+        return Ok(());
+    }
+    let mut manifest = read_manifest(dir)?;
+    if manifest.change_log.as_ref() == Some(binding) {
+        return Ok(());
+    }
+    manifest.change_log = Some(binding.clone());
+    write_manifest(dir, &manifest)
+}
+
+/// Replaces `manifest.json` atomically: a temporary file, synced, renamed over it, directory synced.
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let json = serde_json::to_vec_pretty(manifest).expect("a manifest always serialises");
     let temporary = dir.join(format!("{MANIFEST}.tmp"));
     write_synced(&temporary, &json)?;
     let manifest_path = dir.join(MANIFEST);
     fs::rename(&temporary, &manifest_path).map_err(|err| Error::io(&manifest_path, err))?;
     File::open(dir)
         .and_then(|handle| handle.sync_all())
-        .map_err(|err| Error::io(dir, err))?;
-    remove_other_generations(dir, &manifest);
-    Ok(manifest)
+        .map_err(|err| Error::io(dir, err))
 }
 
 /// Reads and verifies the snapshot in `dir`.

@@ -9,13 +9,24 @@
 //! The server opens the log in redb's single-writer mode: it is the one writer, and offline commands in
 //! other processes ([`read_after`], for `weitere batch` and `weitere related`) read its commits while it
 //! runs. A second writer, such as another server on the same directory, is refused.
+//!
+//! **Integrity.** Each log has a random identity, and each record carries a CRC-32 of its encoded bytes,
+//! checked whenever it is read: a damaged record stops the start with its sequence number. The snapshot
+//! manifest binds the log it expects ([`LogBinding`]: identity and newest sequence known to be in it), so
+//! a log that is missing, empty, from another directory or older than expected is refused
+//! ([`check_binding`]) instead of silently dropping acknowledged writes.
+//!
+//! **I/O errors.** After a failed commit redb refuses every further write ("previous I/O error"), so the
+//! handle is closed ([`ChangeLog::close_after_failure`]) and reopened on a later write
+//! ([`ChangeLog::reopen`]); writes resume once the disk has room again, without a restart.
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use redb::{
     Builder, ConcurrencyMode, Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable,
-    TableDefinition,
+    ReadableTableMetadata, TableDefinition,
 };
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +42,22 @@ pub const LOG_FILE: &str = "changes.redb";
 const CHANGES: TableDefinition<ChangeSeq, &[u8]> = TableDefinition::new("changes");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const LAST_SEQ: &str = "last_seq";
+const LOG_ID: &str = "log_id";
+const FORMAT: &str = "format";
+
+/// Record format this build writes and reads: 2 = a CRC-32 (little-endian) before each postcard record.
+/// Logs of format 1 (weitere 0.1: no checksums, whole-second times) are refused if they hold records.
+pub const LOG_FORMAT: u64 = 2;
+
+/// Which change log a snapshot expects beside it; recorded in its manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogBinding {
+    /// The log's random identity, as 16 hex digits.
+    pub log_id: String,
+    /// Newest sequence number known to be in the log when the binding was written; the log may only be
+    /// newer.
+    pub last_seq: ChangeSeq,
+}
 
 /// One write to the live index.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -43,29 +70,50 @@ pub enum Change {
 
 /// The durable, ordered log of changes.
 pub struct ChangeLog {
-    db: Database,
+    /// `None` after a failed commit, until [`ChangeLog::reopen`] succeeds.
+    db: Mutex<Option<Database>>,
     path: PathBuf,
+    id: u64,
 }
 
 impl ChangeLog {
-    /// Opens the log at `path`, creating it if missing.
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Opens the log at `path`, creating it (with a new identity, numbering from `first_seq + 1`) if it is
+    /// missing. A damaged log, or one in an older format that still holds records, is refused.
+    pub fn open(path: &Path, first_seq: ChangeSeq) -> Result<Self> {
         let db = builder().create(path).map_err(|err| Error::store(path, err))?;
-        let log = Self {
-            db,
+        let id = prepare(&db, path, first_seq)?;
+        Ok(Self {
+            db: Mutex::new(Some(db)),
             path: path.to_owned(),
-        };
-        let txn = log.db.begin_write().map_err(|err| log.error(err))?;
-        txn.open_table(CHANGES).map_err(|err| log.error(err))?;
-        txn.open_table(META).map_err(|err| log.error(err))?;
-        txn.commit().map_err(|err| log.error(err))?;
-        Ok(log)
+            id,
+        })
+    }
+
+    /// The log's identity.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Where the log lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A binding to this log as it is now, for a snapshot manifest.
+    pub fn binding(&self) -> Result<LogBinding> {
+        Ok(LogBinding {
+            log_id: format_log_id(self.id),
+            last_seq: self.last_seq()?,
+        })
     }
 
     /// Appends `changes` in one durable transaction and returns their sequence numbers. When this returns
-    /// `Ok`, the changes are on disk; on `Err`, none of them is.
+    /// `Ok`, the changes are on disk; on `Err`, none of them is acknowledged (after an I/O error redb
+    /// may still have written them; [`ChangeLog::reopen`] tells).
     pub fn append(&self, changes: &[Change]) -> Result<RangeInclusive<ChangeSeq>> {
-        let txn = self.db.begin_write().map_err(|err| self.error(err))?;
+        let db = self.db()?;
+        let db = db.as_ref().expect("db() returns an open log");
+        let txn = db.begin_write().map_err(|err| self.error(err))?;
         let first = {
             let mut meta = txn.open_table(META).map_err(|err| self.error(err))?;
             let last = meta
@@ -74,9 +122,8 @@ impl ChangeLog {
                 .map_or(0, |seq| seq.value());
             let mut table = txn.open_table(CHANGES).map_err(|err| self.error(err))?;
             for (offset, change) in changes.iter().enumerate() {
-                let bytes = postcard::to_stdvec(change).expect("changes serialise");
                 table
-                    .insert(last + 1 + offset as u64, bytes.as_slice())
+                    .insert(last + 1 + offset as u64, encode(change).as_slice())
                     .map_err(|err| self.error(err))?;
             }
             meta.insert(LAST_SEQ, last + changes.len() as u64)
@@ -87,21 +134,32 @@ impl ChangeLog {
         Ok(first..=first + changes.len() as u64 - 1)
     }
 
-    /// Every change with a sequence number above `after`, in order.
+    /// Every change with a sequence number above `after`, in order; each record's checksum is verified.
     pub fn since(&self, after: ChangeSeq) -> Result<Vec<(ChangeSeq, Change)>> {
-        let (changes, _) = read_changes(&self.db, &self.path, after)?;
+        let db = self.db()?;
+        let (changes, _) = read_changes(db.as_ref().expect("db() returns an open log"), &self.path, after, None)?;
         Ok(changes)
     }
 
     /// Sequence number of the newest change ever appended (0 for none), even if it was dropped since.
     pub fn last_seq(&self) -> Result<ChangeSeq> {
-        let txn = self.db.begin_read().map_err(|err| self.error(err))?;
+        let db = self.db()?;
+        let txn = db
+            .as_ref()
+            .expect("db() returns an open log")
+            .begin_read()
+            .map_err(|err| self.error(err))?;
         last_seq_in(&txn, &self.path)
     }
 
     /// Drops the changes up to and including `through`: a snapshot now holds them.
     pub fn drop_through(&self, through: ChangeSeq) -> Result<()> {
-        let txn = self.db.begin_write().map_err(|err| self.error(err))?;
+        let db = self.db()?;
+        let txn = db
+            .as_ref()
+            .expect("db() returns an open log")
+            .begin_write()
+            .map_err(|err| self.error(err))?;
         txn.open_table(CHANGES)
             .map_err(|err| self.error(err))?
             .retain_in(..=through, |_, _| false)
@@ -109,26 +167,217 @@ impl ChangeLog {
         txn.commit().map_err(|err| self.error(err))
     }
 
+    /// Closes the database after a failed commit: redb refuses every write after an I/O error, and only a
+    /// fresh open (which recovers the file) clears that.
+    pub fn close_after_failure(&self) {
+        *self.lock() = None;
+    }
+
+    /// True while the database is open (it is closed after a failed commit until reopened).
+    pub fn is_open(&self) -> bool {
+        self.lock().is_some()
+    }
+
+    /// Opens the database again after [`ChangeLog::close_after_failure`], recovering it as a start would,
+    /// and checks that it is still this log.
+    pub fn reopen(&self) -> Result<()> {
+        let mut db = self.lock();
+        if db.is_some() {
+            return Ok(());
+        }
+        let reopened = builder().create(&self.path).map_err(|err| self.error(err))?;
+        let id = prepare(&reopened, &self.path, 0)?;
+        if id != self.id {
+            return Err(Error::corrupt_log(
+                &self.path,
+                None,
+                format!(
+                    "was replaced while the server ran: identity {}, expected {}",
+                    format_log_id(id),
+                    format_log_id(self.id)
+                ),
+            ));
+        }
+        *db = Some(reopened);
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Database>> {
+        // A panic while holding the guard cannot leave the Option half-written.
+        self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The open database, or an error while it is closed after a failure.
+    fn db(&self) -> Result<MutexGuard<'_, Option<Database>>> {
+        let db = self.lock();
+        if db.is_none() {
+            return Err(Error::ChangeLogUnavailable {
+                path: self.path.clone(),
+                reason: "closed after a failed commit; it is reopened on the next write".into(),
+            });
+        }
+        Ok(db)
+    }
+
     fn error(&self, source: impl Into<redb::Error>) -> Error {
         Error::store(&self.path, source)
     }
 }
 
+/// Creates the tables of a new log (identity, format, numbering after `first_seq`) or checks an existing
+/// one, and returns its identity. A log in format 1 without records is brought to the current format.
+fn prepare(db: &Database, path: &Path, first_seq: ChangeSeq) -> Result<u64> {
+    let error = |err: redb::Error| Error::store(path, err);
+    let txn = db.begin_write().map_err(|err| error(err.into()))?;
+    let id = {
+        let changes = txn.open_table(CHANGES).map_err(|err| error(err.into()))?;
+        let mut meta = txn.open_table(META).map_err(|err| error(err.into()))?;
+        let format = meta.get(FORMAT).map_err(|err| error(err.into()))?.map(|value| value.value());
+        let holds_records = !changes.is_empty().map_err(|err| error(err.into()))?;
+        match format {
+            Some(LOG_FORMAT) => {}
+            Some(other) => {
+                return Err(Error::corrupt_log(
+                    path,
+                    None,
+                    format!("has record format {other}, this build reads format {LOG_FORMAT}"),
+                ));
+            }
+            None if holds_records => {
+                return Err(Error::corrupt_log(
+                    path,
+                    None,
+                    "holds records of weitere 0.1 (format 1, without checksums), which this build cannot \
+                     read; rebuild the snapshot with that version's server running, or start with \
+                     --accept-change-log-loss to set the log aside"
+                        .into(),
+                ));
+            }
+            None => {
+                meta.insert(FORMAT, LOG_FORMAT).map_err(|err| error(err.into()))?;
+            }
+        }
+        if meta.get(LAST_SEQ).map_err(|err| error(err.into()))?.is_none() {
+            meta.insert(LAST_SEQ, first_seq).map_err(|err| error(err.into()))?;
+        }
+        let existing = meta.get(LOG_ID).map_err(|err| error(err.into()))?.map(|value| value.value());
+        match existing {
+            Some(id) => id,
+            None => {
+                let id = rand::random::<u64>();
+                meta.insert(LOG_ID, id).map_err(|err| error(err.into()))?;
+                id
+            }
+        }
+    };
+    txn.commit().map_err(|err| error(err.into()))?;
+    Ok(id)
+}
+
+/// 16 hex digits: how a log identity appears in manifests and messages.
+fn format_log_id(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+/// Checks the log at `path` against the `expected` binding of a snapshot whose base includes the log up
+/// to `base_change`, before it is opened: a log that a snapshot expects must exist, be non-empty and not
+/// be older than expected (a snapshot rebuilt from live changes, `base_change > 0`, always expects one).
+/// Whether it is the same log is checked by [`check_identity`] once it is open.
+pub fn check_binding(path: &Path, expected: Option<&LogBinding>, base_change: ChangeSeq) -> Result<()> {
+    let size = match std::fs::metadata(path) {
+        Ok(metadata) => Some(metadata.len()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+        Err(err) => return Err(Error::io(path, err)),
+    };
+    let expects_log = expected.is_some() || base_change > 0;
+    let problem = match size {
+        None if expects_log => "is missing",
+        Some(0) if expects_log => "is empty (0 bytes)",
+        _ => return Ok(()),
+    };
+    let expected = expected.map_or_else(
+        || format!("changes after {base_change}"),
+        |binding| format!("log {} with changes through {}", binding.log_id, binding.last_seq),
+    );
+    Err(Error::corrupt_log(
+        path,
+        None,
+        format!("{problem}, but the snapshot expects {expected}: acknowledged writes would be lost"),
+    ))
+}
+
+/// Checks that the open log `id` with newest sequence `last_seq` is the one `expected` names, and no older.
+pub fn check_identity(path: &Path, id: u64, last_seq: ChangeSeq, expected: Option<&LogBinding>) -> Result<()> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    if format_log_id(id) != expected.log_id {
+        return Err(Error::corrupt_log(
+            path,
+            None,
+            format!(
+                "is log {}, but the snapshot expects log {}: it belongs to another model directory",
+                format_log_id(id),
+                expected.log_id
+            ),
+        ));
+    }
+    if last_seq < expected.last_seq {
+        return Err(Error::corrupt_log(
+            path,
+            None,
+            format!(
+                "ends at change {last_seq}, but changes through {} were acknowledged: it is an older copy",
+                expected.last_seq
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A record: the CRC-32 of the postcard bytes, little-endian, then the bytes.
+fn encode(change: &Change) -> Vec<u8> {
+    let bytes = postcard::to_stdvec(change).expect("changes serialise");
+    let mut record = Vec::with_capacity(4 + bytes.len());
+    record.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
+    record.extend_from_slice(&bytes);
+    record
+}
+
+/// The change in a record written by [`encode`], or why it is damaged.
+fn decode(record: &[u8]) -> std::result::Result<Change, String> {
+    let Some((checksum, bytes)) = record.split_first_chunk::<4>() else {
+        return Err(format!("{} bytes, too short for a record", record.len()));
+    };
+    let (expected, found) = (u32::from_le_bytes(*checksum), crc32fast::hash(bytes));
+    if expected != found {
+        return Err(format!("checksum {found:08x}, expected {expected:08x}"));
+    }
+    postcard::from_bytes(bytes).map_err(|err| format!("cannot be decoded: {err}"))
+}
+
 /// Every change above `after` in the log at `path`, read without taking its write lock, so also beside a
 /// running server. `Ok(None)` when the log no longer holds all of them: a rebuild has folded them into a
-/// newer snapshot, which the caller should load before asking again. A missing log holds no changes.
-pub fn read_after(path: &Path, after: ChangeSeq) -> Result<Option<Vec<(ChangeSeq, Change)>>> {
+/// newer snapshot, which the caller should load before asking again. The log is checked against the
+/// snapshot's `expected` binding and `base_change` as at a start ([`check_binding`]); a missing log that
+/// no snapshot expects holds no changes.
+pub fn read_after(
+    path: &Path,
+    after: ChangeSeq,
+    expected: Option<&LogBinding>,
+) -> Result<Option<Vec<(ChangeSeq, Change)>>> {
+    check_binding(path, expected, after)?;
     if !path.exists() {
         return Ok(Some(Vec::new()));
     }
     let (changes, last_seq) = match builder().open_read_only(path) {
-        Ok(db) => read_changes(&db, path, after)?,
+        Ok(db) => read_changes(&db, path, after, Some(expected))?,
         // The last writer was killed and no server has reopened the log since: recover it as the
         // server would on start (a writer open repairs; a read-only one may not).
         Err(DatabaseError::RepairAborted) => {
             tracing::info!(path = %path.display(), "the change log was not closed cleanly; recovering it");
             let db = builder().open(path).map_err(|err| Error::store(path, err))?;
-            read_changes(&db, path, after)?
+            read_changes(&db, path, after, Some(expected))?
         }
         Err(err) => return Err(Error::store(path, err)),
     };
@@ -144,21 +393,27 @@ fn builder() -> Builder {
 }
 
 /// The changes above `after`, in order, and the newest sequence number ever appended, from one read
-/// transaction.
+/// transaction; with `check`, the log's identity is first checked against that expected binding.
 fn read_changes(
     db: &impl ReadableDatabase,
     path: &Path,
     after: ChangeSeq,
+    check: Option<Option<&LogBinding>>,
 ) -> Result<(Vec<(ChangeSeq, Change)>, ChangeSeq)> {
     let txn = db.begin_read().map_err(|err| Error::store(path, err))?;
+    if let Some(expected) = check {
+        let meta = txn.open_table(META).map_err(|err| Error::store(path, err))?;
+        let id = meta.get(LOG_ID).map_err(|err| Error::store(path, err))?.map(|id| id.value());
+        let Some(id) = id else {
+            return Err(Error::corrupt_log(path, None, "has no identity: it is not a change log of this build".into()));
+        };
+        check_identity(path, id, last_seq_in(&txn, path)?, expected)?;
+    }
     let table = txn.open_table(CHANGES).map_err(|err| Error::store(path, err))?;
     let mut changes = Vec::new();
     for entry in table.range(after + 1..).map_err(|err| Error::store(path, err))? {
-        let (seq, bytes) = entry.map_err(|err| Error::store(path, err))?;
-        let change = postcard::from_bytes(bytes.value()).map_err(|err| Error::CorruptSnapshot {
-            path: path.to_owned(),
-            reason: format!("change {} cannot be decoded: {err}", seq.value()),
-        })?;
+        let (seq, record) = entry.map_err(|err| Error::store(path, err))?;
+        let change = decode(record.value()).map_err(|reason| Error::corrupt_log(path, Some(seq.value()), reason))?;
         changes.push((seq.value(), change));
     }
     Ok((changes, last_seq_in(&txn, path)?))
@@ -191,7 +446,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LOG_FILE);
         {
-            let log = ChangeLog::open(&path).unwrap();
+            let log = ChangeLog::open(&path, 0).unwrap();
             assert_eq!(
                 log.append(&[Change::Upsert(article("a")), Change::Upsert(article("b"))])
                     .unwrap(),
@@ -199,7 +454,7 @@ mod tests {
             );
             assert_eq!(log.append(&[Change::Delete("a".into())]).unwrap(), 3..=3);
         }
-        let log = ChangeLog::open(&path).unwrap();
+        let log = ChangeLog::open(&path, 0).unwrap();
         let changes = log.since(1).unwrap();
         assert_eq!(
             changes,
@@ -211,7 +466,7 @@ mod tests {
     #[test]
     fn dropped_changes_never_reuse_their_numbers() {
         let dir = tempfile::tempdir().unwrap();
-        let log = ChangeLog::open(&dir.path().join(LOG_FILE)).unwrap();
+        let log = ChangeLog::open(&dir.path().join(LOG_FILE), 0).unwrap();
         log.append(&[Change::Upsert(article("a")), Change::Upsert(article("b"))])
             .unwrap();
         log.drop_through(2).unwrap();
@@ -224,31 +479,108 @@ mod tests {
     fn a_reader_beside_the_writer_sees_its_commits_and_notices_dropped_ones() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LOG_FILE);
-        assert_eq!(read_after(&path, 0).unwrap(), Some(Vec::new()), "no log yet");
-        let log = ChangeLog::open(&path).unwrap();
+        assert_eq!(read_after(&path, 0, None).unwrap(), Some(Vec::new()), "no log yet");
+        let log = ChangeLog::open(&path, 0).unwrap();
         log.append(&[Change::Upsert(article("a")), Change::Upsert(article("b"))])
             .unwrap();
         assert_eq!(
-            read_after(&path, 1).unwrap(),
+            read_after(&path, 1, None).unwrap(),
             Some(vec![(2, Change::Upsert(article("b")))])
         );
         log.drop_through(2).unwrap();
-        assert_eq!(read_after(&path, 0).unwrap(), None, "changes 1 and 2 are gone");
-        assert_eq!(read_after(&path, 2).unwrap(), Some(Vec::new()));
+        assert_eq!(read_after(&path, 0, None).unwrap(), None, "changes 1 and 2 are gone");
+        assert_eq!(read_after(&path, 2, None).unwrap(), Some(Vec::new()));
         log.append(&[Change::Delete("a".into())]).unwrap();
         assert_eq!(
-            read_after(&path, 2).unwrap(),
+            read_after(&path, 2, None).unwrap(),
             Some(vec![(3, Change::Delete("a".into()))])
         );
-        assert_eq!(read_after(&path, 1).unwrap(), None);
+        assert_eq!(read_after(&path, 1, None).unwrap(), None);
     }
 
     #[test]
     fn a_second_writer_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LOG_FILE);
-        let _writer = ChangeLog::open(&path).unwrap();
-        let error = ChangeLog::open(&path).err().expect("a second writer opened the log");
+        let _writer = ChangeLog::open(&path, 0).unwrap();
+        let error = ChangeLog::open(&path, 0).err().expect("a second writer opened the log");
         assert!(error.to_string().contains(LOG_FILE), "{error}");
+    }
+
+    #[test]
+    fn a_damaged_record_is_refused_with_its_sequence_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let log = ChangeLog::open(&path, 0).unwrap();
+        log.append(&[Change::Upsert(article("a")), Change::Upsert(article("b"))])
+            .unwrap();
+        drop(log);
+        // Flip one byte of record 2 inside redb (a write that bypasses our encoding).
+        let db = builder().open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(CHANGES).unwrap();
+            let mut record = table.get(2).unwrap().unwrap().value().to_vec();
+            *record.last_mut().unwrap() ^= 0x20;
+            table.insert(2, record.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+        drop(db);
+        let log = ChangeLog::open(&path, 0).unwrap();
+        let err = log.since(0).unwrap_err();
+        assert!(matches!(err, Error::CorruptChangeLog { seq: Some(2), .. }), "{err}");
+        assert!(err.to_string().contains("change 2: checksum"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_empty_foreign_or_older_log_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let log = ChangeLog::open(&path, 0).unwrap();
+        log.append(&[Change::Upsert(article("a"))]).unwrap();
+        let binding = log.binding().unwrap();
+        assert_eq!(binding.last_seq, 1);
+        assert!(check_binding(&path, Some(&binding), 0).is_ok());
+        assert!(check_identity(&path, log.id(), 1, Some(&binding)).is_ok());
+        drop(log);
+
+        let missing = dir.path().join("other.redb");
+        let err = check_binding(&missing, Some(&binding), 0).unwrap_err();
+        assert!(err.to_string().contains("is missing"), "{err}");
+        assert!(err.to_string().contains(&binding.log_id), "{err}");
+        let err = check_binding(&missing, None, 7).unwrap_err();
+        assert!(err.to_string().contains("changes after 7"), "a rebuilt snapshot expects a log: {err}");
+        assert!(check_binding(&missing, None, 0).is_ok(), "nothing expects a log yet");
+        std::fs::write(&missing, b"").unwrap();
+        let err = check_binding(&missing, Some(&binding), 0).unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
+
+        let foreign = ChangeLog::open(&dir.path().join("foreign.redb"), 0).unwrap();
+        let err = check_identity(foreign.path(), foreign.id(), 5, Some(&binding)).unwrap_err();
+        assert!(err.to_string().contains("another model directory"), "{err}");
+        let older = LogBinding {
+            last_seq: 9,
+            ..binding.clone()
+        };
+        let err = check_identity(&path, u64::from_str_radix(&binding.log_id, 16).unwrap(), 1, Some(&older)).unwrap_err();
+        assert!(err.to_string().contains("older copy"), "{err}");
+        assert!(matches!(read_after(&missing, 0, Some(&binding)), Err(Error::CorruptChangeLog { .. })));
+    }
+
+    #[test]
+    fn a_new_log_numbers_after_the_snapshot_and_keeps_its_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let log = ChangeLog::open(&path, 41).unwrap();
+        assert_eq!(log.append(&[Change::Delete("a".into())]).unwrap(), 42..=42);
+        let id = log.id();
+        log.close_after_failure();
+        assert!(!log.is_open());
+        assert!(matches!(log.append(&[]), Err(Error::ChangeLogUnavailable { .. })));
+        log.reopen().unwrap();
+        assert_eq!(log.id(), id);
+        assert_eq!(log.last_seq().unwrap(), 42);
+        drop(log);
+        assert_eq!(ChangeLog::open(&path, 0).unwrap().id(), id);
     }
 }

@@ -126,7 +126,8 @@ ID_DIGITS = 7
 STORY_PREFIX = "story-"
 URL_BASE = "https://archiv.example"
 SLUG_WORDS = 8
-GZIP_LEVEL = 6
+SLUG_CHARACTERS = 120
+GZIP_LEVEL = 1
 WRITE_BATCH = 256
 HEAPS_CHECKPOINTS = 8
 PROGRESS_EVERY = 100_000
@@ -138,7 +139,7 @@ WORD_RE = re.compile(r"[a-zäöüß]+")
 SENTENCE_BREAK_RE = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ\"„“0-9])")
 ABBREVIATION_RE = re.compile(r"(?:\b(?:Dr|Prof|Mag|St|Nr|Mio|Mrd|bzw|ca|vgl|etc|Abs|Art|Jh|inkl|evtl|usw)|\b[A-Z]|(?<!\d)\d{1,2})\.$")
 SLUG_RE = re.compile(r"[^a-z0-9]+")
-TRANSLITERATION = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+TRANSLITERATION = (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss"))
 
 
 class Sentence:
@@ -312,15 +313,22 @@ def compound_link(word):
     return ""
 
 
+def last_sunday(year, month):
+    """The last Sunday of a month (month < 12)."""
+    day = datetime(year, month + 1, 1) - timedelta(days=1)
+    return day - timedelta(days=(day.weekday() + 1) % 7)
+
+
+SUMMER_TIME = {}
+
+
 def local_offset(moment):
     """The UTC offset of Vienna at a local time between 06:00 and 24:00 (EU summer time rule)."""
-    def last_sunday(year, month):
-        day = datetime(year, month + 1, 1) - timedelta(days=1)
-        return day - timedelta(days=(day.weekday() + 1) % 7)
-
-    summer_start = last_sunday(moment.year, 3) + timedelta(hours=2)
-    summer_end = last_sunday(moment.year, 10) + timedelta(hours=3)
-    return "+02:00" if summer_start <= moment < summer_end else "+01:00"
+    bounds = SUMMER_TIME.get(moment.year)
+    if bounds is None:
+        bounds = (last_sunday(moment.year, 3) + timedelta(hours=2), last_sunday(moment.year, 10) + timedelta(hours=3))
+        SUMMER_TIME[moment.year] = bounds
+    return "+02:00" if bounds[0] <= moment < bounds[1] else "+01:00"
 
 
 def active_to_datetime(active_seconds):
@@ -331,7 +339,10 @@ def active_to_datetime(active_seconds):
 
 def slug(title):
     """A URL slug from the first words of a title."""
-    words = SLUG_RE.sub(" ", title.lower().translate(TRANSLITERATION)).split()
+    text = title[:SLUG_CHARACTERS].lower()
+    for letter, spelling in TRANSLITERATION:
+        text = text.replace(letter, spelling)
+    words = SLUG_RE.sub(" ", text).split()
     return "-".join(words[:SLUG_WORDS]) or "artikel"
 
 
@@ -399,7 +410,9 @@ class Generator:
         """One or two sample syllables, capitalised: the start of a new name."""
         rng = self.rng
         count = 1 if rng.random() < 0.4 else 2
-        stem = "".join(self.syllables[int(rng.random() * len(self.syllables))] for _ in range(count))
+        stem = self.syllables[int(rng.random() * len(self.syllables))]
+        if count == 2:
+            stem += self.syllables[int(rng.random() * len(self.syllables))]
         return stem.capitalize()
 
     def make_word(self, kind):
@@ -428,24 +441,9 @@ class Generator:
         return word
 
     def zipf_noun(self):
-        """A known noun drawn with probability about 1/rank (sample nouns by frequency, then new words)."""
+        """A known noun drawn with probability about 1/rank (sample nouns by frequency, then new words);
+        render() draws the same way inline."""
         return self.nouns[int(math.exp(self.rng.random() * self.log_nouns)) - 1]
-
-    def noun(self, keys):
-        """The word for a swapped noun: a key term of the story, a new word while behind Heaps, or Zipf."""
-        rng = self.rng
-        if keys and rng.random() < KEY_TERM_SHARE:
-            return self.key_term(keys)
-        if self.budget > 0:
-            self.budget -= 1
-            return self.make_word(weighted_choice(rng, NEW_WORD_KINDS))
-        return self.zipf_noun()
-
-    def key_term(self, keys):
-        """One of the story's key terms, the first ones more often; persons sometimes with first name."""
-        rng = self.rng
-        short, long = keys[int(rng.random() ** 2 * len(keys))]
-        return long if rng.random() < FULL_NAME_SHARE else short
 
     def story_name(self):
         """A name for a new story: new while behind Heaps, else a name an earlier story made."""
@@ -500,18 +498,34 @@ class Generator:
         for (index, _), term in zip(noun_slots, forced):
             pieces[index] = term
             tokens += self.count_word(term) - 1
+        # A swapped noun is a key term of the story (the first ones more often, a person sometimes with
+        # the first name), a new word while behind Heaps, or a Zipf draw.
+        add = types.add
         for index, original in noun_slots[len(forced):]:
             if self.budget > 0 or rnd() < noun_rate:
-                word = self.noun(keys)
+                if keys and rnd() < KEY_TERM_SHARE:
+                    short, long = keys[int(rnd() ** 2 * len(keys))]
+                    if long != short and rnd() < FULL_NAME_SHARE:
+                        word = long
+                        tokens += self.count_word(word) - 1
+                    else:
+                        word = short
+                        add(word.lower())
+                else:
+                    if self.budget > 0:
+                        self.budget -= 1
+                        word = self.make_word(weighted_choice(self.rng, NEW_WORD_KINDS))
+                    else:
+                        word = self.nouns[int(math.exp(rnd() * self.log_nouns)) - 1]
+                    add(word.lower())
                 pieces[index] = word
-                tokens += self.count_word(word) - 1
             else:
-                types.add(original)
+                add(original)
         for index, original, candidates in sentence.word_slots:
             if rnd() < word_rate:
                 original = candidates[int(rnd() * len(candidates))]
                 pieces[index] = original
-            types.add(original)
+            add(original)
         return "".join(pieces), tokens
 
     def title(self, story):
@@ -656,12 +670,13 @@ class Generator:
         title = title[0]
         body = " ".join(text for text, _ in sentences)
         identifier = f"{ID_PREFIX}{number:0{ID_DIGITS}d}"
-        url = f"{URL_BASE}/{story.section.lower()}/{moment:%Y/%m/%d}/{slug(title)}-{identifier}"
+        stamp = moment.isoformat()
+        url = f"{URL_BASE}/{story.section.lower()}/{stamp[:10].replace('-', '/')}/{slug(title)}-{identifier}"
         row = {
             "id": identifier,
             "title": title,
             "body": body,
-            "published_at": moment.strftime("%Y-%m-%dT%H:%M:%S") + local_offset(moment),
+            "published_at": stamp + local_offset(moment),
             "section": story.section,
             "lang": "de",
             "url": url,
@@ -718,7 +733,7 @@ class Generator:
         return points
 
 
-def report(generator, points, elapsed, out_path):
+def report(generator, points, elapsed, cpu, out_path):
     """Prints the run's statistics to stderr."""
     written = generator.articles
     # The first articles still cover the sample's own vocabulary; fit past twice the sample's size.
@@ -733,7 +748,7 @@ def report(generator, points, elapsed, out_path):
         f"articles written: {written:,}",
         f"distinct word types: {len(generator.types):,} (new words made: {generator.new_words:,})",
         f"tokens: {generator.tokens:,} ({generator.tokens / written:.0f} per article)",
-        f"elapsed: {elapsed:.1f} s ({written / elapsed:,.0f} articles/s)",
+        f"elapsed: {elapsed:.1f} s wall, {cpu:.1f} s CPU ({written / elapsed:,.0f} articles/s wall, {written / cpu:,.0f} per CPU-second)",
         f"near-duplicates: {generator.near_duplicates:,} ({100 * generator.near_duplicates / written:.1f} %)",
         f"stories: {len(lengths):,}; articles per story p50 {percentile(lengths, 0.5)}, p90 {percentile(lengths, 0.9)}, "
         f"p99 {percentile(lengths, 0.99)}, max {lengths[-1]}; single-article stories "
@@ -796,10 +811,11 @@ def main():
     if args.articles >= 10 ** ID_DIGITS:
         parser.error(f"--articles must be below {10 ** ID_DIGITS:,}")
     started = time.perf_counter()
+    started_cpu = time.process_time()
     generator = Generator(read_sample(args.sample), args.articles, args.seed, args.heaps_beta)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     points = generator.run(args.out)
-    report(generator, points, time.perf_counter() - started, args.out)
+    report(generator, points, time.perf_counter() - started, time.process_time() - started_cpu, args.out)
     if args.verify and not verify(args.out, generator):
         sys.exit(1)
 

@@ -12,7 +12,7 @@ use weitere::error::{Error, Result};
 use weitere::evaluate::sweep::{SweepPoint, ef_sweep, write_chart};
 use weitere::evaluate::{EvalOptions, EvalReport, Label, drop_exact_duplicates, evaluate, select_sources};
 use weitere::ingest::{self, Corpus, IngestOptions};
-use weitere::live::{self, LiveIndex, RebuildPolicy};
+use weitere::live::{self, LiveIndex, LostLog, RebuildPolicy};
 use weitere::recommend::{Draft, Filter, Recommendation, RelatedQuery, Source};
 use weitere::service::{Access, Limits, ServerOptions};
 
@@ -116,8 +116,13 @@ fn serve(args: &ServeArgs) -> Result<()> {
         min_changes: args.rebuild_min_changes,
         ratio: args.rebuild_ratio,
     };
-    let index = Arc::new(LiveIndex::open(dir, engine, rebuild)?.with_max_body_bytes(args.max_body_bytes));
-    let stats = index.stats();
+    let lost_log = if args.accept_change_log_loss {
+        LostLog::SetAside
+    } else {
+        LostLog::Refuse
+    };
+    let index = Arc::new(LiveIndex::open_with(dir, engine, rebuild, lost_log)?.with_max_body_bytes(args.max_body_bytes));
+    let stats = index.stats().index;
     if options.access.write_token.is_none() {
         tracing::info!("no write token configured: UpsertArticles and DeleteArticles are refused");
     }

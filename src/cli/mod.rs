@@ -263,6 +263,12 @@ pub struct ServeArgs {
     /// ... once they also reach this share of the live articles.
     #[arg(long, default_value_t = RebuildPolicy::default().ratio)]
     pub rebuild_ratio: f64,
+    /// Start even when the change log is missing, empty, from another directory, older than the
+    /// snapshot expects or damaged: rename it aside, start a new one and log the loss at WARN. Without
+    /// this flag such a start fails, since every write acknowledged since the snapshot would be lost.
+    /// (Deliberately no environment variable: accepting data loss is a decision for one start.)
+    #[arg(long)]
+    pub accept_change_log_loss: bool,
     /// PEM certificate chain to serve TLS with (needs --tls-key); without it, plain HTTP/2.
     #[arg(long, env = ENV_TLS_CERT, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

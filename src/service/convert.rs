@@ -5,7 +5,7 @@ use super::proto;
 use crate::article::{Article, Timestamp};
 use crate::engine::Stats;
 use crate::error::{Error, Result};
-use crate::live::WriteOutcome;
+use crate::live::{LiveStats, WriteHealth, WriteOutcome};
 use crate::recommend::{DEFAULT_K, Draft, Filter, Recommendation, RelatedQuery, Source};
 
 /// A request as the core understands it; bad input is an [`Error::InvalidArgument`] naming the field.
@@ -151,19 +151,29 @@ pub fn write_results(outcomes: Vec<WriteOutcome>) -> Vec<proto::WriteResult> {
         .collect()
 }
 
-/// Engine statistics on the wire.
-pub fn stats(stats: Stats) -> proto::StatsResponse {
-    let Stats {
-        article_count,
-        vocabulary_size,
-        snapshot_version,
-        built_at,
+/// Live index statistics on the wire.
+pub fn stats(stats: LiveStats) -> proto::StatsResponse {
+    let LiveStats {
+        index:
+            Stats {
+                article_count,
+                vocabulary_size,
+                snapshot_version,
+                built_at,
+            },
+        writes,
     } = stats;
+    let writes_unavailable_reason = match writes {
+        WriteHealth::Available => None,
+        WriteHealth::Unavailable(reason) => Some(reason),
+    };
     proto::StatsResponse {
         article_count,
         vocabulary_size,
         snapshot_version,
         built_at: Some(timestamp(Timestamp::from_seconds(built_at))),
+        writes_available: writes_unavailable_reason.is_none(),
+        writes_unavailable_reason: writes_unavailable_reason.unwrap_or_default(),
     }
 }
 

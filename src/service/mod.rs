@@ -16,8 +16,11 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
+use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, ServerTlsConfig};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 use tower::util::MapResponseLayer;
 
 pub use auth::Access;
@@ -27,7 +30,7 @@ pub use related::RelatedStoriesService;
 pub use status::to_status;
 
 use crate::error::{Error, Result};
-use crate::live::LiveIndex;
+use crate::live::{LiveIndex, WriteHealth};
 
 /// How the server runs, apart from the index it serves.
 #[derive(Clone, Debug, Default)]
@@ -77,6 +80,24 @@ pub mod proto {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("weitere_descriptor");
 }
 
+/// Health service name of the write path: NOT_SERVING while the change log cannot take commits. Reads
+/// (`weitere.v1.RelatedStories`) stay SERVING meanwhile.
+pub const WRITE_HEALTH_SERVICE: &str = "weitere.v1.RelatedStories.Writes";
+
+/// Keeps [`WRITE_HEALTH_SERVICE`] in step with the index's write health until the index is dropped.
+async fn report_write_health(mut health: watch::Receiver<WriteHealth>, reporter: HealthReporter) {
+    loop {
+        let status = match *health.borrow_and_update() {
+            WriteHealth::Available => ServingStatus::Serving,
+            WriteHealth::Unavailable(_) => ServingStatus::NotServing,
+        };
+        reporter.set_service_status(WRITE_HEALTH_SERVICE, status).await;
+        if health.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Serves `index` on `incoming` until `shutdown` completes; requests in flight then finish first.
 pub async fn serve(
     index: Arc<LiveIndex>,
@@ -89,6 +110,7 @@ pub async fn serve(
     health_reporter
         .set_serving::<proto::related_stories_server::RelatedStoriesServer<RelatedStoriesService>>()
         .await;
+    tokio::spawn(report_write_health(index.watch_write_health(), health_reporter));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

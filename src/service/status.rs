@@ -15,7 +15,11 @@ pub fn to_status(error: Error) -> Status {
             tracing::error!(%error, "snapshot damaged");
             Status::new(Code::DataLoss, "the index data is damaged")
         }
-        Error::Store { .. } => {
+        Error::CorruptChangeLog { .. } => {
+            tracing::error!(%error, "change log damaged");
+            Status::new(Code::DataLoss, "the change log is damaged")
+        }
+        Error::Store { .. } | Error::ChangeLogUnavailable { .. } => {
             tracing::error!(%error, "change log failed");
             Status::unavailable("the change log is unavailable; the write was not applied")
         }

@@ -251,10 +251,8 @@ fn a_body_over_the_limit_is_rejected_alone_and_fails_a_draft_query() {
         ])
         .unwrap();
     assert_eq!(outcomes[0].rejected, None);
-    assert_eq!(
-        outcomes[1].rejected.as_deref(),
-        Some("body: 102 bytes, the limit is 100 bytes")
-    );
+    let rejected = outcomes[1].rejected.as_deref().unwrap();
+    assert!(rejected.starts_with("body: 102 bytes, the limit is 100 bytes"), "{rejected}");
     assert!(index.article("fits").is_ok() && index.article("too-long").is_err());
 
     let draft = RelatedQuery {
@@ -354,7 +352,7 @@ fn readers_and_writers_run_together_without_losing_or_resurrecting_anything() {
     for id in deleted.lock().unwrap().iter() {
         assert!(index.article(id).is_err(), "deleted {id} is back");
     }
-    let live = index.stats().article_count as usize;
+    let live = index.stats().index.article_count as usize;
     assert_eq!(
         live,
         SAMPLE_ARTICLES + upserted.len() - 20,
