@@ -130,12 +130,10 @@ impl Supply {
             url: article.url.clone(),
             section: article.section.clone(),
             lang: article.lang.clone(),
-            published_at: article
-                .published_at
-                .map(|at| prost_types::Timestamp {
-                    seconds: at.seconds(),
-                    nanos: at.nanos() as i32,
-                }),
+            published_at: article.published_at.map(|at| prost_types::Timestamp {
+                seconds: at.seconds(),
+                nanos: at.nanos() as i32,
+            }),
         }
     }
 

@@ -102,8 +102,7 @@ impl Article {
             })
             .err()
             .or_else(|| {
-                (self.title.trim().is_empty() && self.body.trim().is_empty())
-                    .then(|| "empty title and body".to_owned())
+                (self.title.trim().is_empty() && self.body.trim().is_empty()).then(|| "empty title and body".to_owned())
             })
     }
 }
@@ -180,7 +179,10 @@ mod tests {
         assert!(reason(section).starts_with("section: control character U+0000"));
         assert!(reason(test_article("a", " ", "\n")).contains("empty title and body"));
         // Line breaks are text in titles and bodies.
-        assert_eq!(test_article("a", "Zwei\nZeilen", "Ein\tText").rejection_reason(100), None);
+        assert_eq!(
+            test_article("a", "Zwei\nZeilen", "Ein\tText").rejection_reason(100),
+            None
+        );
     }
 
     #[test]

@@ -144,7 +144,10 @@ pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
     } else if let Ok(naive) = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S") {
         naive.and_utc()
     } else {
-        NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0)?.and_utc()
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()?
+            .and_hms_opt(0, 0, 0)?
+            .and_utc()
     };
     Timestamp::new(instant.timestamp(), i64::from(instant.timestamp_subsec_nanos())).ok()
 }
@@ -212,10 +215,7 @@ impl CorpusReader {
 
     fn accept(&mut self, article: Article) {
         if let Some(reason) = article.rejection_reason(DEFAULT_MAX_BODY_BYTES) {
-            self.corpus.rejected.push(Rejection {
-                id: article.id,
-                reason,
-            });
+            self.corpus.rejected.push(Rejection { id: article.id, reason });
             return;
         }
         match self.position_by_id.get(&article.id) {

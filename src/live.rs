@@ -210,7 +210,6 @@ impl LiveIndex {
         self
     }
 
-
     /// The engine for reading; hold the guard only as long as one query.
     pub fn read(&self) -> RwLockReadGuard<'_, Engine> {
         self.engine.read().expect("engine lock poisoned")
@@ -225,7 +224,8 @@ impl LiveIndex {
     /// passed, so that a call whose client has gone stops using the CPU.
     pub fn related_until(&self, query: &RelatedQuery, deadline: Option<Instant>) -> Result<Vec<Recommendation>> {
         if let Source::Draft(draft) = &query.source {
-            check_text(&draft.body, self.max_body_bytes, true).map_err(|reason| Error::invalid("draft.body", reason))?;
+            check_text(&draft.body, self.max_body_bytes, true)
+                .map_err(|reason| Error::invalid("draft.body", reason))?;
         }
         self.read().related_until(query, deadline)
     }
@@ -358,7 +358,10 @@ impl LiveIndex {
             );
             let prepared: Vec<_> = {
                 let engine = self.read();
-                reached_disk.into_iter().map(|(_, change)| engine.prepare(change)).collect()
+                reached_disk
+                    .into_iter()
+                    .map(|(_, change)| engine.prepare(change))
+                    .collect()
             };
             let mut engine = self.engine.write().expect("engine lock poisoned");
             for change in prepared {
@@ -409,7 +412,11 @@ impl LiveIndex {
         let last_change = *self.writes.lock().expect("write lock poisoned");
         // Record the exact end of the log, so that the next start can tell an older copy from it.
         if self.log.is_open() {
-            if let Err(err) = self.log.binding().and_then(|binding| snapshot::bind_change_log(&self.dir, &binding)) {
+            if let Err(err) = self
+                .log
+                .binding()
+                .and_then(|binding| snapshot::bind_change_log(&self.dir, &binding))
+            {
                 tracing::error!(%err, "cannot record the end of the change log in the manifest");
             }
         }

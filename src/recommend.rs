@@ -86,8 +86,10 @@ impl RelatedQuery {
         }
         match &self.source {
             Source::Draft(draft) => {
-                check_text(&draft.title, MAX_TITLE_BYTES, true).map_err(|reason| Error::invalid("draft.title", reason))?;
-                check_text(&draft.lang, MAX_LANG_BYTES, false).map_err(|reason| Error::invalid("draft.lang", reason))?;
+                check_text(&draft.title, MAX_TITLE_BYTES, true)
+                    .map_err(|reason| Error::invalid("draft.title", reason))?;
+                check_text(&draft.lang, MAX_LANG_BYTES, false)
+                    .map_err(|reason| Error::invalid("draft.lang", reason))?;
                 if draft.title.trim().is_empty() && draft.body.trim().is_empty() {
                     return Err(Error::invalid("draft", "title and body are both empty"));
                 }
@@ -97,7 +99,8 @@ impl RelatedQuery {
         let filter = &self.filter;
         check_count("filter.sections", filter.sections.len(), MAX_FILTER_SECTIONS)?;
         for section in &filter.sections {
-            check_text(section, MAX_SECTION_BYTES, false).map_err(|reason| Error::invalid("filter.sections", reason))?;
+            check_text(section, MAX_SECTION_BYTES, false)
+                .map_err(|reason| Error::invalid("filter.sections", reason))?;
         }
         if let Some(lang) = &filter.lang {
             check_text(lang, MAX_LANG_BYTES, false).map_err(|reason| Error::invalid("filter.lang", reason))?;

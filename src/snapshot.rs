@@ -240,7 +240,10 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
         if !is_plain_file_name(name) {
             return Err(corrupt(
                 &path,
-                format!("names {}, which is not a plain file name inside the snapshot directory", quote(name)),
+                format!(
+                    "names {}, which is not a plain file name inside the snapshot directory",
+                    quote(name)
+                ),
             ));
         }
     }

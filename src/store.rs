@@ -232,7 +232,10 @@ fn prepare(db: &Database, path: &Path, first_seq: ChangeSeq) -> Result<u64> {
     let id = {
         let changes = txn.open_table(CHANGES).map_err(|err| error(err.into()))?;
         let mut meta = txn.open_table(META).map_err(|err| error(err.into()))?;
-        let format = meta.get(FORMAT).map_err(|err| error(err.into()))?.map(|value| value.value());
+        let format = meta
+            .get(FORMAT)
+            .map_err(|err| error(err.into()))?
+            .map(|value| value.value());
         let holds_records = !changes.is_empty().map_err(|err| error(err.into()))?;
         match format {
             Some(LOG_FORMAT) => {}
@@ -260,7 +263,10 @@ fn prepare(db: &Database, path: &Path, first_seq: ChangeSeq) -> Result<u64> {
         if meta.get(LAST_SEQ).map_err(|err| error(err.into()))?.is_none() {
             meta.insert(LAST_SEQ, first_seq).map_err(|err| error(err.into()))?;
         }
-        let existing = meta.get(LOG_ID).map_err(|err| error(err.into()))?.map(|value| value.value());
+        let existing = meta
+            .get(LOG_ID)
+            .map_err(|err| error(err.into()))?
+            .map(|value| value.value());
         match existing {
             Some(id) => id,
             None => {
@@ -403,9 +409,16 @@ fn read_changes(
     let txn = db.begin_read().map_err(|err| Error::store(path, err))?;
     if let Some(expected) = check {
         let meta = txn.open_table(META).map_err(|err| Error::store(path, err))?;
-        let id = meta.get(LOG_ID).map_err(|err| Error::store(path, err))?.map(|id| id.value());
+        let id = meta
+            .get(LOG_ID)
+            .map_err(|err| Error::store(path, err))?
+            .map(|id| id.value());
         let Some(id) = id else {
-            return Err(Error::corrupt_log(path, None, "has no identity: it is not a change log of this build".into()));
+            return Err(Error::corrupt_log(
+                path,
+                None,
+                "has no identity: it is not a change log of this build".into(),
+            ));
         };
         check_identity(path, id, last_seq_in(&txn, path)?, expected)?;
     }
@@ -549,7 +562,10 @@ mod tests {
         assert!(err.to_string().contains("is missing"), "{err}");
         assert!(err.to_string().contains(&binding.log_id), "{err}");
         let err = check_binding(&missing, None, 7).unwrap_err();
-        assert!(err.to_string().contains("changes after 7"), "a rebuilt snapshot expects a log: {err}");
+        assert!(
+            err.to_string().contains("changes after 7"),
+            "a rebuilt snapshot expects a log: {err}"
+        );
         assert!(check_binding(&missing, None, 0).is_ok(), "nothing expects a log yet");
         std::fs::write(&missing, b"").unwrap();
         let err = check_binding(&missing, Some(&binding), 0).unwrap_err();
@@ -562,9 +578,18 @@ mod tests {
             last_seq: 9,
             ..binding.clone()
         };
-        let err = check_identity(&path, u64::from_str_radix(&binding.log_id, 16).unwrap(), 1, Some(&older)).unwrap_err();
+        let err = check_identity(
+            &path,
+            u64::from_str_radix(&binding.log_id, 16).unwrap(),
+            1,
+            Some(&older),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("older copy"), "{err}");
-        assert!(matches!(read_after(&missing, 0, Some(&binding)), Err(Error::CorruptChangeLog { .. })));
+        assert!(matches!(
+            read_after(&missing, 0, Some(&binding)),
+            Err(Error::CorruptChangeLog { .. })
+        ));
     }
 
     #[test]

@@ -147,8 +147,8 @@ impl Vectorizer {
         let frequencies: Vec<TermFrequencies> = articles
             .par_iter()
             .map_init(Vec::new, |scratch, article| {
-                let frequencies = term_frequencies(&analyzer, &config, article, None, scratch)
-                    .expect("fitting has no deadline");
+                let frequencies =
+                    term_frequencies(&analyzer, &config, article, None, scratch).expect("fitting has no deadline");
                 progress.inc(1);
                 frequencies
             })

@@ -534,6 +534,20 @@ mod tests {
     }
 
     #[test]
+    fn analysis_stops_once_its_deadline_has_passed() {
+        let analyzer = analyzer_with(CompoundMode::Split);
+        let text = "Gewerkschaft fordert Transparenz ".repeat(10_000);
+        let mut terms = Vec::new();
+        let passed = Some(Instant::now());
+        let err = analyzer.analyze_until(&text, Lang::De, passed, &mut terms).unwrap_err();
+        assert!(matches!(err, crate::error::Error::DeadlineExceeded(_)), "{err}");
+        assert!(terms.len() < DEADLINE_CHECK_TOKENS, "kept analysing after the deadline");
+        let later = Some(Instant::now() + std::time::Duration::from_secs(60));
+        analyzer.analyze_until(&text, Lang::De, later, &mut terms).unwrap();
+        assert!(terms.len() > 10_000);
+    }
+
+    #[test]
     fn analyze_into_appends() {
         let analyzer = analyzer_with(CompoundMode::Split);
         let mut out = analyzer.analyze("Regierung", Lang::De);

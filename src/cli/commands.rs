@@ -17,8 +17,8 @@ use weitere::recommend::{Draft, Filter, Recommendation, RelatedQuery, Source};
 use weitere::service::{Access, Limits, ServerOptions};
 
 use super::{
-    BatchArgs, Cli, Command, DEFAULT_MODEL_DIR, ENV_READ_TOKEN, ENV_TLS_CERT, ENV_TLS_KEY, ENV_WRITE_TOKEN, EvalArgs, IndexArgs, LabelArg,
-    RelatedArgs, ServeArgs,
+    BatchArgs, Cli, Command, DEFAULT_MODEL_DIR, ENV_READ_TOKEN, ENV_TLS_CERT, ENV_TLS_KEY, ENV_WRITE_TOKEN, EvalArgs,
+    IndexArgs, LabelArg, RelatedArgs, ServeArgs,
 };
 
 /// The German sample compiled into the binary, indexed by `serve` when no `--model` is given.
@@ -121,7 +121,8 @@ fn serve(args: &ServeArgs) -> Result<()> {
     } else {
         LostLog::Refuse
     };
-    let index = Arc::new(LiveIndex::open_with(dir, engine, rebuild, lost_log)?.with_max_body_bytes(args.max_body_bytes));
+    let index =
+        Arc::new(LiveIndex::open_with(dir, engine, rebuild, lost_log)?.with_max_body_bytes(args.max_body_bytes));
     let stats = index.stats().index;
     if options.access.write_token.is_none() {
         tracing::info!("no write token configured: UpsertArticles and DeleteArticles are refused");

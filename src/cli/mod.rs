@@ -8,11 +8,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use weitere::analysis::CompoundMode;
+use weitere::article::DEFAULT_MAX_BODY_BYTES;
 use weitere::engine::{BuildConfig, Engine, SearchStrategy};
 use weitere::error::Result;
 use weitere::evaluate::sweep::DEFAULT_EF_VALUES;
 use weitere::index::{DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, HnswParams, InsertionMode};
-use weitere::article::DEFAULT_MAX_BODY_BYTES;
 use weitere::live::RebuildPolicy;
 use weitere::recommend::RankingPolicy;
 use weitere::service::Limits;

@@ -270,7 +270,9 @@ impl HnswIndex {
                 "{graph_points} points, the snapshot has {point_count} vectors"
             )));
         }
-        loaded.with_dependent(|_, graph| check_links(graph, point_count)).map_err(corrupt)?;
+        loaded
+            .with_dependent(|_, graph| check_links(graph, point_count))
+            .map_err(corrupt)?;
         Ok(Self {
             graph: Graph::Loaded(loaded),
             params,
@@ -362,7 +364,9 @@ fn check_data_file(path: &Path, point_count: usize) -> Result<()> {
         let origin = u64_at(take(8, "a point")?);
         let length = u64_at(take(8, "a point")?);
         if length != std::mem::size_of::<Slot>() as u64 {
-            return Err(corrupt(format!("point {point} holds {length} bytes, expected one slot")));
+            return Err(corrupt(format!(
+                "point {point} holds {length} bytes, expected one slot"
+            )));
         }
         let slot = u32_at(take(4, "a point")?);
         if origin >= point_count as u64 || u64::from(slot) != origin {
@@ -454,7 +458,11 @@ mod tests {
         // The first point's slot, out of range.
         let mut bad_slot = pristine.clone();
         bad_slot[32..36].copy_from_slice(&999u32.to_ne_bytes());
-        for (case, bytes) in [("length", huge_length), ("slot", bad_slot), ("truncated", pristine[..40].to_vec())] {
+        for (case, bytes) in [
+            ("length", huge_length),
+            ("slot", bad_slot),
+            ("truncated", pristine[..40].to_vec()),
+        ] {
             std::fs::write(&data, bytes).unwrap();
             let err = HnswIndex::load(dir.path(), "graph", Arc::clone(&table), params.clone())
                 .err()

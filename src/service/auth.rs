@@ -65,7 +65,9 @@ fn check<T>(request: &Request<T>, token: &str) -> Result<(), Status> {
         .next()
         .ok_or_else(|| Status::unauthenticated("missing authorization metadata (Bearer token)"))?;
     if values.next().is_some() {
-        return Err(Status::unauthenticated("more than one authorization value; send exactly one"));
+        return Err(Status::unauthenticated(
+            "more than one authorization value; send exactly one",
+        ));
     }
     let presented = header
         .to_str()
@@ -86,7 +88,9 @@ fn check<T>(request: &Request<T>, token: &str) -> Result<(), Status> {
 /// authentication scheme.
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_start_matches(' '))
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
 }
 
 #[cfg(test)]
@@ -143,7 +147,9 @@ mod tests {
             read_token: None,
         };
         let mut twice = request(Some("Bearer s3cret"));
-        twice.metadata_mut().append("authorization", "Bearer s3cret".parse().unwrap());
+        twice
+            .metadata_mut()
+            .append("authorization", "Bearer s3cret".parse().unwrap());
         let refused = access.authorise_write(&twice).unwrap_err();
         assert_eq!(refused.code(), Code::Unauthenticated);
         assert!(refused.message().contains("more than one"), "{refused}");

@@ -53,7 +53,8 @@ pub fn tls_identity(cert: &Path, key: &Path) -> Result<Identity> {
 
     let read = |path: &Path| std::fs::read(path).map_err(|err| Error::io(path, err));
     let (cert_pem, key_pem) = (read(cert)?, read(key)?);
-    let invalid = |field: &str, path: &Path, reason: String| Error::invalid(field, format!("{}: {reason}", path.display()));
+    let invalid =
+        |field: &str, path: &Path, reason: String| Error::invalid(field, format!("{}: {reason}", path.display()));
     let chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| invalid("tls_cert", cert, format!("not a PEM certificate chain: {err}")))?;
@@ -62,12 +63,16 @@ pub fn tls_identity(cert: &Path, key: &Path) -> Result<Identity> {
     }
     let private_key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|err| invalid("tls_key", key, format!("holds no usable PEM private key: {err}")))?;
-    let provider = rustls::crypto::ring::default_provider();
-    let certified = rustls::sign::CertifiedKey::from_der(chain, private_key, &provider)
-        .map_err(|err| invalid("tls_key", key, format!("cannot be used with {}: {err}", cert.display())))?;
-    certified
-        .keys_match()
-        .map_err(|err| invalid("tls_key", key, format!("does not belong to the certificate in {}: {err}", cert.display())))?;
+    // Checks that the key can sign and belongs to the first certificate, as the TLS server will.
+    rustls::sign::CertifiedKey::from_der(chain, private_key, &rustls::crypto::ring::default_provider()).map_err(
+        |err| {
+            let reason = match err {
+                rustls::Error::InconsistentKeys(_) => "does not belong to the certificate in",
+                _ => "cannot be used with the certificate in",
+            };
+            invalid("tls_key", key, format!("{reason} {} ({err})", cert.display()))
+        },
+    )?;
     Ok(Identity::from_pem(cert_pem, key_pem))
 }
 

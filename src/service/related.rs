@@ -81,7 +81,11 @@ impl RelatedStoriesService {
             .into_iter();
         let outcomes = outcomes
             .into_iter()
-            .map(|outcome| outcome.or_else(|| written.next()).expect("one core outcome per article"))
+            .map(|outcome| {
+                outcome
+                    .or_else(|| written.next())
+                    .expect("one core outcome per article")
+            })
             .collect();
         Ok(convert::write_results(outcomes))
     }

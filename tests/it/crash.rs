@@ -10,21 +10,29 @@ use crate::common::{SAMPLE_ARTICLES, build_sample_engine, ids, query};
 use crate::grpc::{by_id, is_stored};
 use crate::live::{union_story, with_token};
 
-const TOKEN: &str = "crash-test-token";
-const CYCLES: usize = 4;
+pub const TOKEN: &str = "crash-test-token";
+/// `kill -9` cycles of [`kill_dash_nine_loses_no_acknowledged_write`].
+const CYCLES: usize = 10;
+/// Concurrent writers in each cycle.
+const WRITERS: usize = 4;
 
 /// `weitere serve` as a child process on a free port.
-struct Server {
+pub struct Server {
     child: Child,
     addr: String,
 }
 
 impl Server {
-    async fn start(model: &Path) -> (Self, RelatedStoriesClient<Channel>) {
+    pub async fn start(model: &Path) -> (Self, RelatedStoriesClient<Channel>) {
         Self::start_logging_to(model, Stdio::null()).await
     }
 
     async fn start_logging_to(model: &Path, log: Stdio) -> (Self, RelatedStoriesClient<Channel>) {
+        Self::start_with(model, &[], log).await
+    }
+
+    /// `weitere serve --model model --write-token TOKEN` plus `extra` arguments, logging to `log`.
+    pub async fn start_with(model: &Path, extra: &[&str], log: Stdio) -> (Self, RelatedStoriesClient<Channel>) {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -35,6 +43,7 @@ impl Server {
             .args(["serve", "--model"])
             .arg(model)
             .args(["--addr", &addr, "--write-token", TOKEN])
+            .args(extra)
             .env("RUST_LOG", "weitere=info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -61,21 +70,21 @@ impl Server {
     }
 
     /// SIGTERM, then waits for the process to exit.
-    fn terminate(mut self) -> ExitStatus {
+    pub fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
         self.child.wait().unwrap()
     }
 
     /// SIGKILL: no shutdown code runs.
-    fn kill_hard(mut self) {
+    pub fn kill_hard(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 }
 
 /// An upsert of one union story whose title names `id`, so that no two are near-identical.
-fn story(id: &str) -> tonic::Request<UpsertArticlesRequest> {
+pub fn story(id: &str) -> tonic::Request<UpsertArticlesRequest> {
     let article = proto::Article {
         title: format!("Gewerkschaft GPA-djp startet All-in-Rechner {id}"),
         ..union_story(id)
@@ -106,34 +115,46 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
             "cycle {cycle}: not searchable"
         );
 
-        // Stream upserts from a second task and kill the server while they are in flight.
-        let streaming = tokio::spawn(async move {
-            let mut acked_now = Vec::new();
-            for n in 0.. {
-                let id = format!("crash-{cycle}-{n}");
-                match client.upsert_articles(story(&id)).await {
-                    Ok(response) if response.get_ref().results[0].accepted => acked_now.push(id),
-                    Ok(response) => panic!("rejected: {:?}", response.get_ref().results),
-                    Err(_) => break,
-                }
-            }
-            acked_now
-        });
-        tokio::time::sleep(Duration::from_millis(300 + 150 * cycle as u64)).await;
+        // Upsert from several tasks at once and kill the server while their writes are in flight.
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|writer| {
+                let mut client = client.clone();
+                tokio::spawn(async move {
+                    let mut acked_now = Vec::new();
+                    for n in 0.. {
+                        let id = format!("crash-{cycle}-{writer}-{n}");
+                        match client.upsert_articles(story(&id)).await {
+                            Ok(response) if response.get_ref().results[0].accepted => acked_now.push(id),
+                            Ok(response) => panic!("rejected: {:?}", response.get_ref().results),
+                            Err(_) => break,
+                        }
+                    }
+                    acked_now
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300 + 50 * cycle as u64)).await;
         server.kill_hard();
-        let acked_now = streaming.await.unwrap();
+        let mut acked_in_cycle = 0;
+        for writer in writers {
+            let acked_now = writer.await.unwrap();
+            acked_in_cycle += acked_now.len();
+            acked.extend(acked_now);
+        }
         assert!(
-            !acked_now.is_empty(),
+            acked_in_cycle > 0,
             "cycle {cycle}: no write was acknowledged before the kill"
         );
-        acked.extend(acked_now);
     }
     let (server, mut client) = Server::start(dir.path()).await;
     for id in &acked {
         assert!(is_stored(&mut client, id).await, "acked {id} lost");
     }
     server.kill_hard();
-    eprintln!("{CYCLES} kill -9 cycles, {} acknowledged upserts, 0 lost", acked.len());
+    eprintln!(
+        "{CYCLES} kill -9 cycles with {WRITERS} writers, {} acknowledged upserts, 0 lost",
+        acked.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

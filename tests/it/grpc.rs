@@ -25,7 +25,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// The write token of [`TestServer::start`].
@@ -47,6 +47,13 @@ impl TestServer {
     pub async fn start_with(options: ServerOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let index = Arc::new(LiveIndex::open(dir.path(), build_sample_engine(), RebuildPolicy::default()).unwrap());
+        let mut server = Self::serve(index, options).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// A server over `index`, wherever it keeps its files.
+    pub async fn serve(index: Arc<LiveIndex>, options: ServerOptions) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -61,7 +68,7 @@ impl TestServer {
             addr,
             stop: Some(stop),
             task: Some(task),
-            _dir: dir,
+            _dir: None,
         }
     }
 

@@ -252,7 +252,10 @@ fn a_body_over_the_limit_is_rejected_alone_and_fails_a_draft_query() {
         .unwrap();
     assert_eq!(outcomes[0].rejected, None);
     let rejected = outcomes[1].rejected.as_deref().unwrap();
-    assert!(rejected.starts_with("body: 102 bytes, the limit is 100 bytes"), "{rejected}");
+    assert!(
+        rejected.starts_with("body: 102 bytes, the limit is 100 bytes"),
+        "{rejected}"
+    );
     assert!(index.article("fits").is_ok() && index.article("too-long").is_err());
 
     let draft = RelatedQuery {

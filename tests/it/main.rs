@@ -12,6 +12,8 @@ mod live;
 mod offline;
 /// Property tests: arbitrary articles through analysis, the live delta and search.
 mod properties;
+/// Hostile-client probes: tokens, lost change logs, a full disk, unbounded requests, timestamps, TLS keys.
+mod reliability;
 /// Snapshot round trips and damaged snapshots.
 mod snapshot;
 /// TLS, message and batch size limits, deadlines and client-streaming imports.
