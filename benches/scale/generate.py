@@ -26,8 +26,6 @@ Statistics (articles, word types, tokens, time, near-duplicate share, story leng
 fitted at a few checkpoints) go to stderr.
 """
 
-from __future__ import annotations
-
 import argparse
 import gzip
 import heapq
@@ -46,7 +44,7 @@ DEFAULT_SAMPLE = Path(__file__).resolve().parents[2] / "data" / "gnad-sample.jso
 # Heaps' law V = K * n**beta in lower-cased \w+ tokens of title and body; K is fitted through the sample.
 HEAPS_BETA = 0.55
 # At most this many new words go into one article (keeps the first articles readable while V catches up).
-MAX_NEW_WORDS_PER_ARTICLE = 40
+MAX_NEW_WORDS_PER_ARTICLE = 20
 
 # Time line: five years, articles between 06:00 and 24:00 local (Vienna) time.
 FIRST_DAY = datetime(2019, 1, 1)
@@ -80,6 +78,8 @@ KEY_NOUNS = (1, 3)
 KEY_NAMES = (1, 3)
 # Chance that a follow-up brings one more key term (the story develops).
 NEW_KEY_TERM_SHARE = 0.2
+# Chance that a story name is new (else a name of an earlier story comes back).
+NEW_NAME_SHARE = 0.7
 # Chance that a person key term is written with the first name.
 FULL_NAME_SHARE = 0.3
 
@@ -380,8 +380,9 @@ class Generator:
         self.log_nouns = math.log(len(self.nouns) + 1)
         self.sections = sorted({template.section for template in self.templates})
         self.by_section = {section: [t for t in self.templates if t.section == section] for section in self.sections}
+        # Sentences for the rest of a body: every sentence but the leads (which often carry a dateline).
         self.sentence_pool = {
-            section: [sentence for t in self.by_section[section] for sentence in t.sentences]
+            section: [sentence for t in self.by_section[section] for sentence in (t.sentences[1:] or t.sentences)]
             for section in self.sections
         }
         self.recent_names = []
@@ -440,15 +441,20 @@ class Generator:
         self.new_words += 1
         return word
 
+    def new_noun(self):
+        """A new word for a noun slot, taken from the article's budget."""
+        self.budget -= 1
+        return self.make_word(weighted_choice(self.rng, NEW_WORD_KINDS))
+
     def zipf_noun(self):
         """A known noun drawn with probability about 1/rank (sample nouns by frequency, then new words);
         render() draws the same way inline."""
         return self.nouns[int(math.exp(self.rng.random() * self.log_nouns)) - 1]
 
     def story_name(self):
-        """A name for a new story: new while behind Heaps, else a name an earlier story made."""
+        """A name for a new story: mostly a new one, else a name an earlier story made."""
         rng = self.rng
-        if self.budget > 0 or not self.recent_names:
+        if rng.random() < NEW_NAME_SHARE or not self.recent_names:
             self.budget = max(0, self.budget - 1)
             kind = weighted_choice(rng, NEW_NAME_KINDS)
             name = self.make_word(kind)
@@ -486,7 +492,8 @@ class Generator:
 
     def render(self, sentence, keys, noun_rate, word_rate, forced=()):
         """The sentence with some nouns and content words swapped, as (text, tokens). The forced terms take
-        the first noun slots. While the vocabulary is behind the Heaps curve every noun slot is swapped."""
+        the first noun slots. While the vocabulary is behind the Heaps curve, nouns not swapped otherwise
+        become new words."""
         rnd = self.rng.random
         types = self.types
         if not sentence.seen:
@@ -502,7 +509,7 @@ class Generator:
         # the first name), a new word while behind Heaps, or a Zipf draw.
         add = types.add
         for index, original in noun_slots[len(forced):]:
-            if self.budget > 0 or rnd() < noun_rate:
+            if rnd() < noun_rate:
                 if keys and rnd() < KEY_TERM_SHARE:
                     short, long = keys[int(rnd() ** 2 * len(keys))]
                     if long != short and rnd() < FULL_NAME_SHARE:
@@ -511,13 +518,16 @@ class Generator:
                     else:
                         word = short
                         add(word.lower())
-                else:
-                    if self.budget > 0:
-                        self.budget -= 1
-                        word = self.make_word(weighted_choice(self.rng, NEW_WORD_KINDS))
-                    else:
-                        word = self.nouns[int(math.exp(rnd() * self.log_nouns)) - 1]
+                elif self.budget > 0:
+                    word = self.new_noun()
                     add(word.lower())
+                else:
+                    word = self.nouns[int(math.exp(rnd() * self.log_nouns)) - 1]
+                    add(word.lower())
+                pieces[index] = word
+            elif self.budget > 0:
+                word = self.new_noun()
+                add(word.lower())
                 pieces[index] = word
             else:
                 add(original)
