@@ -152,10 +152,13 @@ impl LiveIndex {
         let (log, changes) = match open_log(&path, &engine) {
             Ok(opened) => opened,
             Err(err @ Error::CorruptChangeLog { .. }) if lost_log == LostLog::SetAside => {
-                let aside = set_aside(&path)?;
+                let aside = match set_aside(&path)? {
+                    Some(aside) => aside.display().to_string(),
+                    None => "none (there was no file)".to_owned(),
+                };
                 tracing::warn!(
                     %err,
-                    set_aside = %aside.as_deref().map(Path::display).map(|path| path.to_string()).unwrap_or_default(),
+                    set_aside = %aside,
                     "accepting the loss of the change log: writes acknowledged since the snapshot are gone"
                 );
                 (ChangeLog::open(&path, engine.base_change())?, Vec::new())
