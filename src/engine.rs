@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analyzer, AnalyzerConfig};
 use crate::article::{Article, Timestamp};
+use crate::bodies::BodyFile;
 use crate::delta::Delta;
 use crate::error::{Error, Result, check_deadline};
 use crate::index::{ExactIndex, HnswIndex, HnswParams, Neighbor, NeighborIndex, Slot, rank_neighbors};
@@ -75,7 +76,9 @@ pub struct Stats {
 /// A queryable index: one snapshot in memory plus the ranking policy.
 pub struct Engine {
     vectorizer: Vectorizer,
+    /// Base articles; their bodies are here for an engine just built, in `bodies` for a loaded one.
     articles: Vec<Article>,
+    bodies: Option<BodyFile>,
     vectors: Arc<Vec<SparseVector>>,
     slot_by_id: HashMap<String, Slot>,
     hnsw: HnswIndex,
@@ -129,6 +132,7 @@ impl Engine {
         let analyzer = Analyzer::new(data.analyzer, data.lexicon);
         let vectorizer = Vectorizer::from_parts(analyzer, data.vocabulary, data.tfidf);
         let mut engine = Self::assemble(vectorizer, data.articles, data.vectors, hnsw, manifest.built_at);
+        engine.bodies = Some(data.bodies);
         engine.base_change = manifest.applied_change;
         engine.change_log = manifest.change_log;
         Ok(engine)
@@ -150,6 +154,7 @@ impl Engine {
             delta: Delta::new(articles.len()),
             base_change: 0,
             change_log: None,
+            bodies: None,
             vectorizer,
             articles,
             exact: ExactIndex::new(Arc::clone(&vectors)),
@@ -179,7 +184,8 @@ impl Engine {
             articles: &self.articles,
             vectors: &self.vectors,
         };
-        snapshot::write(dir, self.built_at, self.base_change, binding, &data, &self.hnsw)
+        let body = |slot: usize| self.body(slot as Slot);
+        snapshot::write(dir, self.built_at, self.base_change, binding, &data, body, &self.hnsw)
     }
 
     /// Newest change-log entry that the base includes (0 for a snapshot built from files).
@@ -247,9 +253,25 @@ impl Engine {
         base.chain(self.delta.live().map(|(slot, article, _)| (slot, article)))
     }
 
-    /// Copies of every live article, in the order of [`Engine::live`].
-    pub fn live_articles(&self) -> Vec<Article> {
-        self.live().map(|(_, article)| article.clone()).collect()
+    /// Copies of every live article with its body, in the order of [`Engine::live`].
+    pub fn live_articles(&self) -> Result<Vec<Article>> {
+        self.live().map(|(slot, _)| self.article_with_body(slot)).collect()
+    }
+
+    /// The body of the article in `slot`: from memory, or read from the snapshot's body file.
+    pub fn body(&self, slot: Slot) -> Result<Cow<'_, str>> {
+        match &self.bodies {
+            Some(bodies) if (slot as usize) < self.articles.len() => Ok(Cow::Owned(bodies.read(slot as usize)?)),
+            _ => Ok(Cow::Borrowed(&self.article_at(slot).body)),
+        }
+    }
+
+    fn article_with_body(&self, slot: Slot) -> Result<Article> {
+        let mut article = self.article_at(slot).clone();
+        if self.bodies.is_some() && (slot as usize) < self.articles.len() {
+            article.body = self.body(slot)?.into_owned();
+        }
+        Ok(article)
     }
 
     /// Replaces the ranking policy (validated first).
@@ -274,13 +296,13 @@ impl Engine {
         &self.policy
     }
 
-    /// The live article with this id.
-    pub fn article(&self, id: &str) -> Result<&Article> {
-        let slot = self.slot(id)?;
-        Ok(self.article_at(slot))
+    /// The live article with this id, body included.
+    pub fn article(&self, id: &str) -> Result<Article> {
+        self.article_with_body(self.slot(id)?)
     }
 
-    /// The base snapshot's articles, in slot order (live changes not included).
+    /// The base snapshot's articles, in slot order (live changes not included). For a loaded engine the
+    /// bodies are empty: [`Engine::body`] reads them.
     pub fn articles(&self) -> &[Article] {
         &self.articles
     }

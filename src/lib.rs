@@ -10,7 +10,7 @@
 //! | vectors | [`tfidf`], [`sparse`] | How are terms weighted? |
 //! | index | [`index`] | Which stored articles are nearest to a vector? |
 //! | live changes | [`delta`] | What changed since the snapshot was built? |
-//! | persistence | [`snapshot`] | How does an index outlive the process? |
+//! | persistence | [`snapshot`], [`bodies`] | How does an index outlive the process? Where do bodies live? |
 //! | durability | [`store`] | How do acknowledged writes survive a crash? |
 //! | ranking | [`recommend`] | Which candidates make the block, in which order? |
 //! | all together | [`engine`] | Where do the stages meet? |
@@ -50,6 +50,7 @@
 pub mod analysis;
 pub mod article;
 pub mod batch;
+pub mod bodies;
 pub mod delta;
 pub mod engine;
 pub mod error;

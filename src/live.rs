@@ -6,8 +6,9 @@
 //! down and idf drifts from the live corpus. When the changes since the base reach both
 //! [`RebuildPolicy::min_changes`] and [`RebuildPolicy::ratio`] of the live articles, a background thread
 //! re-analyses every live article, refits idf, builds a new graph and snapshot (the cost of `weitere index`
-//! on the live corpus), replays the changes that arrived meanwhile and swaps the new engine in under a
-//! short write lock. Queries are served from the old engine throughout.
+//! on the live corpus), loads that snapshot (so that bodies stay on disk), replays the changes that arrived
+//! meanwhile and swaps the new engine in under a short write lock. Queries are served from the old engine
+//! throughout.
 //!
 //! **Locking.** Readers share a read lock on the engine for the length of one query. Writers take the write
 //! mutex (so log order is apply order), append, vectorise under a read lock, and take the engine's write
@@ -236,7 +237,7 @@ impl LiveIndex {
     /// The live article with this id.
     pub fn article(&self, id: &str) -> Result<Article> {
         check_id(id).map_err(|reason| Error::invalid("id", reason))?;
-        self.read().article(id).cloned()
+        self.read().article(id)
     }
 
     /// Live size and provenance, and whether writes can be made durable.
@@ -433,18 +434,21 @@ impl LiveIndex {
         let (articles, config, seq) = {
             let writes = self.writes.lock().expect("write lock poisoned");
             let engine = self.read();
-            (engine.live_articles(), engine.build_config(), *writes)
+            (engine.live_articles()?, engine.build_config(), *writes)
         };
         let article_count = articles.len();
         tracing::info!(articles = article_count, through_change = seq, "rebuilding the index");
-        let mut rebuilt = Engine::build(articles, &config, &ProgressBar::hidden())?;
-        rebuilt.set_base_change(seq);
+        let mut built = Engine::build(articles, &config, &ProgressBar::hidden())?;
+        built.set_base_change(seq);
+        built.save_bound(&self.dir, Some(&self.log.binding()?))?;
+        // Served from the snapshot just written, so that the bodies stay on disk.
+        drop(built);
+        let mut rebuilt = Engine::open(&self.dir)?;
         {
             let engine = self.read();
             rebuilt.set_policy(engine.policy().clone())?;
             rebuilt.set_search(engine.search());
         }
-        rebuilt.save_bound(&self.dir, Some(&self.log.binding()?))?;
         let old = {
             let _writes = self.writes.lock().expect("write lock poisoned");
             replay(&mut rebuilt, self.log.since(seq)?);

@@ -4,7 +4,8 @@
 //!   it expects beside it and, for every data file, its size and CRC-32. Human-readable, so `cat` tells
 //!   what a snapshot is. File names in it must be plain names inside the directory.
 //! - `{generation}.corpus.bin`: analysis settings, compound lexicon, TF-IDF settings, vocabulary with idf,
-//!   article metadata and vectors (postcard).
+//!   article metadata, body offsets and vectors (postcard).
+//! - `{generation}.bodies.bin`: the article bodies, read on demand ([`crate::bodies`]).
 //! - `{generation}.hnsw.graph` / `{generation}.hnsw.data`: the HNSW graph as hnsw_rs dumps it.
 //!
 //! **Atomicity.** Data files carry a fresh generation name, so writing them never touches the files the
@@ -13,6 +14,7 @@
 //! other generations are removed after it. Loading verifies the format version and every checksum before
 //! anything is decoded, so a damaged or truncated snapshot is a typed error, never a panic or garbage.
 
+use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,7 +23,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{AnalyzerConfig, Lexicon};
-use crate::article::Article;
+use crate::article::{Article, Timestamp};
+use crate::bodies::{self, BODIES_SUFFIX, BodyFile};
 use crate::error::{Error, Result, quote};
 use crate::index::{HnswIndex, HnswParams};
 use crate::sparse::SparseVector;
@@ -31,9 +34,12 @@ use crate::tfidf::{TfidfConfig, Vocabulary};
 /// Format version this build writes and reads. Bump on any change to the files' layout.
 ///
 /// - 1: weitere 0.1.
-/// - 2: publication times keep their nanoseconds. Version 1 snapshots are refused with
-///   [`Error::IncompatibleSnapshot`]; rebuild them from the archive with `weitere index`.
-pub const FORMAT_VERSION: u32 = 2;
+/// - 2: publication times keep their nanoseconds.
+/// - 3: bodies in a file of their own, read on demand.
+///
+/// Older snapshots are refused with [`Error::IncompatibleSnapshot`]; rebuild them from the archive with
+/// `weitere index`.
+pub const FORMAT_VERSION: u32 = 3;
 
 const MANIFEST: &str = "manifest.json";
 const CORPUS_SUFFIX: &str = ".corpus.bin";
@@ -77,8 +83,7 @@ pub struct FileEntry {
     pub crc32: u32,
 }
 
-/// What a snapshot stores besides the graph, borrowed from a live engine for writing.
-#[derive(Serialize)]
+/// What a snapshot stores besides the graph and the bodies, borrowed from a live engine for writing.
 pub struct SnapshotRef<'a> {
     /// Analysis settings.
     pub analyzer: &'a AnalyzerConfig,
@@ -88,14 +93,115 @@ pub struct SnapshotRef<'a> {
     pub tfidf: &'a TfidfConfig,
     /// Vocabulary with idf.
     pub vocabulary: &'a Vocabulary,
-    /// Article metadata and text, slot order.
+    /// Article metadata, slot order (bodies are written separately).
     pub articles: &'a [Article],
     /// Article vectors, slot order.
     pub vectors: &'a [SparseVector],
 }
 
-/// What [`read`] returns besides the graph; the owned mirror of [`SnapshotRef`] (same fields, same order).
+/// An article as the corpus file stores it: everything but the body, which has a file of its own.
+#[derive(Serialize)]
+struct StoredArticleRef<'a> {
+    id: &'a str,
+    title: &'a str,
+    published_at: Option<Timestamp>,
+    section: &'a str,
+    lang: &'a str,
+    url: &'a str,
+    story: Option<&'a str>,
+    category: Option<&'a str>,
+}
+
+/// The owned mirror of [`StoredArticleRef`].
 #[derive(Deserialize)]
+struct StoredArticle {
+    id: String,
+    title: String,
+    published_at: Option<Timestamp>,
+    section: String,
+    lang: String,
+    url: String,
+    story: Option<String>,
+    category: Option<String>,
+}
+
+impl<'a> From<&'a Article> for StoredArticleRef<'a> {
+    fn from(article: &'a Article) -> Self {
+        let Article {
+            id,
+            title,
+            body: _,
+            published_at,
+            section,
+            lang,
+            url,
+            story,
+            category,
+        } = article;
+        Self {
+            id,
+            title,
+            published_at: *published_at,
+            section,
+            lang,
+            url,
+            story: story.as_deref(),
+            category: category.as_deref(),
+        }
+    }
+}
+
+impl From<StoredArticle> for Article {
+    fn from(stored: StoredArticle) -> Self {
+        let StoredArticle {
+            id,
+            title,
+            published_at,
+            section,
+            lang,
+            url,
+            story,
+            category,
+        } = stored;
+        Self {
+            id,
+            title,
+            body: String::new(),
+            published_at,
+            section,
+            lang,
+            url,
+            story,
+            category,
+        }
+    }
+}
+
+/// The corpus file as written.
+#[derive(Serialize)]
+struct CorpusRef<'a> {
+    analyzer: &'a AnalyzerConfig,
+    lexicon: &'a Lexicon,
+    tfidf: &'a TfidfConfig,
+    vocabulary: &'a Vocabulary,
+    articles: Vec<StoredArticleRef<'a>>,
+    body_offsets: &'a [u64],
+    vectors: &'a [SparseVector],
+}
+
+/// The corpus file as read: the owned mirror of [`CorpusRef`] (same fields, same order).
+#[derive(Deserialize)]
+struct Corpus {
+    analyzer: AnalyzerConfig,
+    lexicon: Lexicon,
+    tfidf: TfidfConfig,
+    vocabulary: Vocabulary,
+    articles: Vec<StoredArticle>,
+    body_offsets: Vec<u64>,
+    vectors: Vec<SparseVector>,
+}
+
+/// What [`read`] returns besides the graph.
 pub struct SnapshotData {
     /// Analysis settings.
     pub analyzer: AnalyzerConfig,
@@ -105,27 +211,42 @@ pub struct SnapshotData {
     pub tfidf: TfidfConfig,
     /// Vocabulary with idf.
     pub vocabulary: Vocabulary,
-    /// Article metadata and text, slot order.
+    /// Article metadata, slot order; bodies are empty, [`SnapshotData::bodies`] holds them.
     pub articles: Vec<Article>,
+    /// The bodies, read on demand.
+    pub bodies: BodyFile,
     /// Article vectors, slot order; shared with the index.
     pub vectors: Arc<Vec<SparseVector>>,
 }
 
-/// Writes a snapshot into `dir` (created if missing), replacing any snapshot there atomically.
-pub fn write(
+/// Writes a snapshot into `dir` (created if missing), replacing any snapshot there atomically; `body(slot)`
+/// gives the body of each article.
+pub fn write<'b>(
     dir: &Path,
     built_at: i64,
     applied_change: u64,
     change_log: Option<&LogBinding>,
     data: &SnapshotRef<'_>,
+    body: impl Fn(usize) -> Result<Cow<'b, str>>,
     index: &HnswIndex,
 ) -> Result<Manifest> {
     fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
     let generation = new_generation_name();
+    let bodies_path = dir.join(format!("{generation}{BODIES_SUFFIX}"));
+    let body_offsets = bodies::write(&bodies_path, data.articles.len(), body)?;
     let corpus_path = dir.join(format!("{generation}{CORPUS_SUFFIX}"));
-    let corpus = postcard::to_stdvec(data).map_err(|err| Error::Index(format!("cannot encode snapshot: {err}")))?;
+    let corpus = CorpusRef {
+        analyzer: data.analyzer,
+        lexicon: data.lexicon,
+        tfidf: data.tfidf,
+        vocabulary: data.vocabulary,
+        articles: data.articles.iter().map(StoredArticleRef::from).collect(),
+        body_offsets: &body_offsets,
+        vectors: data.vectors,
+    };
+    let corpus = postcard::to_stdvec(&corpus).map_err(|err| Error::Index(format!("cannot encode snapshot: {err}")))?;
     write_synced(&corpus_path, &corpus)?;
-    let mut paths = vec![corpus_path];
+    let mut paths = vec![corpus_path, bodies_path];
     for path in index.save(dir, &generation)? {
         File::open(&path)
             .and_then(|file| file.sync_all())
@@ -188,9 +309,25 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, HnswIndex)> {
         return Err(corrupt(&dir.join(MANIFEST), format!("lists no {corpus_name}")));
     }
     let bytes = fs::read(&corpus_path).map_err(|err| Error::io(&corpus_path, err))?;
-    let data: SnapshotData =
+    let corpus: Corpus =
         postcard::from_bytes(&bytes).map_err(|err| corrupt(&corpus_path, format!("cannot decode: {err}")))?;
-    if data.articles.len() as u64 != manifest.article_count || data.vectors.len() != data.articles.len() {
+    drop(bytes);
+    let bodies_name = format!("{}{BODIES_SUFFIX}", manifest.generation);
+    if !manifest.files.iter().any(|entry| entry.name == bodies_name) {
+        return Err(corrupt(&dir.join(MANIFEST), format!("lists no {bodies_name}")));
+    }
+    let bodies = BodyFile::open(&dir.join(&bodies_name), corpus.body_offsets)?;
+    let data = SnapshotData {
+        analyzer: corpus.analyzer,
+        lexicon: corpus.lexicon,
+        tfidf: corpus.tfidf,
+        vocabulary: corpus.vocabulary,
+        articles: corpus.articles.into_iter().map(Article::from).collect(),
+        bodies,
+        vectors: Arc::new(corpus.vectors),
+    };
+    let counts_agree = data.vectors.len() == data.articles.len() && data.bodies.len() == data.articles.len();
+    if data.articles.len() as u64 != manifest.article_count || !counts_agree {
         return Err(corrupt(
             &corpus_path,
             format!(
@@ -319,7 +456,9 @@ fn remove_other_generations(dir: &Path, manifest: &Manifest) {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_data_file = name.starts_with('g')
-            && (name.ends_with(CORPUS_SUFFIX) || name.ends_with(".hnsw.graph") || name.ends_with(".hnsw.data"));
+            && [CORPUS_SUFFIX, BODIES_SUFFIX, ".hnsw.graph", ".hnsw.data"]
+                .iter()
+                .any(|suffix| name.ends_with(suffix));
         let is_current = manifest.files.iter().any(|file| file.name == name);
         if is_data_file && !is_current {
             if let Err(err) = fs::remove_file(entry.path()) {

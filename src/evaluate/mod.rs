@@ -155,10 +155,15 @@ pub fn evaluate(engine: &Engine, options: &EvalOptions) -> Result<EvalReport> {
     for label in articles.iter().filter_map(|article| options.label.of(article)) {
         *label_sizes.entry(label).or_default() += 1;
     }
-    let word_sets: Vec<HashSet<String>> = articles
-        .iter()
-        .map(|article| word_set(&format!("{} {}", article.title, article.body)))
-        .collect();
+    let word_sets: Vec<HashSet<String>> = (0..articles.len() as Slot)
+        .map(|slot| {
+            Ok(word_set(&format!(
+                "{} {}",
+                articles[slot as usize].title,
+                engine.body(slot)?
+            )))
+        })
+        .collect::<Result<_>>()?;
 
     let mut totals = Totals::default();
     for &source in &sources {

@@ -29,6 +29,26 @@ fn round_trip_gives_identical_answers() {
 }
 
 #[test]
+fn a_loaded_engine_reads_bodies_from_disk_and_saves_them_again() {
+    let dir = tempfile::tempdir().unwrap();
+    saved_sample(dir.path());
+    let reopened = Engine::open(dir.path()).unwrap();
+    assert!(
+        reopened.articles().iter().all(|article| article.body.is_empty()),
+        "bodies stay on disk"
+    );
+    for (slot, original) in sample_engine().articles().iter().enumerate().step_by(50) {
+        assert_eq!(reopened.article(&original.id).unwrap(), *original);
+        assert_eq!(reopened.body(slot as u32).unwrap(), original.body);
+    }
+    let again = tempfile::tempdir().unwrap();
+    reopened.save(again.path()).unwrap();
+    let twice = Engine::open(again.path()).unwrap();
+    let last = sample_engine().articles().last().unwrap();
+    assert_eq!(twice.article(&last.id).unwrap(), *last);
+}
+
+#[test]
 fn saving_again_replaces_the_snapshot_and_leaves_no_stale_files() {
     let dir = tempfile::tempdir().unwrap();
     saved_sample(dir.path());
