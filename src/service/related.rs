@@ -135,8 +135,10 @@ impl RelatedStories for RelatedStoriesService {
         request: Request<proto::GetArticleRequest>,
     ) -> Result<Response<proto::Article>, Status> {
         self.access.authorise_read(&request)?;
+        let deadline = self.limits.deadline(request.metadata());
         let proto::GetArticleRequest { id } = request.into_inner();
-        let article = self.index.article(&id).map_err(to_status)?;
+        // The body is read from the snapshot's body file: disk work, off the async workers.
+        let article = self.run(deadline, move |index| index.article(&id)).await?;
         Ok(Response::new(convert::article(&article)))
     }
 
