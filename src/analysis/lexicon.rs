@@ -6,7 +6,7 @@
 //! pruned with [`Lexicon::finish`] and stored in the snapshot, so queries split exactly like the
 //! index did.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize, Serializer};
 
