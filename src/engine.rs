@@ -405,7 +405,7 @@ impl Engine {
     pub fn related_until(&self, query: &RelatedQuery, deadline: Option<Instant>) -> Result<Vec<Recommendation>> {
         query.validate()?;
         let (vector, source_slot, reference_time) = self.source_vector(&query.source, deadline)?;
-        check_deadline(deadline, "searching")?;
+        check_deadline(deadline, "before the search; it was skipped")?;
         if vector.is_empty() {
             return Ok(Vec::new());
         }

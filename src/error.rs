@@ -95,8 +95,8 @@ pub enum Error {
     #[error("index error: {0}")]
     Index(String),
 
-    /// A request's deadline passed while it was being worked on; the rest of the work was skipped.
-    #[error("the deadline passed while {0}; the rest of the work was skipped")]
+    /// A request's deadline passed; the text says when, and what was skipped.
+    #[error("the deadline passed {0}")]
     DeadlineExceeded(&'static str),
 
     /// The change log is not the one the snapshot expects (missing, empty, from another directory, older
@@ -133,10 +133,11 @@ pub enum Error {
     },
 }
 
-/// Fails with [`Error::DeadlineExceeded`] when `deadline` has passed; `during` says what was being done.
-pub fn check_deadline(deadline: Option<Instant>, during: &'static str) -> Result<()> {
+/// Fails with [`Error::DeadlineExceeded`] when `deadline` has passed; `when` completes the message
+/// ("the deadline passed {when}"), saying what was being done and what was skipped.
+pub fn check_deadline(deadline: Option<Instant>, when: &'static str) -> Result<()> {
     match deadline {
-        Some(deadline) if Instant::now() >= deadline => Err(Error::DeadlineExceeded(during)),
+        Some(deadline) if Instant::now() >= deadline => Err(Error::DeadlineExceeded(when)),
         _ => Ok(()),
     }
 }
@@ -173,5 +174,21 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_passed_deadline_is_deadline_exceeded() {
+        assert!(check_deadline(None, "now").is_ok());
+        assert!(check_deadline(Some(Instant::now() + Duration::from_secs(5)), "now").is_ok());
+        let passed = check_deadline(Some(Instant::now() - Duration::from_millis(1)), "before the search").unwrap_err();
+        assert!(matches!(passed, Error::DeadlineExceeded(_)));
+        assert_eq!(passed.to_string(), "the deadline passed before the search");
     }
 }

@@ -360,17 +360,7 @@ impl LiveIndex {
                 changes = reached_disk.len(),
                 "changes whose commit reported an error had reached the disk; applying them"
             );
-            let prepared: Vec<_> = {
-                let engine = self.read();
-                reached_disk
-                    .into_iter()
-                    .map(|(_, change)| engine.prepare(change))
-                    .collect()
-            };
-            let mut engine = self.engine.write().expect("engine lock poisoned");
-            for change in prepared {
-                engine.apply(change);
-            }
+            replay(&mut self.engine.write().expect("engine lock poisoned"), reached_disk);
         }
         *applied = (*applied).max(self.log.last_seq()?);
         tracing::info!(last_change = *applied, "change log reopened: writes resume");

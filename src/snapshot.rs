@@ -16,8 +16,8 @@
 
 use std::borrow::Cow;
 use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -297,25 +297,35 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
         .map_err(|err| Error::io(dir, err))
 }
 
-/// Reads and verifies the snapshot in `dir`.
+/// Reads and verifies the snapshot in `dir`. The corpus file is read once, checked and decoded from the same
+/// bytes; the other files are checked by streaming them, never held whole in memory.
 pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, HnswIndex)> {
     let manifest = read_manifest(dir)?;
-    for entry in &manifest.files {
-        verify_file(dir, entry)?;
-    }
     let corpus_name = format!("{}{CORPUS_SUFFIX}", manifest.generation);
-    let corpus_path = dir.join(&corpus_name);
-    if !manifest.files.iter().any(|entry| entry.name == corpus_name) {
-        return Err(corrupt(&dir.join(MANIFEST), format!("lists no {corpus_name}")));
+    let bodies_name = format!("{}{BODIES_SUFFIX}", manifest.generation);
+    for name in [&corpus_name, &bodies_name] {
+        if !manifest.files.iter().any(|entry| entry.name == *name) {
+            return Err(corrupt(&dir.join(MANIFEST), format!("lists no {name}")));
+        }
     }
+    let corpus_path = dir.join(&corpus_name);
     let bytes = fs::read(&corpus_path).map_err(|err| Error::io(&corpus_path, err))?;
+    for entry in &manifest.files {
+        let path = dir.join(&entry.name);
+        let found = if entry.name == corpus_name {
+            FileEntry {
+                name: corpus_name.clone(),
+                bytes: bytes.len() as u64,
+                crc32: crc32fast::hash(&bytes),
+            }
+        } else {
+            describe_file(&path)?
+        };
+        check_file(&path, entry, &found)?;
+    }
     let corpus: Corpus =
         postcard::from_bytes(&bytes).map_err(|err| corrupt(&corpus_path, format!("cannot decode: {err}")))?;
     drop(bytes);
-    let bodies_name = format!("{}{BODIES_SUFFIX}", manifest.generation);
-    if !manifest.files.iter().any(|entry| entry.name == bodies_name) {
-        return Err(corrupt(&dir.join(MANIFEST), format!("lists no {bodies_name}")));
-    }
     let bodies = BodyFile::open(&dir.join(&bodies_name), corpus.body_offsets)?;
     let data = SnapshotData {
         analyzer: corpus.analyzer,
@@ -417,31 +427,42 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|err| Error::io(path, err))
 }
 
+/// Size and CRC-32 of the file at `path`, read as a stream.
 fn describe_file(path: &Path) -> Result<FileEntry> {
-    let bytes = fs::read(path).map_err(|err| Error::io(path, err))?;
+    let mut file = File::open(path).map_err(|err| Error::io(path, err))?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buffer = vec![0; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let read = file.read(&mut buffer).map_err(|err| Error::io(path, err))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        bytes += read as u64;
+    }
     Ok(FileEntry {
         name: path
             .file_name()
             .expect("snapshot files have names")
             .to_string_lossy()
             .into_owned(),
-        bytes: bytes.len() as u64,
-        crc32: crc32fast::hash(&bytes),
+        bytes,
+        crc32: hasher.finalize(),
     })
 }
 
-fn verify_file(dir: &Path, entry: &FileEntry) -> Result<()> {
-    let path: PathBuf = dir.join(&entry.name);
-    let found = describe_file(&path)?;
+/// Checks what was `found` in the file at `path` against its manifest `entry`.
+fn check_file(path: &Path, entry: &FileEntry, found: &FileEntry) -> Result<()> {
     if found.bytes != entry.bytes {
         return Err(corrupt(
-            &path,
+            path,
             format!("{} bytes, expected {} (truncated?)", found.bytes, entry.bytes),
         ));
     }
     if found.crc32 != entry.crc32 {
         return Err(corrupt(
-            &path,
+            path,
             format!("checksum {:08x}, expected {:08x}", found.crc32, entry.crc32),
         ));
     }

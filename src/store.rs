@@ -111,8 +111,10 @@ impl ChangeLog {
     /// `Ok`, the changes are on disk; on `Err`, none of them is acknowledged (after an I/O error redb
     /// may still have written them; [`ChangeLog::reopen`] tells).
     pub fn append(&self, changes: &[Change]) -> Result<RangeInclusive<ChangeSeq>> {
-        let db = self.db()?;
-        let db = db.as_ref().expect("db() returns an open log");
+        self.with_db(|db| self.append_to(db, changes))
+    }
+
+    fn append_to(&self, db: &Database, changes: &[Change]) -> Result<RangeInclusive<ChangeSeq>> {
         let txn = db.begin_write().map_err(|err| self.error(err))?;
         let first = {
             let mut meta = txn.open_table(META).map_err(|err| self.error(err))?;
@@ -136,35 +138,27 @@ impl ChangeLog {
 
     /// Every change with a sequence number above `after`, in order; each record's checksum is verified.
     pub fn since(&self, after: ChangeSeq) -> Result<Vec<(ChangeSeq, Change)>> {
-        let db = self.db()?;
-        let (changes, _) = read_changes(db.as_ref().expect("db() returns an open log"), &self.path, after, None)?;
-        Ok(changes)
+        self.with_db(|db| Ok(read_changes(db, &self.path, after, None)?.0))
     }
 
     /// Sequence number of the newest change ever appended (0 for none), even if it was dropped since.
     pub fn last_seq(&self) -> Result<ChangeSeq> {
-        let db = self.db()?;
-        let txn = db
-            .as_ref()
-            .expect("db() returns an open log")
-            .begin_read()
-            .map_err(|err| self.error(err))?;
-        last_seq_in(&txn, &self.path)
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(|err| self.error(err))?;
+            last_seq_in(&txn, &self.path)
+        })
     }
 
     /// Drops the changes up to and including `through`: a snapshot now holds them.
     pub fn drop_through(&self, through: ChangeSeq) -> Result<()> {
-        let db = self.db()?;
-        let txn = db
-            .as_ref()
-            .expect("db() returns an open log")
-            .begin_write()
-            .map_err(|err| self.error(err))?;
-        txn.open_table(CHANGES)
-            .map_err(|err| self.error(err))?
-            .retain_in(..=through, |_, _| false)
-            .map_err(|err| self.error(err))?;
-        txn.commit().map_err(|err| self.error(err))
+        self.with_db(|db| {
+            let txn = db.begin_write().map_err(|err| self.error(err))?;
+            txn.open_table(CHANGES)
+                .map_err(|err| self.error(err))?
+                .retain_in(..=through, |_, _| false)
+                .map_err(|err| self.error(err))?;
+            txn.commit().map_err(|err| self.error(err))
+        })
     }
 
     /// Closes the database after a failed commit: redb refuses every write after an I/O error, and only a
@@ -207,16 +201,15 @@ impl ChangeLog {
         self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The open database, or an error while it is closed after a failure.
-    fn db(&self) -> Result<MutexGuard<'_, Option<Database>>> {
-        let db = self.lock();
-        if db.is_none() {
-            return Err(Error::ChangeLogUnavailable {
+    /// Runs `work` on the open database, or fails while it is closed after a failure.
+    fn with_db<T>(&self, work: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        match self.lock().as_ref() {
+            Some(db) => work(db),
+            None => Err(Error::ChangeLogUnavailable {
                 path: self.path.clone(),
                 reason: "closed after a failed commit; it is reopened on the next write".into(),
-            });
+            }),
         }
-        Ok(db)
     }
 
     fn error(&self, source: impl Into<redb::Error>) -> Error {
@@ -227,16 +220,15 @@ impl ChangeLog {
 /// Creates the tables of a new log (identity, format, numbering after `first_seq`) or checks an existing
 /// one, and returns its identity. A log in format 1 without records is brought to the current format.
 fn prepare(db: &Database, path: &Path, first_seq: ChangeSeq) -> Result<u64> {
-    let error = |err: redb::Error| Error::store(path, err);
-    let txn = db.begin_write().map_err(|err| error(err.into()))?;
+    let txn = db.begin_write().map_err(|err| Error::store(path, err))?;
     let id = {
-        let changes = txn.open_table(CHANGES).map_err(|err| error(err.into()))?;
-        let mut meta = txn.open_table(META).map_err(|err| error(err.into()))?;
+        let changes = txn.open_table(CHANGES).map_err(|err| Error::store(path, err))?;
+        let mut meta = txn.open_table(META).map_err(|err| Error::store(path, err))?;
         let format = meta
             .get(FORMAT)
-            .map_err(|err| error(err.into()))?
+            .map_err(|err| Error::store(path, err))?
             .map(|value| value.value());
-        let holds_records = !changes.is_empty().map_err(|err| error(err.into()))?;
+        let holds_records = !changes.is_empty().map_err(|err| Error::store(path, err))?;
         match format {
             Some(LOG_FORMAT) => {}
             Some(other) => {
@@ -257,26 +249,27 @@ fn prepare(db: &Database, path: &Path, first_seq: ChangeSeq) -> Result<u64> {
                 ));
             }
             None => {
-                meta.insert(FORMAT, LOG_FORMAT).map_err(|err| error(err.into()))?;
+                meta.insert(FORMAT, LOG_FORMAT).map_err(|err| Error::store(path, err))?;
             }
         }
-        if meta.get(LAST_SEQ).map_err(|err| error(err.into()))?.is_none() {
-            meta.insert(LAST_SEQ, first_seq).map_err(|err| error(err.into()))?;
+        if meta.get(LAST_SEQ).map_err(|err| Error::store(path, err))?.is_none() {
+            meta.insert(LAST_SEQ, first_seq)
+                .map_err(|err| Error::store(path, err))?;
         }
         let existing = meta
             .get(LOG_ID)
-            .map_err(|err| error(err.into()))?
+            .map_err(|err| Error::store(path, err))?
             .map(|value| value.value());
         match existing {
             Some(id) => id,
             None => {
                 let id = rand::random::<u64>();
-                meta.insert(LOG_ID, id).map_err(|err| error(err.into()))?;
+                meta.insert(LOG_ID, id).map_err(|err| Error::store(path, err))?;
                 id
             }
         }
     };
-    txn.commit().map_err(|err| error(err.into()))?;
+    txn.commit().map_err(|err| Error::store(path, err))?;
     Ok(id)
 }
 

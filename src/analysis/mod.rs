@@ -219,7 +219,7 @@ impl Analyzer {
     /// passed (checked between stages and every [`DEADLINE_CHECK_TOKENS`] tokens), so that a request whose
     /// caller has given up stops using the CPU.
     pub fn analyze_until(&self, text: &str, lang: Lang, deadline: Option<Instant>, out: &mut Vec<Term>) -> Result<()> {
-        const DURING: &str = "analysing the text";
+        const DURING: &str = "while the text was analysed; the rest was skipped";
         let mut normalized = String::with_capacity(text.len());
         normalize(text, &mut normalized);
         check_deadline(deadline, DURING)?;

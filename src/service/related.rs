@@ -8,10 +8,10 @@ use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::Access;
-use super::limits::{Limits, MAX_RELATED_RESPONSE_BYTES, check_deadline};
+use super::limits::{Limits, MAX_RELATED_RESPONSE_BYTES};
 use super::proto::related_stories_server::RelatedStories;
 use super::{convert, proto, to_status};
-use crate::error::Result;
+use crate::error::{Result, check_deadline};
 use crate::live::{LiveIndex, WriteOutcome};
 
 /// Serves one [`LiveIndex`].
@@ -47,7 +47,7 @@ impl RelatedStoriesService {
     ) -> Result<T, Status> {
         let index = Arc::clone(&self.index);
         tokio::task::spawn_blocking(move || {
-            check_deadline(deadline)?;
+            check_deadline(deadline, "before the request was processed; nothing was done").map_err(to_status)?;
             work(&index).map_err(to_status)
         })
         .await

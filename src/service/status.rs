@@ -46,6 +46,11 @@ mod tests {
         let status = to_status(Error::invalid("k", "too large"));
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(status.message().starts_with("k:"));
+        let status = to_status(Error::DeadlineExceeded(
+            "before the request was processed; nothing was done",
+        ));
+        assert_eq!(status.code(), Code::DeadlineExceeded);
+        assert!(status.message().contains("nothing was done"), "{}", status.message());
         let status = to_status(Error::Index("secret detail".into()));
         assert_eq!(status.code(), Code::Internal);
         assert!(!status.message().contains("secret"));

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use prost_types::Timestamp;
 use tonic::Code;
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -15,6 +16,7 @@ use weitere::engine::Engine;
 use weitere::error::Error;
 use weitere::live::{LiveIndex, RebuildPolicy};
 use weitere::service::proto::related_request::Source;
+use weitere::service::proto::related_stories_client::RelatedStoriesClient;
 use weitere::service::proto::{self, Draft, Filter, GetArticleRequest, RelatedRequest, StatsRequest};
 use weitere::service::{Access, ServerOptions, WRITE_HEALTH_SERVICE};
 use weitere::store::LOG_FILE;
@@ -317,6 +319,12 @@ async fn writes_recover_after_the_disk_was_full_and_health_says_so_meanwhile() {
     server.shutdown().await;
 }
 
+/// Upserts `article` alone with the write token; its result.
+async fn upsert_one(client: &mut RelatedStoriesClient<Channel>, article: proto::Article) -> proto::WriteResult {
+    let reply = client.upsert_articles(upsert(vec![article])).await.unwrap();
+    reply.into_inner().results.remove(0)
+}
+
 fn draft(title: String, body: String) -> RelatedRequest {
     RelatedRequest {
         source: Some(Source::Draft(Draft {
@@ -355,18 +363,13 @@ async fn no_request_buys_unbounded_work_or_an_unbounded_answer() {
         title: "Gewerkschaft ".repeat(900_000),
         ..union_story("huge-title")
     };
-    let results = client
-        .upsert_articles(upsert(vec![huge_title]))
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
+    let result = upsert_one(&mut client, huge_title).await;
     assert!(
-        !results[0].accepted && results[0].error.starts_with("title: 11700000 bytes"),
+        !result.accepted && result.error.starts_with("title: 11700000 bytes"),
         "{:?}",
-        results[0].error
+        result.error
     );
-    assert!(results[0].error.len() < 300);
+    assert!(result.error.len() < 300);
 
     for bad_id in ["x".repeat(17_000), "a\nb".into(), "\0".into(), " leading".into()] {
         let status = client.related(by_id(&bad_id, 5)).await.unwrap_err();
@@ -378,18 +381,13 @@ async fn no_request_buys_unbounded_work_or_an_unbounded_answer() {
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
         short_message(&status);
-        let results = client
-            .upsert_articles(upsert(vec![union_story(&bad_id)]))
-            .await
-            .unwrap()
-            .into_inner()
-            .results;
+        let result = upsert_one(&mut client, union_story(&bad_id)).await;
         assert!(
-            !results[0].accepted && results[0].error.starts_with("id: "),
+            !result.accepted && result.error.starts_with("id: "),
             "{:?}",
-            results[0].error
+            result.error
         );
-        assert!(results[0].id.len() <= 512);
+        assert!(result.id.len() <= 512);
     }
     let unknown = "u".repeat(500);
     let status = client.related(by_id(&unknown, 5)).await.unwrap_err();
