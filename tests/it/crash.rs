@@ -1,5 +1,7 @@
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tonic::transport::Channel;
@@ -115,16 +117,22 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
             "cycle {cycle}: not searchable"
         );
 
-        // Upsert from several tasks at once and kill the server while their writes are in flight.
+        // Upsert from several tasks at once and kill the server while their writes are in flight: once
+        // the first write is acknowledged (a loaded machine may take a while), and a little later.
+        let acked_so_far = Arc::new(AtomicUsize::new(0));
         let writers: Vec<_> = (0..WRITERS)
             .map(|writer| {
                 let mut client = client.clone();
+                let acked_so_far = Arc::clone(&acked_so_far);
                 tokio::spawn(async move {
                     let mut acked_now = Vec::new();
                     for n in 0.. {
                         let id = format!("crash-{cycle}-{writer}-{n}");
                         match client.upsert_articles(story(&id)).await {
-                            Ok(response) if response.get_ref().results[0].accepted => acked_now.push(id),
+                            Ok(response) if response.get_ref().results[0].accepted => {
+                                acked_now.push(id);
+                                acked_so_far.fetch_add(1, Ordering::Relaxed);
+                            }
                             Ok(response) => panic!("rejected: {:?}", response.get_ref().results),
                             Err(_) => break,
                         }
@@ -133,7 +141,15 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
                 })
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(300 + 50 * cycle as u64)).await;
+        let waiting_since = Instant::now();
+        while acked_so_far.load(Ordering::Relaxed) == 0 {
+            assert!(
+                waiting_since.elapsed() < Duration::from_secs(60),
+                "cycle {cycle}: no write acknowledged in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100 + 50 * cycle as u64)).await;
         server.kill_hard();
         let mut acked_in_cycle = 0;
         for writer in writers {
