@@ -89,17 +89,19 @@ pub mod proto {
 /// (`weitere.v1.RelatedStories`) stay SERVING meanwhile.
 pub const WRITE_HEALTH_SERVICE: &str = "weitere.v1.RelatedStories.Writes";
 
-/// Keeps [`WRITE_HEALTH_SERVICE`] in step with the index's write health until the index is dropped.
+/// Reports every later change of the index's write health as [`WRITE_HEALTH_SERVICE`], until the index
+/// is dropped.
 async fn report_write_health(mut health: watch::Receiver<WriteHealth>, reporter: HealthReporter) {
-    loop {
-        let status = match *health.borrow_and_update() {
-            WriteHealth::Available => ServingStatus::Serving,
-            WriteHealth::Unavailable(_) => ServingStatus::NotServing,
-        };
+    while health.changed().await.is_ok() {
+        let status = serving_status(&health.borrow_and_update());
         reporter.set_service_status(WRITE_HEALTH_SERVICE, status).await;
-        if health.changed().await.is_err() {
-            return;
-        }
+    }
+}
+
+fn serving_status(health: &WriteHealth) -> ServingStatus {
+    match health {
+        WriteHealth::Available => ServingStatus::Serving,
+        WriteHealth::Unavailable(_) => ServingStatus::NotServing,
     }
 }
 
@@ -115,7 +117,11 @@ pub async fn serve(
     health_reporter
         .set_serving::<proto::related_stories_server::RelatedStoriesServer<RelatedStoriesService>>()
         .await;
-    tokio::spawn(report_write_health(index.watch_write_health(), health_reporter));
+    // The current state is registered before serving, so that a health check never misses the service.
+    let write_health = index.watch_write_health();
+    let current = serving_status(&write_health.borrow());
+    health_reporter.set_service_status(WRITE_HEALTH_SERVICE, current).await;
+    tokio::spawn(report_write_health(write_health, health_reporter.clone()));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
