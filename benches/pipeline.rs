@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 use weitere::analysis::{Analyzer, AnalyzerConfig, Lang, Lexicon};
 use weitere::article::Article;
 use weitere::engine::{BuildConfig, Engine, SearchStrategy};
-use weitere::index::{HnswIndex, HnswParams};
+use weitere::index::{HnswIndex, HnswParams, InsertionMode};
 use weitere::ingest::{self, IngestOptions};
 use weitere::recommend::{Filter, RelatedQuery, Source};
 
@@ -69,14 +69,15 @@ fn vectorising(c: &mut Criterion) {
 
 fn index_build(c: &mut Criterion) {
     let engine = Engine::build(sample(), &BuildConfig::default(), &ProgressBar::hidden()).unwrap();
-    let vectors = Arc::clone(engine.vectors());
+    let vectors = Arc::clone(engine.approximate().dense());
+    let serial = HnswParams::default().insertion(InsertionMode::Serial);
     let mut group = c.benchmark_group("index_build");
     group.sample_size(10);
     group.bench_function("hnsw_serial_sample_corpus", |b| {
         b.iter_batched(
             || Arc::clone(&vectors),
             |vectors| {
-                let index = HnswIndex::build(vectors, HnswParams::default(), &ProgressBar::hidden()).unwrap();
+                let index = HnswIndex::build(vectors, serial.clone(), &ProgressBar::hidden()).unwrap();
                 black_box(index)
             },
             BatchSize::LargeInput,

@@ -16,7 +16,8 @@ use crate::article::{Article, Timestamp};
 use crate::bodies::BodyFile;
 use crate::delta::Delta;
 use crate::error::{Error, Result, check_deadline};
-use crate::index::{ExactIndex, HnswIndex, HnswParams, Neighbor, NeighborIndex, Slot, rank_neighbors};
+use crate::index::{ApproximateIndex, ExactIndex, HnswParams, Neighbor, NeighborIndex, Slot, rank_neighbors};
+use crate::projection::ProjectionConfig;
 use crate::recommend::{Candidate, Filter, RankingPolicy, Recommendation, RelatedQuery, Source};
 use crate::snapshot::{self, FORMAT_VERSION, Manifest, SnapshotRef};
 use crate::sparse::SparseVector;
@@ -58,6 +59,9 @@ pub struct BuildConfig {
     pub tfidf: TfidfConfig,
     /// HNSW graph.
     pub hnsw: HnswParams,
+    /// Dense projection for the graph.
+    #[serde(default)]
+    pub projection: ProjectionConfig,
 }
 
 /// Size and provenance of the loaded snapshot.
@@ -81,8 +85,8 @@ pub struct Engine {
     bodies: Option<BodyFile>,
     vectors: Arc<Vec<SparseVector>>,
     slot_by_id: HashMap<String, Slot>,
-    hnsw: HnswIndex,
-    exact: ExactIndex,
+    exact: Arc<ExactIndex>,
+    approximate: ApproximateIndex,
     built_at: i64,
     policy: RankingPolicy,
     search: SearchStrategy,
@@ -110,28 +114,37 @@ impl Engine {
             return Err(Error::EmptyCorpus("the input holds no accepted article".into()));
         }
         config.hnsw.validate()?;
+        config.projection.validate()?;
         start_phase(progress, "analysing", articles.len());
         let (vectorizer, vectors) =
             Vectorizer::fit(&articles, config.analysis.clone(), config.tfidf.clone(), progress)?;
-        let vectors = Arc::new(vectors);
-        start_phase(progress, "building graph", articles.len());
-        let hnsw = HnswIndex::build(Arc::clone(&vectors), config.hnsw.clone(), progress)?;
+        let exact = Arc::new(ExactIndex::new(Arc::new(vectors)));
+        start_phase(progress, "projecting, then building graph", articles.len());
+        let approximate = ApproximateIndex::build(
+            Arc::clone(&exact),
+            vectorizer.vocabulary().len(),
+            &config.projection,
+            config.hnsw.clone(),
+            progress,
+        )?;
         progress.finish_and_clear();
         Ok(Self::assemble(
             vectorizer,
             articles,
-            vectors,
-            hnsw,
+            exact,
+            approximate,
             chrono::Utc::now().timestamp(),
         ))
     }
 
     /// Loads the snapshot in `dir`, verifying version and checksums.
     pub fn open(dir: &Path) -> Result<Self> {
-        let (manifest, data, hnsw) = snapshot::read(dir)?;
+        let (manifest, data, graph) = snapshot::read(dir)?;
         let analyzer = Analyzer::new(data.analyzer, data.lexicon);
         let vectorizer = Vectorizer::from_parts(analyzer, data.vocabulary, data.tfidf);
-        let mut engine = Self::assemble(vectorizer, data.articles, data.vectors, hnsw, manifest.built_at);
+        let exact = Arc::new(ExactIndex::new(data.vectors));
+        let approximate = ApproximateIndex::from_parts(Arc::clone(&exact), data.projection, data.dense, graph);
+        let mut engine = Self::assemble(vectorizer, data.articles, exact, approximate, manifest.built_at);
         engine.bodies = Some(data.bodies);
         engine.base_change = manifest.applied_change;
         engine.change_log = manifest.change_log;
@@ -141,8 +154,8 @@ impl Engine {
     fn assemble(
         vectorizer: Vectorizer,
         articles: Vec<Article>,
-        vectors: Arc<Vec<SparseVector>>,
-        hnsw: HnswIndex,
+        exact: Arc<ExactIndex>,
+        approximate: ApproximateIndex,
         built_at: i64,
     ) -> Self {
         let slot_by_id = articles
@@ -157,10 +170,10 @@ impl Engine {
             bodies: None,
             vectorizer,
             articles,
-            exact: ExactIndex::new(Arc::clone(&vectors)),
-            vectors,
+            vectors: Arc::clone(exact.vectors()),
+            exact,
             slot_by_id,
-            hnsw,
+            approximate,
             built_at,
             policy: RankingPolicy::default(),
             search: SearchStrategy::default(),
@@ -183,9 +196,18 @@ impl Engine {
             vocabulary: self.vectorizer.vocabulary(),
             articles: &self.articles,
             vectors: &self.vectors,
+            projection: self.approximate.projection(),
         };
         let body = |slot: usize| self.body(slot as Slot);
-        snapshot::write(dir, self.built_at, self.base_change, binding, &data, body, &self.hnsw)
+        snapshot::write(
+            dir,
+            self.built_at,
+            self.base_change,
+            binding,
+            &data,
+            body,
+            &self.approximate,
+        )
     }
 
     /// Newest change-log entry that the base includes (0 for a snapshot built from files).
@@ -208,7 +230,8 @@ impl Engine {
         BuildConfig {
             analysis: self.vectorizer.analyzer().config().clone(),
             tfidf: self.vectorizer.config().clone(),
-            hnsw: self.hnsw.params().clone(),
+            hnsw: self.approximate.params().clone(),
+            projection: self.approximate.projection().config().clone(),
         }
     }
 
@@ -312,9 +335,9 @@ impl Engine {
         &self.vectors
     }
 
-    /// The approximate index.
-    pub fn hnsw(&self) -> &HnswIndex {
-        &self.hnsw
+    /// The approximate index: graph candidates re-ranked exactly.
+    pub fn approximate(&self) -> &ApproximateIndex {
+        &self.approximate
     }
 
     /// The exact index over the same vectors.
@@ -469,7 +492,7 @@ impl Engine {
         accept: &dyn Fn(Slot) -> bool,
     ) -> Vec<Neighbor> {
         let scan_limit = match self.search {
-            SearchStrategy::Hnsw => return self.hnsw.search(vector, k, accept),
+            SearchStrategy::Hnsw => return self.approximate.search(vector, k, accept),
             SearchStrategy::Exact => usize::MAX,
             SearchStrategy::Auto => EXACT_SCAN_LIMIT,
         };
@@ -489,7 +512,7 @@ impl Engine {
                 return self.exact.search_among(vector, &allowed, k);
             }
         }
-        self.hnsw.search(vector, k, accept)
+        self.approximate.search(vector, k, accept)
     }
 
     /// True when the article in `slot` passes every field of `filter` except `exclude_ids`.

@@ -8,9 +8,10 @@
 //! | input | [`ingest`], [`article`] | How do articles get in? |
 //! | analysis | [`analysis`] | How do we turn an article's text into index terms? |
 //! | vectors | [`tfidf`], [`sparse`] | How are terms weighted? |
+//! | dense projection | [`projection`] | How does a sparse vector become a short dense one for the graph? |
 //! | index | [`index`] | Which stored articles are nearest to a vector? |
 //! | live changes | [`delta`] | What changed since the snapshot was built? |
-//! | persistence | [`snapshot`], [`bodies`] | How does an index outlive the process? Where do bodies live? |
+//! | persistence | [`snapshot`], [`bodies`], [`dense_file`] | How does an index outlive the process? Where do bodies live? |
 //! | durability | [`store`] | How do acknowledged writes survive a crash? |
 //! | ranking | [`recommend`] | Which candidates make the block, in which order? |
 //! | all together | [`engine`] | Where do the stages meet? |
@@ -52,12 +53,14 @@ pub mod article;
 pub mod batch;
 pub mod bodies;
 pub mod delta;
+pub mod dense_file;
 pub mod engine;
 pub mod error;
 pub mod evaluate;
 pub mod index;
 pub mod ingest;
 pub mod live;
+pub mod projection;
 pub mod recommend;
 pub mod service;
 pub mod snapshot;

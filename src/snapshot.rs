@@ -4,8 +4,9 @@
 //!   it expects beside it and, for every data file, its size and CRC-32. Human-readable, so `cat` tells
 //!   what a snapshot is. File names in it must be plain names inside the directory.
 //! - `{generation}.corpus.bin`: analysis settings, compound lexicon, TF-IDF settings, vocabulary with idf,
-//!   article metadata, body offsets and vectors (postcard).
+//!   article metadata, body offsets, vectors and the fitted projection (postcard).
 //! - `{generation}.bodies.bin`: the article bodies, read on demand ([`crate::bodies`]).
+//! - `{generation}.dense.bin`: the articles' dense projections, the vectors of the graph ([`crate::dense_file`]).
 //! - `{generation}.hnsw.graph` / `{generation}.hnsw.data`: the HNSW graph as hnsw_rs dumps it.
 //!
 //! **Atomicity.** Data files carry a fresh generation name, so writing them never touches the files the
@@ -25,8 +26,10 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::{AnalyzerConfig, Lexicon};
 use crate::article::{Article, Timestamp};
 use crate::bodies::{self, BODIES_SUFFIX, BodyFile};
+use crate::dense_file::{self, DENSE_SUFFIX};
 use crate::error::{Error, Result, quote};
-use crate::index::{HnswIndex, HnswParams};
+use crate::index::{ApproximateIndex, HnswIndex, HnswParams};
+use crate::projection::{DenseVectors, Projection, ProjectionConfig};
 use crate::sparse::SparseVector;
 use crate::store::LogBinding;
 use crate::tfidf::{TfidfConfig, Vocabulary};
@@ -36,10 +39,11 @@ use crate::tfidf::{TfidfConfig, Vocabulary};
 /// - 1: weitere 0.1.
 /// - 2: publication times keep their nanoseconds.
 /// - 3: bodies in a file of their own, read on demand.
+/// - 4: the graph holds dense projections (LSA), stored with the projection and a dense vector file.
 ///
 /// Older snapshots are refused with [`Error::IncompatibleSnapshot`]; rebuild them from the archive with
 /// `weitere index`.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 const MANIFEST: &str = "manifest.json";
 const CORPUS_SUFFIX: &str = ".corpus.bin";
@@ -59,8 +63,10 @@ pub struct Manifest {
     pub article_count: u64,
     /// Terms in the vocabulary.
     pub vocabulary_size: u64,
-    /// Parameters the HNSW graph was built with.
+    /// Parameters the HNSW graph was built with (its insertion mode among them).
     pub hnsw: HnswParams,
+    /// Settings the dense projection was fitted with.
+    pub projection: ProjectionConfig,
     /// Newest change-log entry (see [`crate::store`]) the snapshot includes; 0 when built from files.
     #[serde(default)]
     pub applied_change: u64,
@@ -97,6 +103,8 @@ pub struct SnapshotRef<'a> {
     pub articles: &'a [Article],
     /// Article vectors, slot order.
     pub vectors: &'a [SparseVector],
+    /// The fitted projection.
+    pub projection: &'a Projection,
 }
 
 /// An article as the corpus file stores it: everything but the body, which has a file of its own.
@@ -187,6 +195,7 @@ struct CorpusRef<'a> {
     articles: Vec<StoredArticleRef<'a>>,
     body_offsets: &'a [u64],
     vectors: &'a [SparseVector],
+    projection: &'a Projection,
 }
 
 /// The corpus file as read: the owned mirror of [`CorpusRef`] (same fields, same order).
@@ -199,6 +208,7 @@ struct Corpus {
     articles: Vec<StoredArticle>,
     body_offsets: Vec<u64>,
     vectors: Vec<SparseVector>,
+    projection: Projection,
 }
 
 /// What [`read`] returns besides the graph.
@@ -217,6 +227,10 @@ pub struct SnapshotData {
     pub bodies: BodyFile,
     /// Article vectors, slot order; shared with the index.
     pub vectors: Arc<Vec<SparseVector>>,
+    /// The fitted projection.
+    pub projection: Projection,
+    /// The articles' dense projections, slot order; shared with the graph.
+    pub dense: Arc<DenseVectors>,
 }
 
 /// Writes a snapshot into `dir` (created if missing), replacing any snapshot there atomically; `body(slot)`
@@ -228,7 +242,7 @@ pub fn write<'b>(
     change_log: Option<&LogBinding>,
     data: &SnapshotRef<'_>,
     body: impl Fn(usize) -> Result<Cow<'b, str>>,
-    index: &HnswIndex,
+    index: &ApproximateIndex,
 ) -> Result<Manifest> {
     fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
     let generation = new_generation_name();
@@ -243,11 +257,14 @@ pub fn write<'b>(
         articles: data.articles.iter().map(StoredArticleRef::from).collect(),
         body_offsets: &body_offsets,
         vectors: data.vectors,
+        projection: data.projection,
     };
     let corpus = postcard::to_stdvec(&corpus).map_err(|err| Error::Index(format!("cannot encode snapshot: {err}")))?;
     write_synced(&corpus_path, &corpus)?;
-    let mut paths = vec![corpus_path, bodies_path];
-    for path in index.save(dir, &generation)? {
+    let dense_path = dir.join(format!("{generation}{DENSE_SUFFIX}"));
+    dense_file::write(&dense_path, index.dense())?;
+    let mut paths = vec![corpus_path, bodies_path, dense_path];
+    for path in index.graph().save(dir, &generation)? {
         File::open(&path)
             .and_then(|file| file.sync_all())
             .map_err(|err| Error::io(&path, err))?;
@@ -262,6 +279,7 @@ pub fn write<'b>(
         article_count: data.articles.len() as u64,
         vocabulary_size: data.vocabulary.len() as u64,
         hnsw: index.params().clone(),
+        projection: data.projection.config().clone(),
         applied_change,
         change_log: change_log.cloned(),
         files,
@@ -297,19 +315,23 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
         .map_err(|err| Error::io(dir, err))
 }
 
-/// Reads and verifies the snapshot in `dir`. The corpus file is read once, checked and decoded from the same
-/// bytes; the other files are checked by streaming them, never held whole in memory.
+/// Reads and verifies the snapshot in `dir`. The corpus and dense vector files are read once, checked and
+/// decoded from the same bytes; the other files are checked by streaming them, never held whole in memory.
 pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, HnswIndex)> {
     let manifest = read_manifest(dir)?;
     let corpus_name = format!("{}{CORPUS_SUFFIX}", manifest.generation);
     let bodies_name = format!("{}{BODIES_SUFFIX}", manifest.generation);
-    for name in [&corpus_name, &bodies_name] {
+    let dense_name = format!("{}{DENSE_SUFFIX}", manifest.generation);
+    for name in [&corpus_name, &bodies_name, &dense_name] {
         if !manifest.files.iter().any(|entry| entry.name == *name) {
             return Err(corrupt(&dir.join(MANIFEST), format!("lists no {name}")));
         }
     }
     let corpus_path = dir.join(&corpus_name);
     let bytes = fs::read(&corpus_path).map_err(|err| Error::io(&corpus_path, err))?;
+    let dense_path = dir.join(&dense_name);
+    let article_count = usize::try_from(manifest.article_count).unwrap_or(usize::MAX);
+    let (dense, dense_bytes, dense_crc32) = dense_file::read(&dense_path, article_count)?;
     for entry in &manifest.files {
         let path = dir.join(&entry.name);
         let found = if entry.name == corpus_name {
@@ -317,6 +339,12 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, HnswIndex)> {
                 name: corpus_name.clone(),
                 bytes: bytes.len() as u64,
                 crc32: crc32fast::hash(&bytes),
+            }
+        } else if entry.name == dense_name {
+            FileEntry {
+                name: dense_name.clone(),
+                bytes: dense_bytes,
+                crc32: dense_crc32,
             }
         } else {
             describe_file(&path)?
@@ -335,6 +363,8 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, HnswIndex)> {
         articles: corpus.articles.into_iter().map(Article::from).collect(),
         bodies,
         vectors: Arc::new(corpus.vectors),
+        projection: corpus.projection,
+        dense: Arc::new(dense),
     };
     let counts_agree = data.vectors.len() == data.articles.len() && data.bodies.len() == data.articles.len();
     if data.articles.len() as u64 != manifest.article_count || !counts_agree {
@@ -354,10 +384,20 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, HnswIndex)> {
             return Err(corrupt(&dir.join(MANIFEST), format!("lists no {name}")));
         }
     }
+    if data.dense.dimensions() != data.projection.dimensions() {
+        return Err(corrupt(
+            &dense_path,
+            format!(
+                "vectors of {} dimensions, the projection makes {}",
+                data.dense.dimensions(),
+                data.projection.dimensions()
+            ),
+        ));
+    }
     let index = HnswIndex::load(
         dir,
         &manifest.generation,
-        Arc::clone(&data.vectors),
+        Arc::clone(&data.dense),
         manifest.hnsw.clone(),
     )?;
     Ok((manifest, data, index))
@@ -477,7 +517,7 @@ fn remove_other_generations(dir: &Path, manifest: &Manifest) {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_data_file = name.starts_with('g')
-            && [CORPUS_SUFFIX, BODIES_SUFFIX, ".hnsw.graph", ".hnsw.data"]
+            && [CORPUS_SUFFIX, BODIES_SUFFIX, DENSE_SUFFIX, ".hnsw.graph", ".hnsw.data"]
                 .iter()
                 .any(|suffix| name.ends_with(suffix));
         let is_current = manifest.files.iter().any(|file| file.name == name);

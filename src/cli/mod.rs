@@ -14,6 +14,7 @@ use weitere::error::Result;
 use weitere::evaluate::sweep::DEFAULT_EF_VALUES;
 use weitere::index::{DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, HnswParams, InsertionMode};
 use weitere::live::RebuildPolicy;
+use weitere::projection::{DEFAULT_DIMENSIONS, DEFAULT_SAMPLE, ProjectionConfig};
 use weitere::recommend::RankingPolicy;
 use weitere::service::Limits;
 
@@ -124,9 +125,23 @@ pub struct BuildArgs {
     /// Seed of the graph's insertion order; the same input and seed build the same graph.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub hnsw_seed: u64,
-    /// Insert into the graph on all cores (faster, not reproducible).
-    #[arg(long)]
+    /// Insert into the graph on all cores: faster, but each build gives a slightly different graph. The
+    /// default; kept so that scripts naming it still work.
+    #[arg(long, conflicts_with = "serial_insert")]
     pub parallel_insert: bool,
+    /// Insert into the graph one point after another in seeded order, so that the same input and seed
+    /// build the same graph (reproducible, slower on several cores). The manifest records the mode.
+    #[arg(long)]
+    pub serial_insert: bool,
+    /// Dimensions of the dense projection (LSA) that the graph searches; 4 bytes per article each.
+    #[arg(long, default_value_t = DEFAULT_DIMENSIONS)]
+    pub dimensions: usize,
+    /// Articles sampled (with --projection-seed) to fit the projection.
+    #[arg(long, default_value_t = DEFAULT_SAMPLE)]
+    pub projection_sample: usize,
+    /// Seed of the projection's sample and random test matrix.
+    #[arg(long, default_value_t = weitere::projection::DEFAULT_SEED)]
+    pub projection_seed: u64,
 }
 
 /// `--compounds` values.
@@ -179,11 +194,15 @@ impl BuildArgs {
             .ef_construction(self.ef_construction)
             .ef_search(self.ef_search)
             .seed(self.hnsw_seed)
-            .insertion(if self.parallel_insert {
-                InsertionMode::Parallel
-            } else {
+            .insertion(if self.serial_insert {
                 InsertionMode::Serial
+            } else {
+                InsertionMode::Parallel
             });
+        config.projection = ProjectionConfig::default()
+            .dimensions(self.dimensions)
+            .sample(self.projection_sample)
+            .seed(self.projection_seed);
         config
     }
 }

@@ -49,9 +49,10 @@ pub fn ef_sweep(engine: &Engine, sources: &[Slot], k: usize, ef_values: &[usize]
             for (&source, truth) in sources.iter().zip(&truths) {
                 let not_source = |slot: Slot| slot != source;
                 let started = Instant::now();
-                let found = engine
-                    .hnsw()
-                    .search_with_ef(&engine.vectors()[source as usize], k, ef_search, &not_source);
+                let found =
+                    engine
+                        .approximate()
+                        .search_with_ef(&engine.vectors()[source as usize], k, ef_search, &not_source);
                 latencies_ms.push(started.elapsed().as_secs_f64() * 1000.0);
                 recall += overlap(truth, &found);
             }

@@ -1,17 +1,41 @@
 //! Exact nearest neighbours: the recall oracle, and the faster choice for small indexes or heavily filtered
 //! candidate sets. Vectors sharing no term with the query (similarity 0) are never returned.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::{Neighbor, NeighborIndex, Slot, rank_neighbors};
-use crate::sparse::SparseVector;
+use crate::sparse::{SparseVector, TermId};
+
+/// How far [`ExactIndex::search_pruned`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PruneLimits {
+    /// Query terms used, heaviest first.
+    pub terms: usize,
+    /// Postings read per term, heaviest first.
+    pub postings_per_term: usize,
+}
+
+/// Per-thread score accumulator, reused across queries so that a search allocates nothing per posting.
+#[derive(Default)]
+struct Accumulator {
+    /// Partial dot product per slot; all zero between searches.
+    scores: Vec<f32>,
+    /// Slots whose score is no longer zero.
+    touched: Vec<Slot>,
+}
+
+thread_local! {
+    static ACCUMULATOR: RefCell<Accumulator> = RefCell::new(Accumulator::default());
+}
 
 /// Exact cosine search over a shared vector table through an inverted index: a query touches only the
 /// postings of its own terms, so cost grows with how common its terms are, not with every stored vector's
 /// length.
 pub struct ExactIndex {
     vectors: Arc<Vec<SparseVector>>,
-    /// For each term id, the slots whose vectors contain it, with the weight there.
+    /// For each term id, the slots whose vectors contain it with the weight there, heaviest first (ties
+    /// to the lower slot), so that a list's prefix holds the articles the term matters most to.
     postings: Vec<Vec<(Slot, f32)>>,
 }
 
@@ -29,7 +53,15 @@ impl ExactIndex {
                 postings[term as usize].push((slot as Slot, weight));
             }
         }
+        for list in &mut postings {
+            list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        }
         Self { vectors, postings }
+    }
+
+    /// The vector table, slot order.
+    pub fn vectors(&self) -> &Arc<Vec<SparseVector>> {
+        &self.vectors
     }
 
     /// The `k` vectors among `slots` most similar to `query`, ranked like [`NeighborIndex::search`]; for
@@ -47,24 +79,67 @@ impl ExactIndex {
     }
 }
 
+impl ExactIndex {
+    /// Candidates from a pruned scan: only the query's `limits.terms` heaviest terms (as More-Like-This
+    /// picks its query terms), and for each only the first `limits.postings_per_term` entries of its
+    /// heaviest-first postings (its "champion list"). Returns the `n` accepted slots with the largest
+    /// partial dot product; the cost is bounded by `terms × postings_per_term` whatever the archive's size.
+    pub fn search_pruned(
+        &self,
+        query: &SparseVector,
+        limits: PruneLimits,
+        n: usize,
+        accept: &dyn Fn(Slot) -> bool,
+    ) -> Vec<Neighbor> {
+        let mut entries: Vec<(TermId, f32)> = query.iter().collect();
+        if entries.len() > limits.terms && limits.terms > 0 {
+            entries.select_nth_unstable_by(limits.terms - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        }
+        entries.truncate(limits.terms);
+        self.accumulate(entries.into_iter(), limits.postings_per_term, n, accept)
+    }
+
+    /// Sums `weight × stored weight` over the first `per_term` postings of each of `entries`, then ranks
+    /// the accepted slots.
+    fn accumulate(
+        &self,
+        entries: impl Iterator<Item = (TermId, f32)>,
+        per_term: usize,
+        n: usize,
+        accept: &dyn Fn(Slot) -> bool,
+    ) -> Vec<Neighbor> {
+        ACCUMULATOR.with_borrow_mut(|Accumulator { scores, touched }| {
+            if scores.len() < self.vectors.len() {
+                scores.resize(self.vectors.len(), 0.0);
+            }
+            for (term, weight) in entries {
+                let postings = self.postings.get(term as usize).map_or(&[][..], Vec::as_slice);
+                for &(slot, stored) in &postings[..postings.len().min(per_term)] {
+                    let score = &mut scores[slot as usize];
+                    if *score == 0.0 {
+                        touched.push(slot);
+                    }
+                    *score += weight * stored;
+                }
+            }
+            let mut hits = Vec::with_capacity(touched.len().min(n * 4));
+            for slot in touched.drain(..) {
+                let similarity = std::mem::take(&mut scores[slot as usize]);
+                if similarity > 0.0 && accept(slot) {
+                    hits.push(Neighbor { slot, similarity });
+                    if hits.len() >= n.max(64) * 8 {
+                        hits = rank_neighbors(hits, n);
+                    }
+                }
+            }
+            rank_neighbors(hits, n)
+        })
+    }
+}
+
 impl NeighborIndex for ExactIndex {
     fn search(&self, query: &SparseVector, k: usize, accept: &dyn Fn(Slot) -> bool) -> Vec<Neighbor> {
-        let mut scores = vec![0.0f32; self.vectors.len()];
-        for (term, weight) in query.iter() {
-            for &(slot, stored) in self.postings.get(term as usize).map_or(&[][..], Vec::as_slice) {
-                scores[slot as usize] += weight * stored;
-            }
-        }
-        let hits = scores
-            .into_iter()
-            .enumerate()
-            .filter(|&(slot, similarity)| similarity > 0.0 && accept(slot as Slot))
-            .map(|(slot, similarity)| Neighbor {
-                slot: slot as Slot,
-                similarity,
-            })
-            .collect();
-        rank_neighbors(hits, k)
+        self.accumulate(query.iter(), usize::MAX, k, accept)
     }
 }
 
@@ -110,5 +185,32 @@ mod tests {
                 assert_eq!(hit.similarity, query.dot(&vectors[hit.slot as usize]));
             }
         }
+    }
+
+    #[test]
+    fn a_pruned_scan_without_limits_is_the_exact_search_and_limits_read_the_heaviest_postings() {
+        let vectors = Arc::new(vec![
+            SparseVector::from_pairs(vec![(0, 1.0), (1, 1.0)]),
+            SparseVector::from_pairs(vec![(0, 4.0), (1, 1.0)]),
+            SparseVector::from_pairs(vec![(0, 1.0), (2, 3.0)]),
+            SparseVector::from_pairs(vec![(1, 1.0), (2, 1.0)]),
+        ]);
+        let index = ExactIndex::new(Arc::clone(&vectors));
+        let query = SparseVector::from_pairs(vec![(0, 2.0), (1, 1.0)]);
+        let unlimited = PruneLimits {
+            terms: usize::MAX,
+            postings_per_term: usize::MAX,
+        };
+        assert_eq!(
+            index.search_pruned(&query, unlimited, 3, &|_| true),
+            index.search(&query, 3, &|_| true)
+        );
+        let heaviest_term_only = PruneLimits {
+            terms: 1,
+            postings_per_term: 1,
+        };
+        let hits = index.search_pruned(&query, heaviest_term_only, 3, &|_| true);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].slot, 1, "term 0 weighs most in slot 1");
     }
 }

@@ -1,25 +1,25 @@
-//! Approximate nearest neighbours with an HNSW graph (hnsw_rs), over the same sparse vectors as
-//! [`ExactIndex`](super::ExactIndex).
+//! Approximate nearest neighbours with an HNSW graph (hnsw_rs) over the articles' dense projections
+//! ([`crate::projection`]), compared with hnsw_rs's SIMD dot-product distance (`DistDot`, feature
+//! `simdeez_f`).
 //!
-//! **Why the graph stores slots, not vectors.** hnsw_rs is generic over the element type, so sparse
-//! `(term, weight)` entries could be stored directly — but its dump format records one `dimension` (the entry
-//! point's length) and reloads *every* point with that length, which corrupts variable-length sparse
-//! vectors. So each graph point holds a single [`Slot`] and the distance, [`SlotCosine`], looks the vectors
-//! up in the shared table: the dump stays fixed-size and correct, and vectors are stored once. A query
-//! vector that is not in the table travels in a thread-local under the reserved slot [`QUERY_SLOT`]; hnsw_rs
-//! runs one search on the calling thread, so the distance finds it there.
+//! **Why the graph stores slots, not vectors.** hnsw_rs would keep a `Vec<f32>` of its own per point. Each
+//! graph point holds a single [`Slot`] instead and the distance, [`SlotDot`], reads the vectors from the
+//! shared flat table ([`DenseVectors`]): the vectors exist once, in one allocation, and the dump stays small
+//! and fixed-size. A query vector that is not in the table travels in a thread-local under the reserved slot
+//! [`QUERY_SLOT`]; hnsw_rs runs one search on the calling thread, so the distance finds it there.
 //!
 //! Our names map to hnsw_rs's as: `m` = `max_nb_connection`, `ef_construction` = `ef_construction`,
 //! `ef_search` = the `ef_arg` of `search_filter`, `max_layer` = `max_layer` (`NB_LAYER_MAX` caps it at 16).
 //!
 //! hnsw_rs seeds its layer sampler with a fixed constant, so with serial insertion the graph depends only
-//! on the insertion order, which [`HnswParams::seed`] fixes by a seeded shuffle.
+//! on the insertion order, which [`HnswParams::seed`] fixes by a seeded shuffle. Parallel insertion, the
+//! default, uses every core and gives a slightly different graph each time; the manifest records which.
 
 use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Arc;
 
-use hnsw_rs::anndists::dist::Distance;
+use hnsw_rs::anndists::dist::{DistDot, Distance};
 use hnsw_rs::api::AnnT;
 use hnsw_rs::hnsw::Hnsw;
 use hnsw_rs::hnswio::HnswIo;
@@ -29,9 +29,9 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::{Neighbor, NeighborIndex, Slot, rank_neighbors};
+use super::{Neighbor, Slot, rank_neighbors};
 use crate::error::{Error, Result};
-use crate::sparse::SparseVector;
+use crate::projection::DenseVectors;
 
 /// Reserved slot that stands for the current thread's query vector.
 const QUERY_SLOT: Slot = Slot::MAX;
@@ -42,8 +42,11 @@ const MAX_M: usize = 256;
 /// Layers of the graph (hnsw_rs caps this at 16).
 const MAX_LAYER: usize = 16;
 
+/// Points handed to one `parallel_insert_slice` call, so that the progress bar moves during a long build.
+const PARALLEL_CHUNK: usize = 10_000;
+
 thread_local! {
-    static QUERY: RefCell<SparseVector> = RefCell::new(SparseVector::default());
+    static QUERY: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Default `m`.
@@ -82,7 +85,7 @@ impl Default for HnswParams {
             ef_construction: DEFAULT_EF_CONSTRUCTION,
             ef_search: DEFAULT_EF_SEARCH,
             seed: DEFAULT_SEED,
-            insertion: InsertionMode::Serial,
+            insertion: InsertionMode::Parallel,
         }
     }
 }
@@ -139,30 +142,24 @@ impl HnswParams {
     }
 }
 
-/// Cosine distance between the vectors of two slots of the shared table.
+/// Dot-product distance (1 − cosine for unit vectors) between the dense vectors of two slots.
 #[derive(Clone)]
-struct SlotCosine {
-    vectors: Arc<Vec<SparseVector>>,
+struct SlotDot {
+    dense: Arc<DenseVectors>,
 }
 
-impl SlotCosine {
-    fn similarity(&self, a: Slot, b: Slot) -> f32 {
-        match (a, b) {
+impl Distance<Slot> for SlotDot {
+    fn eval(&self, a: &[Slot], b: &[Slot]) -> f32 {
+        match (a[0], b[0]) {
             (QUERY_SLOT, stored) | (stored, QUERY_SLOT) => {
-                QUERY.with_borrow(|query| query.dot(&self.vectors[stored as usize]))
+                QUERY.with_borrow(|query| DistDot.eval(query, self.dense.row(stored as usize)))
             }
-            (a, b) => self.vectors[a as usize].dot(&self.vectors[b as usize]),
+            (a, b) => DistDot.eval(self.dense.row(a as usize), self.dense.row(b as usize)),
         }
     }
 }
 
-impl Distance<Slot> for SlotCosine {
-    fn eval(&self, a: &[Slot], b: &[Slot]) -> f32 {
-        (1.0 - self.similarity(a[0], b[0])).max(0.0)
-    }
-}
-
-type SlotGraph<'a> = Hnsw<'a, Slot, SlotCosine>;
+type SlotGraph<'a> = Hnsw<'a, Slot, SlotDot>;
 
 self_cell::self_cell!(
     /// A graph reloaded from a dump, kept together with the loader it borrows from (hnsw_rs issue #19).
@@ -178,7 +175,7 @@ enum Graph {
     Loaded(LoadedGraph),
 }
 
-/// HNSW index over a shared vector table.
+/// HNSW graph over a shared table of dense vectors.
 pub struct HnswIndex {
     graph: Graph,
     params: HnswParams,
@@ -186,10 +183,10 @@ pub struct HnswIndex {
 
 impl HnswIndex {
     /// Builds the graph over every vector of `vectors`; `progress` advances once per inserted point.
-    pub fn build(vectors: Arc<Vec<SparseVector>>, params: HnswParams, progress: &ProgressBar) -> Result<Self> {
+    pub fn build(vectors: Arc<DenseVectors>, params: HnswParams, progress: &ProgressBar) -> Result<Self> {
         params.validate()?;
-        let distance = SlotCosine {
-            vectors: Arc::clone(&vectors),
+        let distance = SlotDot {
+            dense: Arc::clone(&vectors),
         };
         let mut graph = Hnsw::new(
             params.m,
@@ -208,12 +205,14 @@ impl HnswIndex {
                 }
             }
             InsertionMode::Parallel => {
-                let points: Vec<(&[Slot], usize)> = order
-                    .iter()
-                    .map(|slot| (std::slice::from_ref(slot), *slot as usize))
-                    .collect();
-                graph.parallel_insert_slice(&points);
-                progress.inc(points.len() as u64);
+                for chunk in order.chunks(PARALLEL_CHUNK) {
+                    let points: Vec<(&[Slot], usize)> = chunk
+                        .iter()
+                        .map(|slot| (std::slice::from_ref(slot), *slot as usize))
+                        .collect();
+                    graph.parallel_insert_slice(&points);
+                    progress.inc(points.len() as u64);
+                }
             }
         }
         graph.set_searching_mode(true);
@@ -243,12 +242,12 @@ impl HnswIndex {
     /// is also parsed here, since a dump with a matching checksum can still be wrong), a panic inside
     /// hnsw_rs is caught, and every loaded point and link must name a slot of `vectors`. Any failure is
     /// [`Error::CorruptSnapshot`].
-    pub fn load(dir: &Path, basename: &str, vectors: Arc<Vec<SparseVector>>, params: HnswParams) -> Result<Self> {
+    pub fn load(dir: &Path, basename: &str, vectors: Arc<DenseVectors>, params: HnswParams) -> Result<Self> {
         params.validate()?;
         let point_count = vectors.len();
         let [graph_path, data_path] = graph_files(dir, basename);
         check_data_file(&data_path, point_count)?;
-        let distance = SlotCosine { vectors };
+        let distance = SlotDot { dense: vectors };
         let loading = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             LoadedGraph::try_new(HnswIo::new(dir, basename), |io| io.load_hnsw_with_dist(distance))
         }));
@@ -284,21 +283,19 @@ impl HnswIndex {
         &self.params
     }
 
-    /// Like [`NeighborIndex::search`] with an explicit `ef_search` (for recall/latency sweeps).
-    pub fn search_with_ef(
-        &self,
-        query: &SparseVector,
-        k: usize,
-        ef_search: usize,
-        accept: &dyn Fn(Slot) -> bool,
-    ) -> Vec<Neighbor> {
-        QUERY.with_borrow_mut(|current| current.clone_from(query));
+    /// Up to `n` stored vectors nearest to the dense `query` among the slots `accept` lets through, with
+    /// a candidate list of `ef_search` (at least `n`); similarity is the dense cosine.
+    pub fn search(&self, query: &[f32], n: usize, ef_search: usize, accept: &dyn Fn(Slot) -> bool) -> Vec<Neighbor> {
+        QUERY.with_borrow_mut(|current| {
+            current.clear();
+            current.extend_from_slice(query);
+        });
         let filter = |id: &usize| accept(*id as Slot);
-        let ef = ef_search.max(k);
+        let ef = ef_search.max(n);
         let found = match &self.graph {
-            Graph::Built(graph) => graph.search_filter(&[QUERY_SLOT], k, ef, Some(&filter)),
+            Graph::Built(graph) => graph.search_filter(&[QUERY_SLOT], n, ef, Some(&filter)),
             Graph::Loaded(loaded) => {
-                loaded.with_dependent(|_, graph| graph.search_filter(&[QUERY_SLOT], k, ef, Some(&filter)))
+                loaded.with_dependent(|_, graph| graph.search_filter(&[QUERY_SLOT], n, ef, Some(&filter)))
             }
         };
         let hits = found
@@ -308,13 +305,7 @@ impl HnswIndex {
                 similarity: 1.0 - neighbour.get_distance(),
             })
             .collect();
-        rank_neighbors(hits, k)
-    }
-}
-
-impl NeighborIndex for HnswIndex {
-    fn search(&self, query: &SparseVector, k: usize, accept: &dyn Fn(Slot) -> bool) -> Vec<Neighbor> {
-        self.search_with_ef(query, k, self.params.ef_search, accept)
+        rank_neighbors(hits, n)
     }
 }
 
@@ -401,23 +392,37 @@ fn check_links(graph: &SlotGraph<'_>, point_count: usize) -> std::result::Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::ExactIndex;
 
-    /// Vectors over a small vocabulary with overlapping topics, generated deterministically.
-    fn vectors(count: u32) -> Arc<Vec<SparseVector>> {
-        Arc::new(
-            (0..count)
-                .map(|i| {
-                    let topic = i % 7;
-                    SparseVector::from_pairs(vec![
-                        (topic * 10, 3.0),
-                        (topic * 10 + (i % 5), 1.0 + (i % 3) as f32),
-                        (100 + i % 13, 0.5),
-                        (200 + i, 0.2),
-                    ])
-                })
-                .collect(),
-        )
+    const DIMENSIONS: usize = 16;
+
+    /// Unit vectors around 7 topic directions, generated deterministically.
+    fn vectors(count: usize) -> Arc<DenseVectors> {
+        let mut values = Vec::with_capacity(count * DIMENSIONS);
+        for i in 0..count {
+            let mut vector: Vec<f32> = (0..DIMENSIONS)
+                .map(|d| ((i * 31 + d * 17) % 23) as f32 / 23.0 * 0.3)
+                .collect();
+            vector[i % 7] += 2.0;
+            vector[7 + i % 5] += 0.7;
+            let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+            values.extend(vector.iter().map(|v| v / norm));
+        }
+        Arc::new(DenseVectors::from_flat(DIMENSIONS, values).unwrap())
+    }
+
+    fn brute_force(table: &DenseVectors, query: &[f32], n: usize, accept: &dyn Fn(Slot) -> bool) -> Vec<Neighbor> {
+        let hits = (0..table.len() as Slot)
+            .filter(|&slot| accept(slot))
+            .map(|slot| Neighbor {
+                slot,
+                similarity: 1.0 - DistDot.eval(query, table.row(slot as usize)),
+            })
+            .collect();
+        rank_neighbors(hits, n)
+    }
+
+    fn serial() -> HnswParams {
+        HnswParams::default().insertion(InsertionMode::Serial)
     }
 
     #[test]
@@ -428,26 +433,27 @@ mod tests {
     }
 
     #[test]
-    fn agrees_with_exact_search_on_a_small_table() {
+    fn agrees_with_a_brute_force_scan_on_a_small_table() {
         let table = vectors(300);
-        let hnsw = HnswIndex::build(Arc::clone(&table), HnswParams::default(), &ProgressBar::hidden()).unwrap();
-        let exact = ExactIndex::new(Arc::clone(&table));
-        for probe in [0usize, 17, 123, 299] {
-            let query = &table[probe];
-            let accept = |slot: Slot| slot as usize != probe;
-            let got = hnsw.search(query, 10, &accept);
-            let want = exact.search(query, 10, &accept);
-            assert_eq!(got.len(), 10);
-            assert!(got.iter().all(|hit| hit.slot as usize != probe));
-            let threshold = want[9].similarity - 1e-6;
-            assert!(got.iter().all(|hit| hit.similarity >= threshold), "probe {probe}");
+        for params in [serial(), HnswParams::default()] {
+            let hnsw = HnswIndex::build(Arc::clone(&table), params, &ProgressBar::hidden()).unwrap();
+            for probe in [0usize, 17, 123, 299] {
+                let query = table.row(probe);
+                let accept = |slot: Slot| slot as usize != probe;
+                let got = hnsw.search(query, 10, 64, &accept);
+                let want = brute_force(&table, query, 10, &accept);
+                assert_eq!(got.len(), 10);
+                assert!(got.iter().all(|hit| hit.slot as usize != probe));
+                let threshold = want[9].similarity - 1e-5;
+                assert!(got.iter().all(|hit| hit.similarity >= threshold), "probe {probe}");
+            }
         }
     }
 
     #[test]
     fn a_damaged_data_file_with_a_valid_layout_is_refused_not_fatal() {
         let table = vectors(50);
-        let params = HnswParams::default().m(4);
+        let params = serial().m(4);
         let index = HnswIndex::build(Arc::clone(&table), params.clone(), &ProgressBar::hidden()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let [_, data] = index.save(dir.path(), "graph").unwrap();
@@ -474,19 +480,19 @@ mod tests {
     }
 
     #[test]
-    fn same_seed_same_results_and_dump_round_trips() {
+    fn serial_insertion_with_one_seed_gives_one_graph_and_the_dump_round_trips() {
         let table = vectors(200);
-        let params = HnswParams::default().ef_search(16).m(4);
+        let params = serial().ef_search(16).m(4);
         let first = HnswIndex::build(Arc::clone(&table), params.clone(), &ProgressBar::hidden()).unwrap();
         let second = HnswIndex::build(Arc::clone(&table), params.clone(), &ProgressBar::hidden()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         first.save(dir.path(), "graph").unwrap();
         let reloaded = HnswIndex::load(dir.path(), "graph", Arc::clone(&table), params).unwrap();
         for probe in 0..200 {
-            let query = &table[probe];
-            let expected = first.search(query, 5, &|_| true);
-            assert_eq!(second.search(query, 5, &|_| true), expected, "probe {probe}");
-            assert_eq!(reloaded.search(query, 5, &|_| true), expected, "probe {probe}");
+            let query = table.row(probe);
+            let expected = first.search(query, 5, 16, &|_| true);
+            assert_eq!(second.search(query, 5, 16, &|_| true), expected, "probe {probe}");
+            assert_eq!(reloaded.search(query, 5, 16, &|_| true), expected, "probe {probe}");
         }
     }
 }

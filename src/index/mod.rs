@@ -1,12 +1,15 @@
 //! Which stored articles are nearest to a vector? The [`NeighborIndex`] trait with two implementations:
-//! [`ExactIndex`], exact cosine search over an inverted index that serves as the oracle, and [`HnswIndex`], the approximate
-//! graph index (the only module that touches hnsw_rs). Recall tests and evaluation measure the second against
-//! the first.
+//! [`ExactIndex`], exact cosine search over an inverted index that serves as the oracle, and
+//! [`ApproximateIndex`], which re-ranks candidates from [`HnswIndex`] (a graph over dense projections, the
+//! only module that touches hnsw_rs) and from the query's heaviest terms. Recall tests and evaluation measure
+//! the second against the first.
 
+mod approximate;
 mod exact;
 mod hnsw;
 
-pub use exact::ExactIndex;
+pub use approximate::{ApproximateIndex, GRAPH_CANDIDATES, TERM_CANDIDATES, TERM_PRUNING};
+pub use exact::{ExactIndex, PruneLimits};
 pub use hnsw::{
     DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, HnswIndex, HnswParams, InsertionMode,
     graph_file_names,

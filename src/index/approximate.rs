@@ -1,0 +1,171 @@
+//! The search path for large archives: candidates from the HNSW graph over the dense projections and from
+//! the query's heaviest terms, re-ranked by the exact sparse cosine, so that scores, floors and explanations
+//! mean what they mean on the exact path.
+//!
+//! **Why two candidate sources.** Measured with `cargo bench --bench candidates` on generated archives
+//! (`benches/scale/README.md`, recall@10 against the full exact scan, 1,000 sources). At 100,000 articles
+//! the 200 nearest LSA projections (256 dimensions) alone hold only 0.47 of the exact top 10: the
+//! projection keeps topics and loses the rare names a news story is about. A pruned postings scan keeps
+//! exactly those names: the query's 64 heaviest terms, each read only through its 256 heaviest postings,
+//! 200 candidates kept, holds 0.927 in 0.5 ms. Together they hold 0.979 (0.996 at 10,000 articles); reading
+//! 1,024 postings per term instead gives 0.986 for three times the cost. The scan's cost is bounded by
+//! terms × postings per term, so it does not grow with the archive; the graph's grows with its logarithm.
+
+use std::sync::Arc;
+
+use indicatif::ProgressBar;
+
+use super::{ExactIndex, HnswIndex, HnswParams, Neighbor, NeighborIndex, PruneLimits, Slot};
+use crate::error::Result;
+use crate::projection::{DenseVectors, Projection, ProjectionConfig};
+use crate::sparse::SparseVector;
+
+/// Candidates taken from the graph (at least `k`, and at least `ef_search`).
+pub const GRAPH_CANDIDATES: usize = 200;
+/// How much of the postings the second set of candidates reads.
+pub const TERM_PRUNING: PruneLimits = PruneLimits {
+    terms: 64,
+    postings_per_term: 512,
+};
+/// Candidates taken from the pruned postings scan.
+pub const TERM_CANDIDATES: usize = 200;
+
+/// The graph over dense projections, with the exact index that re-ranks its candidates.
+pub struct ApproximateIndex {
+    exact: Arc<ExactIndex>,
+    projection: Projection,
+    dense: Arc<DenseVectors>,
+    graph: HnswIndex,
+}
+
+impl ApproximateIndex {
+    /// Fits the projection on the vectors of `exact` (term ids below `term_count`), projects every vector
+    /// and builds the graph over the projections.
+    pub fn build(
+        exact: Arc<ExactIndex>,
+        term_count: usize,
+        projection: &ProjectionConfig,
+        params: HnswParams,
+        progress: &ProgressBar,
+    ) -> Result<Self> {
+        params.validate()?;
+        let projection = Projection::fit(exact.vectors(), term_count, projection)?;
+        let dense = Arc::new(projection.project_all(exact.vectors()));
+        let graph = HnswIndex::build(Arc::clone(&dense), params, progress)?;
+        Ok(Self::from_parts(exact, projection, dense, graph))
+    }
+
+    /// Puts together the parts of a loaded snapshot.
+    pub fn from_parts(
+        exact: Arc<ExactIndex>,
+        projection: Projection,
+        dense: Arc<DenseVectors>,
+        graph: HnswIndex,
+    ) -> Self {
+        Self {
+            exact,
+            projection,
+            dense,
+            graph,
+        }
+    }
+
+    /// The fitted projection.
+    pub fn projection(&self) -> &Projection {
+        &self.projection
+    }
+
+    /// The dense projection of every stored vector, slot order.
+    pub fn dense(&self) -> &Arc<DenseVectors> {
+        &self.dense
+    }
+
+    /// The graph.
+    pub fn graph(&self) -> &HnswIndex {
+        &self.graph
+    }
+
+    /// The parameters the graph was built with.
+    pub fn params(&self) -> &HnswParams {
+        self.graph.params()
+    }
+
+    /// Like [`NeighborIndex::search`] with an explicit graph `ef_search` (for recall/latency sweeps).
+    pub fn search_with_ef(
+        &self,
+        query: &SparseVector,
+        k: usize,
+        ef_search: usize,
+        accept: &dyn Fn(Slot) -> bool,
+    ) -> Vec<Neighbor> {
+        let projected = self.projection.project(query);
+        let wanted = GRAPH_CANDIDATES.max(k).max(ef_search);
+        let mut candidates: Vec<Slot> = self
+            .graph
+            .search(&projected, wanted, ef_search, accept)
+            .iter()
+            .map(|hit| hit.slot)
+            .collect();
+        let by_terms = self
+            .exact
+            .search_pruned(query, TERM_PRUNING, TERM_CANDIDATES.max(k), accept);
+        candidates.extend(by_terms.iter().map(|hit| hit.slot));
+        candidates.sort_unstable();
+        candidates.dedup();
+        self.exact.search_among(query, &candidates, k)
+    }
+}
+
+impl NeighborIndex for ApproximateIndex {
+    fn search(&self, query: &SparseVector, k: usize, accept: &dyn Fn(Slot) -> bool) -> Vec<Neighbor> {
+        self.search_with_ef(query, k, self.graph.params().current_ef_search(), accept)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Articles on 9 topics (6 shared words each), with a name shared by every 40th article of a topic.
+    fn vectors() -> Arc<Vec<SparseVector>> {
+        Arc::new(
+            (0..600u32)
+                .map(|i| {
+                    let topic = i % 9;
+                    let mut pairs: Vec<(u32, f32)> =
+                        (0..6).map(|w| (topic * 6 + w, 1.0 + ((i + w) % 4) as f32)).collect();
+                    pairs.push((100 + i % 40, 2.5));
+                    pairs.push((200 + i, 0.4));
+                    SparseVector::from_pairs(pairs)
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn finds_what_the_exact_search_finds_with_the_same_scores() {
+        let table = vectors();
+        let exact = Arc::new(ExactIndex::new(Arc::clone(&table)));
+        let approximate = ApproximateIndex::build(
+            Arc::clone(&exact),
+            800,
+            &ProjectionConfig::default().dimensions(16),
+            HnswParams::default(),
+            &ProgressBar::hidden(),
+        )
+        .unwrap();
+        let (mut found, mut wanted) = (0, 0);
+        for probe in (0..600).step_by(7) {
+            let not_probe = |slot: Slot| slot != probe;
+            let want = exact.search(&table[probe as usize], 10, &not_probe);
+            let got = approximate.search(&table[probe as usize], 10, &not_probe);
+            assert!(got.iter().all(|hit| hit.slot != probe));
+            for hit in &got {
+                assert_eq!(hit.similarity, table[probe as usize].dot(&table[hit.slot as usize]));
+            }
+            wanted += want.len();
+            found += want.iter().filter(|hit| got.iter().any(|g| g.slot == hit.slot)).count();
+        }
+        assert!(found as f64 >= 0.95 * wanted as f64, "recall {found}/{wanted}");
+    }
+}
