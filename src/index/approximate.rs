@@ -12,6 +12,7 @@
 //! terms × postings per term, so it does not grow with the archive; the graph's grows with its logarithm.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use indicatif::ProgressBar;
 
@@ -20,8 +21,10 @@ use crate::error::Result;
 use crate::projection::{DenseVectors, Projection, ProjectionConfig};
 use crate::sparse::SparseVector;
 
-/// Candidates taken from the graph (at least `k`, and at least `ef_search`).
-pub const GRAPH_CANDIDATES: usize = 200;
+/// Candidates taken from the graph (at least `k`, and at least `ef_search`). The graph is walked without
+/// the filter, which lets hnsw_rs stop early, and the filter is applied to what it returns; only when fewer
+/// than `k` pass is the graph walked again with the filter inside (slow: hnsw_rs then visits most points).
+pub const GRAPH_CANDIDATES: usize = 100;
 /// How much of the postings the second set of candidates reads.
 pub const TERM_PRUNING: PruneLimits = PruneLimits {
     terms: 64,
@@ -49,8 +52,18 @@ impl ApproximateIndex {
         progress: &ProgressBar,
     ) -> Result<Self> {
         params.validate()?;
+        let started = Instant::now();
         let projection = Projection::fit(exact.vectors(), term_count, projection)?;
+        let fitted = started.elapsed().as_secs_f64();
         let dense = Arc::new(projection.project_all(exact.vectors()));
+        let projected = started.elapsed().as_secs_f64();
+        tracing::info!(
+            dimensions = projection.dimensions(),
+            terms = projection.term_count(),
+            fit_seconds = format!("{fitted:.1}"),
+            project_seconds = format!("{:.1}", projected - fitted),
+            "fitted the projection and projected every article"
+        );
         let graph = HnswIndex::build(Arc::clone(&dense), params, progress)?;
         Ok(Self::from_parts(exact, projection, dense, graph))
     }
@@ -102,10 +115,19 @@ impl ApproximateIndex {
         let wanted = GRAPH_CANDIDATES.max(k).max(ef_search);
         let mut candidates: Vec<Slot> = self
             .graph
-            .search(&projected, wanted, ef_search, accept)
+            .search_unfiltered(&projected, wanted, ef_search)
             .iter()
             .map(|hit| hit.slot)
+            .filter(|&slot| accept(slot))
             .collect();
+        if candidates.len() < k {
+            candidates = self
+                .graph
+                .search(&projected, wanted, ef_search, accept)
+                .iter()
+                .map(|hit| hit.slot)
+                .collect();
+        }
         let by_terms = self
             .exact
             .search_pruned(query, TERM_PRUNING, TERM_CANDIDATES.max(k), accept);

@@ -27,6 +27,8 @@ struct Accumulator {
 
 thread_local! {
     static ACCUMULATOR: RefCell<Accumulator> = RefCell::new(Accumulator::default());
+    /// The query's weights by term id (zero elsewhere) while [`ExactIndex::search_among`] runs.
+    static SCATTERED_QUERY: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Exact cosine search over a shared vector table through an inverted index: a query touches only the
@@ -67,15 +69,30 @@ impl ExactIndex {
     /// The `k` vectors among `slots` most similar to `query`, ranked like [`NeighborIndex::search`]; for
     /// small candidate sets, where a dot product per slot beats walking the postings.
     pub fn search_among(&self, query: &SparseVector, slots: &[Slot], k: usize) -> Vec<Neighbor> {
-        let hits = slots
-            .iter()
-            .map(|&slot| Neighbor {
-                slot,
-                similarity: query.dot(&self.vectors[slot as usize]),
-            })
-            .filter(|hit| hit.similarity > 0.0)
-            .collect();
-        rank_neighbors(hits, k)
+        SCATTERED_QUERY.with_borrow_mut(|scattered| {
+            if scattered.len() < self.postings.len() {
+                scattered.resize(self.postings.len(), 0.0);
+            }
+            for (term, weight) in query.iter() {
+                if let Some(slot) = scattered.get_mut(term as usize) {
+                    *slot = weight;
+                }
+            }
+            let hits = slots
+                .iter()
+                .map(|&slot| Neighbor {
+                    slot,
+                    similarity: self.vectors[slot as usize].dot_scattered(scattered),
+                })
+                .filter(|hit| hit.similarity > 0.0)
+                .collect();
+            for (term, _) in query.iter() {
+                if let Some(slot) = scattered.get_mut(term as usize) {
+                    *slot = 0.0;
+                }
+            }
+            rank_neighbors(hits, k)
+        })
     }
 }
 
