@@ -1,0 +1,343 @@
+//! weitere's side of the scale benchmark (issue 10; `benches/scale/README.md` runs it for each archive
+//! size together with the scikit-learn and tantivy anchors). For one archive it measures, with the release
+//! binary as a user runs it:
+//!
+//! - `weitere index`: wall and CPU seconds (user + system, from `wait4`), articles per CPU-second, peak RSS;
+//!   snapshot bytes per article;
+//! - `weitere serve`: seconds from spawn until a `Stats` call answers, resident bytes per article after the
+//!   load below;
+//! - `Related` by id (k = 10) over gRPC: p50/p99 at concurrency 1, and p50/p99 with requests per second at
+//!   concurrency 8;
+//! - in process, on the loaded snapshot: `Related` p50/p99 with `--search auto`, exact and approximate
+//!   search p50 (the crossover of `auto`), and recall@10 of the approximate search against the exact one;
+//! - `weitere batch --k 10`: articles per second.
+//!
+//! Sources are 1,000 articles evenly spaced over the archive. One JSON object goes to stdout (and to
+//! `--json-out`, appended as a line). Not run in CI:
+//!
+//! ```sh
+//! cargo build --release && cargo bench --bench scale -- --archive target/scale/archive-100k.jsonl.gz
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::json;
+use tonic::transport::Channel;
+use weitere::engine::{Engine, SearchStrategy};
+use weitere::index::{NeighborIndex, Slot};
+use weitere::recommend::{Filter, RelatedQuery, Source};
+use weitere::service::proto::related_stories_client::RelatedStoriesClient;
+use weitere::service::proto::{RelatedRequest, StatsRequest, related_request};
+
+const K: usize = 10;
+
+/// weitere's side of the scale benchmark.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Archive to index (JSON Lines, gzip if it ends in .gz).
+    #[arg(long)]
+    archive: PathBuf,
+    /// Directory for the snapshot and outputs (replaced).
+    #[arg(long, default_value = "target/scale/run")]
+    work: PathBuf,
+    /// The weitere binary to measure.
+    #[arg(long, default_value = "target/release/weitere")]
+    binary: PathBuf,
+    /// Source articles for latency and recall.
+    #[arg(long, default_value_t = 1_000)]
+    sources: usize,
+    /// Requests per client at concurrency 8.
+    #[arg(long, default_value_t = 1_000)]
+    requests_per_client: usize,
+    /// Append the JSON figures as one line to this file.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+    /// Extra arguments for `weitere index` (e.g. "--serial-insert").
+    #[arg(long, allow_hyphen_values = true, num_args = 1..)]
+    index_args: Vec<String>,
+}
+
+/// Wall time, CPU time and peak RSS of a finished child process.
+struct Usage {
+    wall_s: f64,
+    cpu_s: f64,
+    peak_rss_bytes: u64,
+}
+
+/// Runs `command` to completion and measures it.
+fn run_measured(command: &mut Command) -> Usage {
+    let started = Instant::now();
+    let child = command.stdout(Stdio::null()).spawn().expect("start the command");
+    let (status, cpu_s, peak_rss_bytes) = wait_with_usage(child);
+    assert!(status == 0, "{command:?} failed with status {status}");
+    Usage {
+        wall_s: started.elapsed().as_secs_f64(),
+        cpu_s,
+        peak_rss_bytes,
+    }
+}
+
+/// Waits for `child` with `wait4`, returning its raw status, CPU seconds and peak RSS in bytes.
+fn wait_with_usage(child: Child) -> (i32, f64, u64) {
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data that `wait4` fills in; the pid is our own child's.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        let pid = libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
+        assert!(pid > 0, "wait4 failed");
+        usage
+    };
+    let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
+    let cpu = seconds(usage.ru_utime) + seconds(usage.ru_stime);
+    (status, cpu, usage.ru_maxrss as u64 * 1024)
+}
+
+/// A value of `/proc/PID/status` in bytes (e.g. `VmRSS`).
+fn proc_status_bytes(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    let line = status
+        .lines()
+        .find(|line| line.starts_with(key))
+        .expect("key in /proc status");
+    let kilobytes: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("a number");
+    kilobytes * 1024
+}
+
+fn directory_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .expect("read the snapshot directory")
+        .flatten()
+        .filter_map(|entry| entry.metadata().ok())
+        .filter(|metadata| metadata.is_file())
+        .map(|metadata| metadata.len())
+        .sum()
+}
+
+/// p50 and p99 (nearest rank) of `samples`, in milliseconds.
+fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
+    samples.sort();
+    let at = |quantile: f64| {
+        let index = ((samples.len() as f64 * quantile).ceil() as usize).clamp(1, samples.len()) - 1;
+        samples[index].as_secs_f64() * 1e3
+    };
+    (at(0.5), at(0.99))
+}
+
+fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}
+
+async fn related(client: &mut RelatedStoriesClient<Channel>, id: &str) -> Duration {
+    let request = RelatedRequest {
+        source: Some(related_request::Source::ArticleId(id.to_owned())),
+        k: K as u32,
+        filter: None,
+    };
+    let started = Instant::now();
+    client.related(request).await.expect("related");
+    started.elapsed()
+}
+
+/// Starts `weitere serve` on the snapshot and waits until it answers; returns it, a channel and the
+/// seconds it took.
+#[expect(clippy::zombie_processes, reason = "the child is returned, and the caller waits for it")]
+async fn serve(binary: &Path, model: &Path, log: &Path) -> (Child, Channel, f64) {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .to_string();
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .args(["serve", "--model"])
+        .arg(model)
+        .args(["--addr", &addr])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("create the server log"))
+        .spawn()
+        .expect("start weitere serve");
+    loop {
+        if let Ok(channel) = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+        {
+            let mut client = RelatedStoriesClient::new(channel.clone());
+            if client.stats(StatsRequest {}).await.is_ok() {
+                return (child, channel, started.elapsed().as_secs_f64());
+            }
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not answer within 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = Args::parse();
+    let _ = std::fs::remove_dir_all(&args.work);
+    std::fs::create_dir_all(&args.work).expect("create the work directory");
+    let model = args.work.join("model");
+
+    eprintln!("indexing {}", args.archive.display());
+    let index = run_measured(
+        Command::new(&args.binary)
+            .args(["index", "--input"])
+            .arg(&args.archive)
+            .arg("--out")
+            .arg(&model)
+            .args(&args.index_args),
+    );
+
+    eprintln!("loading the snapshot in process");
+    let started = Instant::now();
+    let engine = Engine::open(&model).expect("open the snapshot");
+    let open_in_process_s = started.elapsed().as_secs_f64();
+    let articles = engine.articles().len();
+    let step = (articles / args.sources).max(1);
+    let sources: Vec<Slot> = (0..articles)
+        .step_by(step)
+        .take(args.sources)
+        .map(|slot| slot as Slot)
+        .collect();
+    let ids: Arc<Vec<String>> = Arc::new(
+        sources
+            .iter()
+            .map(|&slot| engine.articles()[slot as usize].id.clone())
+            .collect(),
+    );
+
+    eprintln!("in-process queries");
+    let mut engine = engine;
+    let time_related = |engine: &Engine| -> (f64, f64) {
+        let latencies = ids
+            .iter()
+            .map(|id| {
+                let query = RelatedQuery {
+                    source: Source::Article(id.clone()),
+                    k: K,
+                    filter: Filter::default(),
+                };
+                let started = Instant::now();
+                engine.related(&query).expect("related");
+                started.elapsed()
+            })
+            .collect();
+        percentiles(latencies)
+    };
+    let auto = time_related(&engine);
+    engine.set_search(SearchStrategy::Exact);
+    let exact = time_related(&engine);
+    engine.set_search(SearchStrategy::Hnsw);
+    let approximate = time_related(&engine);
+    let (mut found, mut wanted) = (0, 0);
+    for &source in &sources {
+        let vector = &engine.vectors()[source as usize];
+        let not_source = |slot: Slot| slot != source;
+        let truth = engine.exact().search(vector, K, &not_source);
+        let got = engine.approximate().search(vector, K, &not_source);
+        wanted += truth.len();
+        found += truth
+            .iter()
+            .filter(|hit| got.iter().any(|g| g.slot == hit.slot))
+            .count();
+    }
+    let recall = found as f64 / wanted.max(1) as f64;
+    drop(engine);
+
+    eprintln!("serving");
+    let (server, channel, start_s) = serve(&args.binary, &model, &args.work.join("serve.log")).await;
+    let mut client = RelatedStoriesClient::new(channel.clone());
+    let mut serial = Vec::with_capacity(ids.len());
+    for id in ids.iter() {
+        serial.push(related(&mut client, id).await);
+    }
+    let grpc_c1 = percentiles(serial);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|worker| {
+            let (mut client, ids) = (RelatedStoriesClient::new(channel.clone()), Arc::clone(&ids));
+            let requests = args.requests_per_client;
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(requests);
+                for n in 0..requests {
+                    latencies.push(related(&mut client, &ids[(worker * 125 + n) % ids.len()]).await);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut concurrent = Vec::new();
+    for task in tasks {
+        concurrent.extend(task.await.expect("client task"));
+    }
+    let c8_rps = concurrent.len() as f64 / started.elapsed().as_secs_f64();
+    let grpc_c8 = percentiles(concurrent);
+    let serving_rss = proc_status_bytes(server.id(), "VmRSS:");
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    let (status, _, _) = wait_with_usage(server);
+    assert!(status == 0, "the server exited with status {status}");
+
+    eprintln!("batch");
+    let batch = run_measured(
+        Command::new(&args.binary)
+            .args(["batch", "--model"])
+            .arg(&model)
+            .arg("--out")
+            .arg(args.work.join("related.jsonl"))
+            .args(["--k", "10"]),
+    );
+
+    let per_article = |bytes: u64| round(bytes as f64 / articles as f64, 0);
+    let figures = json!({
+        "archive": args.archive.display().to_string(),
+        "articles": articles,
+        "index_wall_s": round(index.wall_s, 1),
+        "index_cpu_s": round(index.cpu_s, 1),
+        "index_articles_per_cpu_s": round(articles as f64 / index.cpu_s, 0),
+        "index_peak_rss_mb": round(index.peak_rss_bytes as f64 / 1e6, 0),
+        "snapshot_bytes_per_article": per_article(directory_bytes(&model)),
+        "open_in_process_s": round(open_in_process_s, 2),
+        "serve_start_s": round(start_s, 2),
+        "serving_rss_bytes_per_article": per_article(serving_rss),
+        "grpc_c1_p50_ms": round(grpc_c1.0, 2),
+        "grpc_c1_p99_ms": round(grpc_c1.1, 2),
+        "grpc_c8_p50_ms": round(grpc_c8.0, 2),
+        "grpc_c8_p99_ms": round(grpc_c8.1, 2),
+        "grpc_c8_rps": round(c8_rps, 0),
+        "in_process_auto_p50_ms": round(auto.0, 3),
+        "in_process_auto_p99_ms": round(auto.1, 3),
+        "in_process_exact_p50_ms": round(exact.0, 3),
+        "in_process_approximate_p50_ms": round(approximate.0, 3),
+        "in_process_approximate_p99_ms": round(approximate.1, 3),
+        "recall_at_10": round(recall, 4),
+        "batch_articles_per_s": round(articles as f64 / batch.wall_s, 0),
+        "batch_cpu_s": round(batch.cpu_s, 1),
+        "sources": sources.len(),
+    });
+    println!("{figures}");
+    if let Some(path) = &args.json_out {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open --json-out");
+        writeln!(file, "{figures}").expect("write --json-out");
+    }
+}
