@@ -149,7 +149,10 @@ async fn related(client: &mut RelatedStoriesClient<Channel>, id: &str) -> Durati
 
 /// Starts `weitere serve` on the snapshot and waits until it answers; returns it, a channel and the
 /// seconds it took.
-#[expect(clippy::zombie_processes, reason = "the child is returned, and the caller waits for it")]
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is returned, and the caller waits for it"
+)]
 async fn serve(binary: &Path, model: &Path, log: &Path) -> (Child, Channel, f64) {
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
