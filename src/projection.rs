@@ -106,11 +106,6 @@ impl ProjectionConfig {
         self
     }
 
-    /// The configured `dimensions`.
-    pub fn current_dimensions(&self) -> usize {
-        self.dimensions
-    }
-
     /// Checks the settings, naming the first that does not make sense.
     pub fn validate(&self) -> Result<()> {
         if !(1..=MAX_DIMENSIONS).contains(&self.dimensions) {
