@@ -28,6 +28,7 @@ use clap::Parser;
 use serde_json::json;
 use tonic::transport::Channel;
 use weitere::engine::{Engine, SearchStrategy};
+use weitere::evaluate::metrics::percentile;
 use weitere::index::{NeighborIndex, Slot};
 use weitere::recommend::{Filter, RelatedQuery, Source};
 use weitere::service::proto::related_stories_client::RelatedStoriesClient;
@@ -121,14 +122,11 @@ fn directory_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// p50 and p99 (nearest rank) of `samples`, in milliseconds.
-fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
-    samples.sort();
-    let at = |quantile: f64| {
-        let index = ((samples.len() as f64 * quantile).ceil() as usize).clamp(1, samples.len()) - 1;
-        samples[index].as_secs_f64() * 1e3
-    };
-    (at(0.5), at(0.99))
+/// p50 and p99 (nearest rank, as `weitere eval` reports them) of `samples`, in milliseconds.
+fn percentiles(samples: Vec<Duration>) -> (f64, f64) {
+    let mut milliseconds: Vec<f64> = samples.iter().map(|sample| sample.as_secs_f64() * 1e3).collect();
+    milliseconds.sort_by(f64::total_cmp);
+    (percentile(&milliseconds, 0.5), percentile(&milliseconds, 0.99))
 }
 
 fn round(value: f64, digits: i32) -> f64 {

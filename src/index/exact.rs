@@ -94,9 +94,7 @@ impl ExactIndex {
             rank_neighbors(hits, k)
         })
     }
-}
 
-impl ExactIndex {
     /// Candidates from a pruned scan: only the query's `limits.terms` heaviest terms (as More-Like-This
     /// picks its query terms), and for each only the first `limits.postings_per_term` entries of its
     /// heaviest-first postings (its "champion list"). Returns the `n` accepted slots with the largest
