@@ -10,9 +10,8 @@ use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::Lang;
-use super::normalize::{lowercase_into, normalize};
-use super::tokenize::{Token, tokenize};
+use super::normalize::lowercase_into;
+use super::{Lang, for_each_token};
 
 /// Word frequencies of the corpus: lower-cased German surface forms and how often they occur.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,18 +33,16 @@ impl Lexicon {
         if lang != Lang::De {
             return;
         }
-        let mut normalized = String::with_capacity(text.len());
-        normalize(text, &mut normalized);
-        let mut tokens: Vec<Token> = Vec::new();
-        tokenize(&normalized, lang, false, &mut tokens);
-        let mut lower = String::new();
-        for token in &tokens {
-            let word = &normalized[token.range.clone()];
-            if word.chars().any(char::is_alphabetic) {
-                lower.clear();
-                lowercase_into(word, &mut lower);
-                self.add_word(&lower, 1);
-            }
+        for_each_token(text, lang, false, |word, _| self.add_token(word, 1));
+    }
+
+    /// Adds `count` occurrences of a German token as [`super::for_each_token`] gives it: lower-cased,
+    /// and only if it has a letter.
+    pub fn add_token(&mut self, token: &str, count: u32) {
+        if token.chars().any(char::is_alphabetic) {
+            let mut lower = String::with_capacity(token.len());
+            lowercase_into(token, &mut lower);
+            self.add_word(&lower, count);
         }
     }
 

@@ -220,28 +220,41 @@ impl Analyzer {
     /// caller has given up stops using the CPU.
     pub fn analyze_until(&self, text: &str, lang: Lang, deadline: Option<Instant>, out: &mut Vec<Term>) -> Result<()> {
         const DURING: &str = "while the text was analysed; the rest was skipped";
-        let mut normalized = String::with_capacity(text.len());
-        normalize(text, &mut normalized);
-        check_deadline(deadline, DURING)?;
-        let mut tokens: Vec<Token> = Vec::new();
-        tokenize(&normalized, lang, self.config.keep_numbers, &mut tokens);
-        let mut lower = String::new();
+        let mut position = 0;
         let mut parts = Vec::new();
-        for (position, token) in tokens.iter().enumerate() {
+        try_for_each_token(text, lang, self.config.keep_numbers, |surface, completion| {
             if position % DEADLINE_CHECK_TOKENS == 0 {
                 check_deadline(deadline, DURING)?;
             }
-            let surface = &normalized[token.range.clone()];
-            lower.clear();
-            lowercase_into(surface, &mut lower);
-            if !self.is_stop_word(surface, &lower, lang) {
-                self.push_word(surface, &lower, lang, &mut parts, out);
-            }
-            if let Some(completion) = &token.completion {
-                self.push_completed(surface, &lower, &normalized[completion.clone()], lang, out);
-            }
+            position += 1;
+            self.analyze_token_with(surface, completion, lang, &mut parts, out);
+            Ok(())
+        })
+    }
+
+    /// Appends the terms of one token, as [`for_each_token`] gives it, to `out`: exactly what
+    /// [`Analyzer::analyze_into`] gives for that token in a text. The terms depend on nothing but the
+    /// token, its completion and the language, which lets a corpus fit analyse each distinct token once.
+    pub fn analyze_token(&self, surface: &str, completion: Option<&str>, lang: Lang, out: &mut Vec<Term>) {
+        self.analyze_token_with(surface, completion, lang, &mut Vec::new(), out);
+    }
+
+    fn analyze_token_with(
+        &self,
+        surface: &str,
+        completion: Option<&str>,
+        lang: Lang,
+        parts: &mut Vec<Range<usize>>,
+        out: &mut Vec<Term>,
+    ) {
+        let mut lower = String::with_capacity(surface.len());
+        lowercase_into(surface, &mut lower);
+        if !self.is_stop_word(surface, &lower, lang) {
+            self.push_word(surface, &lower, lang, parts, out);
         }
-        Ok(())
+        if let Some(completion) = completion {
+            self.push_completed(surface, &lower, completion, lang, out);
+        }
     }
 
     /// The terms of `text`.
@@ -309,6 +322,34 @@ impl Analyzer {
             });
         }
     }
+}
+
+/// Calls `token(surface, completion)` for every token of `text` in order, as analysis sees them: the word
+/// as written in the normalised text and, for a truncated German compound, the word completing it.
+pub fn for_each_token(text: &str, lang: Lang, keep_numbers: bool, mut token: impl FnMut(&str, Option<&str>)) {
+    let never_fails = try_for_each_token::<()>(text, lang, keep_numbers, |surface, completion| {
+        token(surface, completion);
+        Ok(())
+    });
+    never_fails.expect("the callback never fails");
+}
+
+/// Like [`for_each_token`], stopping at the first error of `token`.
+fn try_for_each_token<E>(
+    text: &str,
+    lang: Lang,
+    keep_numbers: bool,
+    mut token: impl FnMut(&str, Option<&str>) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let mut normalized = String::with_capacity(text.len());
+    normalize(text, &mut normalized);
+    let mut tokens: Vec<Token> = Vec::new();
+    tokenize(&normalized, lang, keep_numbers, &mut tokens);
+    for found in &tokens {
+        let completion = found.completion.clone().map(|range| &normalized[range]);
+        token(&normalized[found.range.clone()], completion)?;
+    }
+    Ok(())
 }
 
 /// The characters of `surface` that the byte `range` of its lower-cased form `lower` covers;

@@ -10,23 +10,30 @@
 //! word as written; [`lowercase_into`] folds the case of each token afterwards (and drops the
 //! dots of initialisms, so "U.S." matches "US").
 
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 /// Writes the NFC form of `text` to `out`, with apostrophes, hyphens and invisible characters
 /// folded as described in the module docs. Letter case is left alone.
 pub(super) fn normalize(text: &str, out: &mut String) {
-    for c in text.nfc() {
-        match c {
-            // Right and left single quotation marks, modifier letter apostrophe, grave and acute
-            // accents: all are typed where an apostrophe is meant ("geht´s", "Britain’s").
-            '\u{2019}' | '\u{2018}' | '\u{02BC}' | '`' | '\u{00B4}' => out.push('\''),
-            // Hyphen and non-breaking hyphen.
-            '\u{2010}' | '\u{2011}' => out.push('-'),
-            // Soft hyphen, zero width space, word joiner, zero width no-break space (BOM).
-            '\u{00AD}' | '\u{200B}' | '\u{2060}' | '\u{FEFF}' => {}
-            c if c.is_whitespace() => out.push(' '),
-            _ => out.push(c),
-        }
+    // Most text arrives in NFC already; the quick check spares it the composing iterator.
+    if is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        text.chars().for_each(|c| fold_into(c, out));
+    } else {
+        text.nfc().for_each(|c| fold_into(c, out));
+    }
+}
+
+fn fold_into(c: char, out: &mut String) {
+    match c {
+        // Right and left single quotation marks, modifier letter apostrophe, grave and acute
+        // accents: all are typed where an apostrophe is meant ("geht´s", "Britain’s").
+        '\u{2019}' | '\u{2018}' | '\u{02BC}' | '`' | '\u{00B4}' => out.push('\''),
+        // Hyphen and non-breaking hyphen.
+        '\u{2010}' | '\u{2011}' => out.push('-'),
+        // Soft hyphen, zero width space, word joiner, zero width no-break space (BOM).
+        '\u{00AD}' | '\u{200B}' | '\u{2060}' | '\u{FEFF}' => {}
+        c if c.is_whitespace() => out.push(' '),
+        _ => out.push(c),
     }
 }
 

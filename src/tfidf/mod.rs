@@ -18,7 +18,11 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{Analyzer, AnalyzerConfig, Lang, Lexicon, Term};
+mod corpus_counts;
+
+use corpus_counts::{TermTable, TokenCounts};
+
+use crate::analysis::{Analyzer, AnalyzerConfig, Lang, Term};
 use crate::article::Article;
 use crate::error::{Error, Result};
 use crate::sparse::{SparseVector, TermId};
@@ -128,13 +132,13 @@ pub struct Vectorizer {
     config: TfidfConfig,
 }
 
-/// Raw term frequencies of one article (title occurrences already weighted), with the surface each term
-/// first had.
-type TermFrequencies = HashMap<String, (f32, String)>;
+/// Raw term frequencies of one text (title occurrences already weighted).
+type TermFrequencies = HashMap<String, f32>;
 
 impl Vectorizer {
     /// Learns lexicon, vocabulary and idf from `articles` and returns their vectors, in the same order.
-    /// `progress` advances once per article analysed.
+    /// `progress` advances once per article tokenised. Each article is tokenised once and each distinct
+    /// token analysed once (see `corpus_counts`); the vectors equal what [`Vectorizer::vectorize`] gives.
     pub fn fit(
         articles: &[Article],
         analyzer_config: AnalyzerConfig,
@@ -142,24 +146,25 @@ impl Vectorizer {
         progress: &ProgressBar,
     ) -> Result<(Self, Vec<SparseVector>)> {
         config.validate()?;
-        let lexicon = build_lexicon(articles, config.lexicon_min_count);
-        let analyzer = Analyzer::new(analyzer_config, lexicon);
-        let frequencies: Vec<TermFrequencies> = articles
-            .par_iter()
-            .map_init(Vec::new, |scratch, article| {
-                let frequencies =
-                    term_frequencies(&analyzer, &config, article, None, scratch).expect("fitting has no deadline");
-                progress.inc(1);
-                frequencies
-            })
-            .collect();
-        let vocabulary = learn_vocabulary(&frequencies, &config);
+        let counts = TokenCounts::gather(articles, config.title_weight, analyzer_config.keep_numbers, progress);
+        let analyzer = Analyzer::new(analyzer_config, counts.lexicon(config.lexicon_min_count));
+        let mut terms = TermTable::analyze(&counts, &analyzer);
+        let (vocabulary, term_ids) = learn_vocabulary(&mut terms, &counts, &config);
         let vectorizer = Self {
             analyzer,
             vocabulary,
             config,
         };
-        let vectors = frequencies.par_iter().map(|tf| vectorizer.weigh(tf)).collect();
+        let vectors = (0..counts.article_count())
+            .into_par_iter()
+            .map_init(Vec::new, |scratch, article| {
+                terms.article_terms(&counts, article, scratch);
+                vectorizer.weigh(scratch.iter().filter_map(|&(term, tf)| {
+                    let id = term_ids[term as usize];
+                    (id != DROPPED).then_some((id, tf))
+                }))
+            })
+            .collect();
         Ok((vectorizer, vectors))
     }
 
@@ -198,35 +203,19 @@ impl Vectorizer {
     /// `deadline` has passed.
     pub fn vectorize_until(&self, article: &Article, deadline: Option<Instant>) -> Result<SparseVector> {
         let frequencies = term_frequencies(&self.analyzer, &self.config, article, deadline, &mut Vec::new())?;
-        Ok(self.weigh(&frequencies))
+        let known = frequencies
+            .iter()
+            .filter_map(|(key, &tf)| Some((self.vocabulary.id(key)?, tf)));
+        Ok(self.weigh(known))
     }
 
-    fn weigh(&self, frequencies: &TermFrequencies) -> SparseVector {
+    /// The vector of raw term frequencies (title occurrences already weighted).
+    fn weigh(&self, frequencies: impl Iterator<Item = (TermId, f32)>) -> SparseVector {
         let pairs = frequencies
-            .iter()
-            .filter_map(|(key, &(tf, _))| {
-                let term = self.vocabulary.id(key)?;
-                Some((term, (1.0 + tf.ln()) * self.vocabulary.idf(term)))
-            })
+            .map(|(term, tf)| (term, (1.0 + tf.ln()) * self.vocabulary.idf(term)))
             .collect();
         SparseVector::from_pairs(pairs)
     }
-}
-
-fn build_lexicon(articles: &[Article], min_count: u32) -> Lexicon {
-    articles
-        .par_iter()
-        .fold(Lexicon::new, |mut lexicon, article| {
-            let lang = article.analysis_lang();
-            lexicon.add_text(&article.title, lang);
-            lexicon.add_text(&article.body, lang);
-            lexicon
-        })
-        .reduce(Lexicon::new, |mut left, right| {
-            left.merge(right);
-            left
-        })
-        .finish(min_count)
 }
 
 fn term_frequencies(
@@ -242,46 +231,56 @@ fn term_frequencies(
         scratch.clear();
         analyzer.analyze_until(text, lang, deadline, scratch)?;
         for term in scratch.drain(..) {
-            frequencies.entry(term.key).or_insert_with(|| (0.0, term.surface)).0 += weight;
+            *frequencies.entry(term.key).or_default() += weight;
         }
     }
     Ok(frequencies)
 }
 
-fn learn_vocabulary(frequencies: &[TermFrequencies], config: &TfidfConfig) -> Vocabulary {
-    let document_count = frequencies.len();
-    let mut df: HashMap<&str, u32> = HashMap::default();
-    let mut surface_votes: HashMap<(&str, &str), u32> = HashMap::default();
-    for document in frequencies {
-        for (key, (_, surface)) in document {
-            *df.entry(key).or_default() += 1;
-            *surface_votes.entry((key, surface)).or_default() += 1;
-        }
-    }
-    let max_df = (config.max_df_ratio * document_count as f32).max(1.0);
-    let mut keys: Vec<&str> = df
-        .iter()
-        .filter(|&(_, &count)| count >= config.min_df && count as f32 <= max_df)
-        .map(|(&key, _)| key)
+/// Marks a term of the [`TermTable`] that did not make it into the vocabulary.
+const DROPPED: TermId = TermId::MAX;
+
+/// Keeps the terms whose document frequency passes `min_df` and `max_df_ratio`, numbered in the lexical
+/// order of their keys. Returns the vocabulary and, by id in `terms`, each term's [`TermId`] or
+/// [`DROPPED`]. The kept terms' keys and surfaces move out of `terms`. A term's surface is the way it was written most often (ties: the smallest string).
+fn learn_vocabulary(terms: &mut TermTable, counts: &TokenCounts, config: &TfidfConfig) -> (Vocabulary, Vec<TermId>) {
+    let df = terms.document_frequencies(counts);
+    let n = counts.article_count() as f32;
+    let max_df = (config.max_df_ratio * n).max(1.0);
+    let mut kept: Vec<u32> = (0..terms.len() as u32)
+        .filter(|&term| {
+            let count = df[term as usize];
+            count >= config.min_df && count as f32 <= max_df
+        })
         .collect();
-    keys.sort_unstable();
-    let mut best_surface: HashMap<&str, (u32, &str)> = HashMap::default();
-    for (&(key, surface), &votes) in &surface_votes {
-        let best = best_surface.entry(key).or_insert((0, surface));
-        if votes > best.0 || (votes == best.0 && surface < best.1) {
-            *best = (votes, surface);
-        }
+    kept.sort_unstable_by(|&a, &b| terms.keys[a as usize].cmp(&terms.keys[b as usize]));
+    let mut term_ids = vec![DROPPED; terms.len()];
+    for (id, &term) in kept.iter().enumerate() {
+        term_ids[term as usize] = id as TermId;
     }
-    let n = document_count as f32;
-    let parts = VocabularyParts {
-        surfaces: keys.iter().map(|key| best_surface[key].1.to_owned()).collect(),
-        idf: keys
-            .iter()
-            .map(|key| ((1.0 + n) / (1.0 + df[key] as f32)).ln() + 1.0)
-            .collect(),
-        keys: keys.into_iter().map(str::to_owned).collect(),
+    let mut parts = VocabularyParts {
+        keys: Vec::with_capacity(kept.len()),
+        surfaces: Vec::with_capacity(kept.len()),
+        idf: Vec::with_capacity(kept.len()),
     };
-    Vocabulary::from(parts)
+    for &term in &kept {
+        let term = term as usize;
+        parts.keys.push(std::mem::take(&mut terms.keys[term]));
+        parts
+            .surfaces
+            .push(most_frequent(std::mem::take(&mut terms.surfaces[term])));
+        parts.idf.push(((1.0 + n) / (1.0 + df[term] as f32)).ln() + 1.0);
+    }
+    (Vocabulary::from(parts), term_ids)
+}
+
+/// The surface written most often; on a tie, the smallest string.
+fn most_frequent(votes: Vec<(String, u64)>) -> String {
+    votes
+        .into_iter()
+        .max_by(|(a, a_votes), (b, b_votes)| a_votes.cmp(b_votes).then_with(|| b.cmp(a)))
+        .map(|(surface, _)| surface)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -322,11 +321,74 @@ mod tests {
     }
 
     #[test]
-    fn vectorize_matches_fit_for_an_indexed_article() {
-        let articles = corpus();
+    fn vectorize_matches_fit_for_every_indexed_article() {
+        let mut articles = corpus();
+        articles.push(article(
+            "5",
+            "Atomprogramm: Raketen- und Nuklearprogrammen",
+            "Das Atomprogramm und das Programm der Raketen- und Nuklearprogrammen. Die Regierung!",
+        ));
+        let mut english = article(
+            "6",
+            "Britain's election",
+            "The elections in Britain's north, U.S. view.",
+        );
+        english.lang = "en".into();
+        articles.push(english);
+        let config = TfidfConfig {
+            title_weight: 1.5,
+            ..config()
+        };
+        let (vectorizer, vectors) =
+            Vectorizer::fit(&articles, AnalyzerConfig::default(), config, &ProgressBar::hidden()).unwrap();
+        for (article, vector) in articles.iter().zip(&vectors) {
+            assert_eq!(&vectorizer.vectorize(article), vector, "article {}", article.id);
+        }
+    }
+
+    #[test]
+    fn fit_gives_the_same_vectors_across_chunks() {
+        // More articles than one chunk holds, so token tables of several chunks are merged.
+        let words = [
+            "Regierung",
+            "Steuer",
+            "Spiel",
+            "Rapid",
+            "Sturm",
+            "Parlament",
+            "Reform",
+            "Budget",
+        ];
+        let articles: Vec<Article> = (0..5_000)
+            .map(|i| {
+                let pick = |k: usize| words[(i * (k + 3) + k) % words.len()];
+                let title = format!("{} {}", pick(0), pick(1));
+                let body = format!("{} {} {} Wort{}", pick(2), pick(3), pick(4), i % 97);
+                article(&i.to_string(), &title, &body)
+            })
+            .collect();
         let (vectorizer, vectors) =
             Vectorizer::fit(&articles, AnalyzerConfig::default(), config(), &ProgressBar::hidden()).unwrap();
-        assert_eq!(vectorizer.vectorize(&articles[2]), vectors[2]);
+        for index in [0, 1, 2_047, 2_048, 2_049, 4_999] {
+            assert_eq!(
+                vectorizer.vectorize(&articles[index]),
+                vectors[index],
+                "article {index}"
+            );
+        }
+        assert!(vectorizer.vocabulary().id("wort5").is_some());
+    }
+
+    #[test]
+    fn the_surface_is_the_form_written_most_often() {
+        let articles = vec![
+            article("1", "Programme", "Programme Programme"),
+            article("2", "Programm", "Wahl"),
+        ];
+        let (vectorizer, _) =
+            Vectorizer::fit(&articles, AnalyzerConfig::default(), config(), &ProgressBar::hidden()).unwrap();
+        let term = vectorizer.vocabulary().id("programm").unwrap();
+        assert_eq!(vectorizer.vocabulary().surface(term), "Programme");
     }
 
     #[test]
