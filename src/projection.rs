@@ -30,8 +30,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::sparse::{SparseVector, TermId};
 
-/// Default [`ProjectionConfig::dimensions`].
-pub const DEFAULT_DIMENSIONS: usize = 256;
+/// Default [`ProjectionConfig::dimensions`]. On the generated 100,000-article archive, 128 dimensions kept
+/// recall@10 at 0.969 against 0.970 for 256 (both after re-ranking, graph `ef_construction` 40) while the fit
+/// took 11 s instead of 20 s, the graph 35 s instead of 44 s, and the dense table half the bytes.
+pub const DEFAULT_DIMENSIONS: usize = 128;
 /// Default [`ProjectionConfig::sample`].
 pub const DEFAULT_SAMPLE: usize = 50_000;
 /// Default [`ProjectionConfig::max_terms`].
