@@ -149,10 +149,17 @@ impl Engine {
 
     /// Loads the snapshot in `dir`, verifying version and checksums.
     pub fn open(dir: &Path) -> Result<Self> {
-        let (manifest, data, graph) = snapshot::read(dir)?;
+        let started = Instant::now();
+        let (manifest, data, graph_files) = snapshot::read(dir)?;
+        let articles = data.articles.len();
+        end_phase(started, "read and verified the snapshot files", articles);
+        let started = Instant::now();
         let analyzer = Analyzer::new(data.analyzer, data.lexicon);
         let vectorizer = Vectorizer::from_parts(analyzer, data.vocabulary, data.tfidf);
-        let exact = Arc::new(ExactIndex::new(data.vectors));
+        let vectors = data.vectors;
+        let (exact, graph) = rayon::join(|| ExactIndex::new(vectors), || graph_files.load());
+        let (exact, graph) = (Arc::new(exact), graph?);
+        end_phase(started, "built the postings and loaded the graph", articles);
         let approximate = ApproximateIndex::from_parts(Arc::clone(&exact), data.projection, data.dense, graph);
         let mut engine = Self::assemble(vectorizer, data.articles, exact, approximate, manifest.built_at);
         engine.bodies = Some(data.bodies);

@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -315,9 +315,25 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
         .map_err(|err| Error::io(dir, err))
 }
 
+/// The verified graph files of a snapshot, loaded by [`GraphFiles::load`] (which the engine runs beside
+/// building the postings).
+pub struct GraphFiles {
+    dir: PathBuf,
+    generation: String,
+    dense: Arc<DenseVectors>,
+    params: HnswParams,
+}
+
+impl GraphFiles {
+    /// Loads the graph over the snapshot's dense vectors.
+    pub fn load(self) -> Result<HnswIndex> {
+        HnswIndex::load(&self.dir, &self.generation, self.dense, self.params)
+    }
+}
+
 /// Reads and verifies the snapshot in `dir`. The corpus and dense vector files are read once, checked and
 /// decoded from the same bytes; the other files are checked by streaming them, never held whole in memory.
-pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, HnswIndex)> {
+pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, GraphFiles)> {
     let manifest = read_manifest(dir)?;
     let corpus_name = format!("{}{CORPUS_SUFFIX}", manifest.generation);
     let bodies_name = format!("{}{BODIES_SUFFIX}", manifest.generation);
@@ -394,13 +410,13 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, HnswIndex)> {
             ),
         ));
     }
-    let index = HnswIndex::load(
-        dir,
-        &manifest.generation,
-        Arc::clone(&data.dense),
-        manifest.hnsw.clone(),
-    )?;
-    Ok((manifest, data, index))
+    let graph = GraphFiles {
+        dir: dir.to_path_buf(),
+        generation: manifest.generation.clone(),
+        dense: Arc::clone(&data.dense),
+        params: manifest.hnsw.clone(),
+    };
+    Ok((manifest, data, graph))
 }
 
 /// Reads `manifest.json`, checking the format version before the rest of the layout.

@@ -33,6 +33,31 @@ pub const TERM_PRUNING: PruneLimits = PruneLimits {
 /// Candidates taken from the pruned postings scan.
 pub const TERM_CANDIDATES: usize = 200;
 
+/// How many candidates [`ApproximateIndex::search_with`] gathers from each source before re-ranking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CandidateLimits {
+    /// Candidates taken from the graph (at least `k` and `ef_search` are taken).
+    pub graph_candidates: usize,
+    /// The graph's search list length.
+    pub ef_search: usize,
+    /// How much of the postings the pruned scan reads.
+    pub pruning: PruneLimits,
+    /// Candidates kept from the pruned scan (at least `k`).
+    pub term_candidates: usize,
+}
+
+impl CandidateLimits {
+    /// The defaults ([`GRAPH_CANDIDATES`], [`TERM_PRUNING`], [`TERM_CANDIDATES`]) with this `ef_search`.
+    pub fn with_ef_search(ef_search: usize) -> Self {
+        Self {
+            graph_candidates: GRAPH_CANDIDATES,
+            ef_search,
+            pruning: TERM_PRUNING,
+            term_candidates: TERM_CANDIDATES,
+        }
+    }
+}
+
 /// The graph over dense projections, with the exact index that re-ranks its candidates.
 pub struct ApproximateIndex {
     exact: Arc<ExactIndex>,
@@ -111,8 +136,20 @@ impl ApproximateIndex {
         ef_search: usize,
         accept: &dyn Fn(Slot) -> bool,
     ) -> Vec<Neighbor> {
+        self.search_with(query, k, &CandidateLimits::with_ef_search(ef_search), accept)
+    }
+
+    /// Like [`NeighborIndex::search`] with explicit candidate limits (for recall/latency sweeps).
+    pub fn search_with(
+        &self,
+        query: &SparseVector,
+        k: usize,
+        limits: &CandidateLimits,
+        accept: &dyn Fn(Slot) -> bool,
+    ) -> Vec<Neighbor> {
         let projected = self.projection.project(query);
-        let wanted = GRAPH_CANDIDATES.max(k).max(ef_search);
+        let ef_search = limits.ef_search;
+        let wanted = limits.graph_candidates.max(k).max(ef_search);
         let mut candidates: Vec<Slot> = self
             .graph
             .search_unfiltered(&projected, wanted, ef_search)
@@ -130,7 +167,7 @@ impl ApproximateIndex {
         }
         let by_terms = self
             .exact
-            .search_pruned(query, TERM_PRUNING, TERM_CANDIDATES.max(k), accept);
+            .search_pruned(query, limits.pruning, limits.term_candidates.max(k), accept);
         candidates.extend(by_terms.iter().map(|hit| hit.slot));
         candidates.sort_unstable();
         candidates.dedup();

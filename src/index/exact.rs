@@ -4,6 +4,8 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use super::{Neighbor, NeighborIndex, Slot, rank_neighbors};
 use crate::sparse::{SparseVector, TermId};
 
@@ -42,22 +44,28 @@ pub struct ExactIndex {
 }
 
 impl ExactIndex {
-    /// An index over `vectors`; slot `i` is `vectors[i]`.
+    /// An index over `vectors`; slot `i` is `vectors[i]`. The lists are sized by a counting pass first
+    /// and sorted on all cores.
     pub fn new(vectors: Arc<Vec<SparseVector>>) -> Self {
-        let term_count = vectors
-            .iter()
-            .flat_map(|vector| vector.iter().map(|(term, _)| term as usize + 1))
-            .max()
-            .unwrap_or(0);
-        let mut postings = vec![Vec::new(); term_count];
+        let mut lengths: Vec<usize> = Vec::new();
+        for vector in vectors.iter() {
+            for (term, _) in vector.iter() {
+                let term = term as usize;
+                if term >= lengths.len() {
+                    lengths.resize(term + 1, 0);
+                }
+                lengths[term] += 1;
+            }
+        }
+        let mut postings: Vec<Vec<(Slot, f32)>> = lengths.into_iter().map(Vec::with_capacity).collect();
         for (slot, vector) in vectors.iter().enumerate() {
             for (term, weight) in vector.iter() {
                 postings[term as usize].push((slot as Slot, weight));
             }
         }
-        for list in &mut postings {
-            list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        }
+        postings
+            .par_iter_mut()
+            .for_each(|list| list.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))));
         Self { vectors, postings }
     }
 

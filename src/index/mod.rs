@@ -8,7 +8,7 @@ mod approximate;
 mod exact;
 mod hnsw;
 
-pub use approximate::{ApproximateIndex, GRAPH_CANDIDATES, TERM_CANDIDATES, TERM_PRUNING};
+pub use approximate::{ApproximateIndex, CandidateLimits, GRAPH_CANDIDATES, TERM_CANDIDATES, TERM_PRUNING};
 pub use exact::{ExactIndex, PruneLimits};
 pub use hnsw::{
     DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, HnswIndex, HnswParams, InsertionMode,
