@@ -26,11 +26,10 @@ use crate::tfidf::{TfidfConfig, Vectorizer};
 
 /// When at most this many articles may be returned (the whole index, or what a filter lets through),
 /// [`SearchStrategy::Auto`] scans them exactly. Measured with `cargo bench --bench scale` on generated
-/// archives (in process, k = 10, 2 cores): at 10,000 articles the exact path takes 0.94 ms at the median
-/// and the approximate path 1.77 ms; at 100,000, 10.6 ms against 5.07 ms. The exact path grows about
-/// linearly and the approximate one slowly, so they cross near 25,000 to 30,000; 50,000 is within a
-/// factor of two of either and awaits a measurement in between.
-pub const EXACT_SCAN_LIMIT: usize = 50_000;
+/// archives (in process, k = 10, 2 cores, p50): exact 0.94 ms against approximate 1.77 ms at 10,000
+/// articles, 10.6 against 5.07 ms at 100,000 and 253 against 6.5 ms at 1,000,000. The exact path grows
+/// linearly (about 0.1 ms per 1,000 articles) and the approximate one slowly, so they cross near 25,000.
+pub const EXACT_SCAN_LIMIT: usize = 25_000;
 
 /// How the engine finds nearest neighbours.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
