@@ -5,11 +5,12 @@
 //! instead of holding every body in memory.
 
 use std::borrow::Cow;
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::article::Article;
 use crate::error::{Error, Result};
 
 /// Suffix of a snapshot's body file.
@@ -32,6 +33,24 @@ pub fn write<'a>(path: &Path, count: usize, body: impl Fn(usize) -> Result<Cow<'
     let file = out.into_inner().map_err(|err| Error::io(path, err.into_error()))?;
     file.sync_all().map_err(|err| Error::io(path, err))?;
     Ok(offsets)
+}
+
+/// Moves the bodies of `articles` to a scratch file in `dir` and returns it opened; every body is left
+/// empty. The file is unlinked as soon as it is open (the handle keeps it readable), so nothing is left
+/// behind. An index build uses it to keep bodies out of memory between analysis and the snapshot write.
+pub fn spill(dir: &Path, articles: &mut [Article]) -> Result<BodyFile> {
+    fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
+    let path = dir.join(format!(".spill-{}{BODIES_SUFFIX}", std::process::id()));
+    let offsets = write(&path, articles.len(), |slot| {
+        Ok(Cow::Borrowed(articles[slot].body.as_str()))
+    });
+    let opened = offsets.and_then(|offsets| BodyFile::open(&path, offsets));
+    let _ = fs::remove_file(&path);
+    let bodies = opened?;
+    for article in articles.iter_mut() {
+        article.body = String::new();
+    }
+    Ok(bodies)
 }
 
 /// The bodies of a loaded snapshot, read from their file on demand.
@@ -110,5 +129,18 @@ mod tests {
             Err(Error::CorruptSnapshot { .. })
         ));
         assert!(BodyFile::open(&path, vec![0, 20, 5, *offsets.last().unwrap()]).is_err());
+    }
+
+    #[test]
+    fn spilled_bodies_are_read_back_and_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut articles = vec![
+            crate::article::test_article("1", "Eins", "Erster Text"),
+            crate::article::test_article("2", "Zwei", "Zweiter Text: äöü"),
+        ];
+        let bodies = spill(dir.path(), &mut articles).unwrap();
+        assert!(articles.iter().all(|article| article.body.is_empty()));
+        assert_eq!(bodies.read(1).unwrap(), "Zweiter Text: äöü");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analyzer, AnalyzerConfig};
 use crate::article::{Article, Timestamp};
-use crate::bodies::BodyFile;
+use crate::bodies::{self, BodyFile};
 use crate::delta::Delta;
 use crate::error::{Error, Result, check_deadline};
 use crate::index::{ApproximateIndex, ExactIndex, HnswParams, Neighbor, NeighborIndex, Slot, rank_neighbors};
@@ -87,7 +87,8 @@ pub struct Stats {
 /// A queryable index: one snapshot in memory plus the ranking policy.
 pub struct Engine {
     vectorizer: Vectorizer,
-    /// Base articles; their bodies are here for an engine just built, in `bodies` for a loaded one.
+    /// Base articles; their bodies are here for an engine just built, in `bodies` for a loaded one or one
+    /// built with [`Engine::build_spilling_bodies`].
     articles: Vec<Article>,
     bodies: Option<BodyFile>,
     vectors: Arc<Vec<SparseVector>>,
@@ -117,6 +118,27 @@ impl Engine {
     /// Analyses, weights and indexes `articles` (ids must be unique, as [`crate::ingest`] guarantees).
     /// `progress` is re-used for each phase: analysis, then graph insertion.
     pub fn build(articles: Vec<Article>, config: &BuildConfig, progress: &ProgressBar) -> Result<Self> {
+        Self::build_inner(articles, config, progress, None)
+    }
+
+    /// Like [`Engine::build`], but once the articles are analysed their bodies move to an unlinked scratch
+    /// file in `scratch_dir` ([`bodies::spill`]), read back only when the snapshot is written, so they are
+    /// not in memory while the graph is built (about 2.7 GB at a million generated articles).
+    pub fn build_spilling_bodies(
+        articles: Vec<Article>,
+        config: &BuildConfig,
+        progress: &ProgressBar,
+        scratch_dir: &Path,
+    ) -> Result<Self> {
+        Self::build_inner(articles, config, progress, Some(scratch_dir))
+    }
+
+    fn build_inner(
+        mut articles: Vec<Article>,
+        config: &BuildConfig,
+        progress: &ProgressBar,
+        scratch_dir: Option<&Path>,
+    ) -> Result<Self> {
         if articles.is_empty() {
             return Err(Error::EmptyCorpus("the input holds no accepted article".into()));
         }
@@ -125,6 +147,7 @@ impl Engine {
         let phase = start_phase(progress, "analysing", articles.len());
         let (vectorizer, vectors) =
             Vectorizer::fit(&articles, config.analysis.clone(), config.tfidf.clone(), progress)?;
+        let spilled = scratch_dir.map(|dir| bodies::spill(dir, &mut articles)).transpose()?;
         let exact = Arc::new(ExactIndex::new(Arc::new(vectors)));
         end_phase(phase, "analysed and weighted", articles.len());
         let phase = start_phase(progress, "projecting, then building graph", articles.len());
@@ -137,13 +160,9 @@ impl Engine {
         )?;
         end_phase(phase, "projected and built the graph", articles.len());
         progress.finish_and_clear();
-        Ok(Self::assemble(
-            vectorizer,
-            articles,
-            exact,
-            approximate,
-            chrono::Utc::now().timestamp(),
-        ))
+        let mut engine = Self::assemble(vectorizer, articles, exact, approximate, chrono::Utc::now().timestamp());
+        engine.bodies = spilled;
+        Ok(engine)
     }
 
     /// Loads the snapshot in `dir`, verifying version and checksums.
@@ -340,8 +359,8 @@ impl Engine {
         self.article_with_body(self.slot(id)?)
     }
 
-    /// The base snapshot's articles, in slot order (live changes not included). For a loaded engine the
-    /// bodies are empty: [`Engine::body`] reads them.
+    /// The base snapshot's articles, in slot order (live changes not included). For a loaded engine, or one
+    /// built with [`Engine::build_spilling_bodies`], the bodies are empty: [`Engine::body`] reads them.
     pub fn articles(&self) -> &[Article] {
         &self.articles
     }

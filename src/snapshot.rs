@@ -17,7 +17,7 @@
 
 use std::borrow::Cow;
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -259,8 +259,7 @@ pub fn write<'b>(
         vectors: data.vectors,
         projection: data.projection,
     };
-    let corpus = postcard::to_stdvec(&corpus).map_err(|err| Error::Index(format!("cannot encode snapshot: {err}")))?;
-    write_synced(&corpus_path, &corpus)?;
+    write_postcard_synced(&corpus_path, &corpus)?;
     let dense_path = dir.join(format!("{generation}{DENSE_SUFFIX}"));
     dense_file::write(&dense_path, index.dense())?;
     let mut paths = vec![corpus_path, bodies_path, dense_path];
@@ -481,6 +480,46 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|err| Error::io(path, err))
+}
+
+/// Streams the postcard encoding of `value` to `path` and syncs it; the encoding is never whole in memory
+/// (at a million articles it is a few gigabytes).
+fn write_postcard_synced<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let file = File::create(path).map_err(|err| Error::io(path, err))?;
+    let mut out = KeepError {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        error: None,
+    };
+    if let Err(err) = postcard::to_io(value, &mut out) {
+        return Err(match out.error {
+            Some(io_error) => Error::io(path, io_error),
+            None => Error::Index(format!("cannot encode snapshot: {err}")),
+        });
+    }
+    let file = out
+        .inner
+        .into_inner()
+        .map_err(|err| Error::io(path, err.into_error()))?;
+    file.sync_all().map_err(|err| Error::io(path, err))
+}
+
+/// A writer that keeps the first I/O error, which postcard would otherwise report only as "buffer full".
+struct KeepError<W> {
+    inner: W,
+    error: Option<std::io::Error>,
+}
+
+impl<W: Write> Write for KeepError<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(bytes).inspect_err(|err| {
+            self.error
+                .get_or_insert_with(|| std::io::Error::new(err.kind(), err.to_string()));
+        })
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Size and CRC-32 of the file at `path`, read as a stream.

@@ -45,7 +45,7 @@ fn index(args: &IndexArgs) -> Result<()> {
     )?;
     report_corpus(&corpus);
     let article_count = corpus.articles.len();
-    let engine = Engine::build(corpus.articles, &args.build.to_config(), &progress_bar())?;
+    let engine = Engine::build_spilling_bodies(corpus.articles, &args.build.to_config(), &progress_bar(), &args.out)?;
     let manifest = engine.save(&args.out)?;
     let seconds = started.elapsed().as_secs_f64();
     let bytes: u64 = manifest.files.iter().map(|file| file.bytes).sum();

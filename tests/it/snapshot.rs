@@ -5,7 +5,11 @@ use weitere::engine::Engine;
 use weitere::error::Error;
 use weitere::snapshot::{FORMAT_VERSION, read_manifest};
 
-use crate::common::{query, sample_engine};
+use indicatif::ProgressBar;
+use weitere::engine::BuildConfig;
+use weitere::ingest::{self, IngestOptions};
+
+use crate::common::{SAMPLE, query, sample_engine};
 
 fn saved_sample(dir: &Path) {
     sample_engine().save(dir).unwrap();
@@ -46,6 +50,37 @@ fn a_loaded_engine_reads_bodies_from_disk_and_saves_them_again() {
     let twice = Engine::open(again.path()).unwrap();
     let last = sample_engine().articles().last().unwrap();
     assert_eq!(twice.article(&last.id).unwrap(), *last);
+}
+
+#[test]
+fn an_engine_built_with_spilled_bodies_answers_and_saves_like_one_built_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = ingest::read_gzip_bytes(SAMPLE, "gnad-sample.jsonl.gz", IngestOptions::default()).unwrap();
+    let spilled = Engine::build_spilling_bodies(
+        corpus.articles,
+        &BuildConfig::default(),
+        &ProgressBar::hidden(),
+        dir.path(),
+    )
+    .unwrap();
+    assert!(spilled.articles().iter().all(|article| article.body.is_empty()));
+    for original in sample_engine().articles().iter().step_by(50) {
+        assert_eq!(spilled.article(&original.id).unwrap(), *original);
+        assert_eq!(
+            spilled.related(&query(&original.id, 10)).unwrap(),
+            sample_engine().related(&query(&original.id, 10)).unwrap()
+        );
+    }
+    spilled.save(dir.path()).unwrap();
+    let reopened = Engine::open(dir.path()).unwrap();
+    let last = sample_engine().articles().last().unwrap();
+    assert_eq!(reopened.article(&last.id).unwrap(), *last);
+    let leftovers: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".spill"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]
