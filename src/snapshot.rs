@@ -4,7 +4,8 @@
 //!   it expects beside it and, for every data file, its size and CRC-32. Human-readable, so `cat` tells
 //!   what a snapshot is. File names in it must be plain names inside the directory.
 //! - `{generation}.corpus.bin`: analysis settings, compound lexicon, TF-IDF settings, vocabulary with idf,
-//!   article metadata, body offsets, vectors and the fitted projection (postcard).
+//!   article metadata, body offsets, vectors and the fitted projection (postcard, streamed to the file as it
+//!   is encoded).
 //! - `{generation}.bodies.bin`: the article bodies, read on demand ([`crate::bodies`]).
 //! - `{generation}.dense.bin`: the articles' dense projections, the vectors of the graph ([`crate::dense_file`]).
 //! - `{generation}.hnsw.graph` / `{generation}.hnsw.data`: the HNSW graph as hnsw_rs dumps it.

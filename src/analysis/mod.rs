@@ -55,6 +55,7 @@ mod stem;
 mod stop_words;
 mod tokenize;
 
+use std::convert::Infallible;
 use std::fmt;
 use std::ops::Range;
 use std::time::Instant;
@@ -216,8 +217,8 @@ impl Analyzer {
     }
 
     /// Like [`Analyzer::analyze_into`], but gives up with [`Error::DeadlineExceeded`] once `deadline` has
-    /// passed (checked between stages and every [`DEADLINE_CHECK_TOKENS`] tokens), so that a request whose
-    /// caller has given up stops using the CPU.
+    /// passed (checked at the first token and then every [`DEADLINE_CHECK_TOKENS`] tokens), so that a request
+    /// whose caller has given up stops using the CPU.
     pub fn analyze_until(&self, text: &str, lang: Lang, deadline: Option<Instant>, out: &mut Vec<Term>) -> Result<()> {
         const DURING: &str = "while the text was analysed; the rest was skipped";
         let mut position = 0;
@@ -327,11 +328,10 @@ impl Analyzer {
 /// Calls `token(surface, completion)` for every token of `text` in order, as analysis sees them: the word
 /// as written in the normalised text and, for a truncated German compound, the word completing it.
 pub fn for_each_token(text: &str, lang: Lang, keep_numbers: bool, mut token: impl FnMut(&str, Option<&str>)) {
-    let never_fails = try_for_each_token::<()>(text, lang, keep_numbers, |surface, completion| {
+    let Ok(()) = try_for_each_token::<Infallible>(text, lang, keep_numbers, |surface, completion| {
         token(surface, completion);
         Ok(())
     });
-    never_fails.expect("the callback never fails");
 }
 
 /// Like [`for_each_token`], stopping at the first error of `token`.
