@@ -2,7 +2,7 @@
 //! candidate sets. Vectors sharing no term with the query (similarity 0) are never returned.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 
@@ -38,35 +38,63 @@ thread_local! {
 /// length.
 pub struct ExactIndex {
     vectors: Arc<Vec<SparseVector>>,
+    /// Number of term ids the vectors use (the largest + 1).
+    term_count: usize,
     /// For each term id, the slots whose vectors contain it with the weight there, heaviest first (ties
-    /// to the lower slot), so that a list's prefix holds the articles the term matters most to.
-    postings: Vec<Vec<(Slot, f32)>>,
+    /// to the lower slot), so that a list's prefix holds the articles the term matters most to. Built on
+    /// first use or by [`ExactIndex::prepare`]: a build that only writes a snapshot never needs them.
+    postings: OnceLock<Vec<Vec<(Slot, f32)>>>,
 }
 
 impl ExactIndex {
-    /// An index over `vectors`; slot `i` is `vectors[i]`. The lists are sized by a counting pass first
-    /// and sorted on all cores.
+    /// An index over `vectors`; slot `i` is `vectors[i]`. The postings are built at the first search, or
+    /// earlier by [`ExactIndex::prepare`].
     pub fn new(vectors: Arc<Vec<SparseVector>>) -> Self {
-        let mut lengths: Vec<usize> = Vec::new();
-        for vector in vectors.iter() {
+        let term_count = vectors
+            .iter()
+            .filter_map(|vector| vector.iter().map(|(term, _)| term as usize + 1).max())
+            .max()
+            .unwrap_or(0);
+        Self {
+            vectors,
+            term_count,
+            postings: OnceLock::new(),
+        }
+    }
+
+    /// Builds the postings now, on all cores, so that no search waits for them.
+    pub fn prepare(&self) {
+        self.postings.get_or_init(|| self.build_postings(true));
+    }
+
+    /// The postings; built here, on this thread, if nothing built them yet (not on all cores: a search may
+    /// run inside a rayon task, where a nested parallel build could steal a search that waits for it).
+    fn postings(&self) -> &[Vec<(Slot, f32)>] {
+        self.postings.get_or_init(|| self.build_postings(false))
+    }
+
+    /// The posting lists, sized by a counting pass first.
+    fn build_postings(&self, parallel_sort: bool) -> Vec<Vec<(Slot, f32)>> {
+        let mut lengths = vec![0usize; self.term_count];
+        for vector in self.vectors.iter() {
             for (term, _) in vector.iter() {
-                let term = term as usize;
-                if term >= lengths.len() {
-                    lengths.resize(term + 1, 0);
-                }
-                lengths[term] += 1;
+                lengths[term as usize] += 1;
             }
         }
         let mut postings: Vec<Vec<(Slot, f32)>> = lengths.into_iter().map(Vec::with_capacity).collect();
-        for (slot, vector) in vectors.iter().enumerate() {
+        for (slot, vector) in self.vectors.iter().enumerate() {
             for (term, weight) in vector.iter() {
                 postings[term as usize].push((slot as Slot, weight));
             }
         }
+        let heaviest_first =
+            |list: &mut Vec<(Slot, f32)>| list.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        if parallel_sort {
+            postings.par_iter_mut().for_each(heaviest_first);
+        } else {
+            postings.iter_mut().for_each(heaviest_first);
+        }
         postings
-            .par_iter_mut()
-            .for_each(|list| list.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))));
-        Self { vectors, postings }
     }
 
     /// The vector table, slot order.
@@ -78,8 +106,8 @@ impl ExactIndex {
     /// small candidate sets, where a dot product per slot beats walking the postings.
     pub fn search_among(&self, query: &SparseVector, slots: &[Slot], k: usize) -> Vec<Neighbor> {
         SCATTERED_QUERY.with_borrow_mut(|scattered| {
-            if scattered.len() < self.postings.len() {
-                scattered.resize(self.postings.len(), 0.0);
+            if scattered.len() < self.term_count {
+                scattered.resize(self.term_count, 0.0);
             }
             for (term, weight) in query.iter() {
                 if let Some(slot) = scattered.get_mut(term as usize) {
@@ -131,12 +159,13 @@ impl ExactIndex {
         n: usize,
         accept: &dyn Fn(Slot) -> bool,
     ) -> Vec<Neighbor> {
+        let table = self.postings();
         ACCUMULATOR.with_borrow_mut(|Accumulator { scores, touched }| {
             if scores.len() < self.vectors.len() {
                 scores.resize(self.vectors.len(), 0.0);
             }
             for (term, weight) in entries {
-                let postings = self.postings.get(term as usize).map_or(&[][..], Vec::as_slice);
+                let postings = table.get(term as usize).map_or(&[][..], Vec::as_slice);
                 for &(slot, stored) in &postings[..postings.len().min(per_term)] {
                     let score = &mut scores[slot as usize];
                     if *score == 0.0 {
@@ -188,6 +217,23 @@ mod tests {
             index.search_among(&query, &[2, 3, 1], 2),
             index.search(&query, 2, &|slot| slot != 0)
         );
+    }
+
+    #[test]
+    fn prepared_and_lazily_built_postings_answer_alike() {
+        let vectors: Arc<Vec<SparseVector>> = Arc::new(
+            (0..60u32)
+                .map(|seed| {
+                    SparseVector::from_pairs((0..6).map(|i| ((seed * 5 + i * 11) % 30, 1.0 + i as f32)).collect())
+                })
+                .collect(),
+        );
+        let lazy = ExactIndex::new(Arc::clone(&vectors));
+        let prepared = ExactIndex::new(Arc::clone(&vectors));
+        prepared.prepare();
+        for query in vectors.iter() {
+            assert_eq!(lazy.search(query, 10, &|_| true), prepared.search(query, 10, &|_| true));
+        }
     }
 
     #[test]
