@@ -74,34 +74,44 @@ impl<'a> TokenKey<'a> {
     }
 }
 
-/// Interns strings to dense ids in order of first appearance.
+/// Interns strings to dense ids in order of first appearance, counting how often each was added.
 #[derive(Debug, Default)]
 struct Interner {
     ids: HashMap<Box<str>, u32>,
+    /// By id: the sum of the counts added with the key.
+    counts: Vec<u32>,
 }
 
 impl Interner {
-    fn id(&mut self, key: &str) -> u32 {
-        if let Some(&id) = self.ids.get(key) {
-            return id;
-        }
-        let id = self.ids.len() as u32;
-        self.ids.insert(key.into(), id);
+    /// The id of `key`, after adding `count` to its count.
+    fn add(&mut self, key: &str, count: u32) -> u32 {
+        let id = match self.ids.get(key) {
+            Some(&id) => id,
+            None => self.insert(key.into()),
+        };
+        self.count(id, count)
+    }
+
+    fn insert(&mut self, key: Box<str>) -> u32 {
+        let id = self.counts.len() as u32;
+        self.ids.insert(key, id);
+        self.counts.push(0);
         id
     }
 
-    fn id_of_owned(&mut self, key: Box<str>) -> u32 {
-        let next = self.ids.len() as u32;
-        *self.ids.entry(key).or_insert(next)
+    fn count(&mut self, id: u32, count: u32) -> u32 {
+        let total = &mut self.counts[id as usize];
+        *total = total.saturating_add(count);
+        id
     }
 
-    /// The keys, by id.
-    fn into_keys(self) -> Vec<Box<str>> {
+    /// The keys and their counts, by id.
+    fn into_parts(self) -> (Vec<Box<str>>, Vec<u32>) {
         let mut keys: Vec<Box<str>> = vec![Box::from(""); self.ids.len()];
         for (key, id) in self.ids {
             keys[id as usize] = key;
         }
-        keys
+        (keys, self.counts)
     }
 }
 
@@ -122,8 +132,8 @@ pub(super) struct TokenCounts {
 
 /// One chunk's share of [`TokenCounts`], with token ids of its own.
 struct Chunk {
-    interner: Interner,
-    occurrences: Vec<u32>,
+    /// The chunk's tokens, counting their occurrences.
+    tokens: Interner,
     offsets: Vec<usize>,
     entries: Vec<TokenCount>,
 }
@@ -145,8 +155,7 @@ impl TokenCounts {
 
     fn gather_chunk(articles: &[Article], title_weight: f32, keep_numbers: bool) -> Chunk {
         let mut chunk = Chunk {
-            interner: Interner::default(),
-            occurrences: Vec::new(),
+            tokens: Interner::default(),
             offsets: vec![0],
             entries: Vec::new(),
         };
@@ -157,11 +166,7 @@ impl TokenCounts {
             for (text, weight) in [(&article.title, title_weight), (&article.body, 1.0)] {
                 for_each_token(text, lang, keep_numbers, |surface, completion| {
                     TokenKey::write(lang, surface, completion, &mut key);
-                    let id = chunk.interner.id(&key);
-                    if id as usize == chunk.occurrences.len() {
-                        chunk.occurrences.push(0);
-                    }
-                    chunk.occurrences[id as usize] = chunk.occurrences[id as usize].saturating_add(1);
+                    let id = chunk.tokens.add(&key, 1);
                     chunk.entries.push((id, weight));
                 });
             }
@@ -173,32 +178,24 @@ impl TokenCounts {
 
     /// Joins the chunks' tables into one, renumbering their tokens.
     fn merge(chunks: Vec<Chunk>, article_count: usize) -> Self {
-        let mut interner = Interner::default();
-        let mut occurrences: Vec<u32> = Vec::new();
+        let mut tokens = Interner::default();
         let mut offsets = Vec::with_capacity(article_count + 1);
         offsets.push(0);
         let mut entries = Vec::new();
         for chunk in chunks {
-            let global_ids: Vec<u32> = chunk
-                .interner
-                .into_keys()
+            let (keys, counts) = chunk.tokens.into_parts();
+            let global_ids: Vec<u32> = keys
                 .into_iter()
-                .zip(&chunk.occurrences)
-                .map(|(key, &count)| {
-                    let id = interner.id_of_owned(key);
-                    if id as usize == occurrences.len() {
-                        occurrences.push(0);
-                    }
-                    occurrences[id as usize] = occurrences[id as usize].saturating_add(count);
-                    id
-                })
+                .zip(counts)
+                .map(|(key, count)| tokens.add(&key, count))
                 .collect();
             let base = entries.len();
             entries.extend(chunk.entries.iter().map(|&(id, tf)| (global_ids[id as usize], tf)));
             offsets.extend(chunk.offsets[1..].iter().map(|offset| base + offset));
         }
+        let (keys, occurrences) = tokens.into_parts();
         Self {
-            keys: interner.into_keys(),
+            keys,
             occurrences,
             offsets,
             entries,
@@ -276,7 +273,7 @@ impl TermTable {
         let mut terms = Vec::new();
         for (token_terms, &occurrences) in analyzed.into_iter().zip(&counts.occurrences) {
             for term in token_terms {
-                let id = interner.id(&term.key);
+                let id = interner.add(&term.key, 0);
                 if id as usize == surfaces.len() {
                     surfaces.push(Vec::new());
                 }
@@ -290,7 +287,7 @@ impl TermTable {
             offsets.push(terms.len());
         }
         Self {
-            keys: interner.into_keys().into_iter().map(String::from).collect(),
+            keys: interner.into_parts().0.into_iter().map(String::from).collect(),
             surfaces,
             offsets,
             terms,
