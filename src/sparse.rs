@@ -73,14 +73,11 @@ impl SparseVector {
         self.shared_products(other).map(|(_, product)| product).sum()
     }
 
-    /// Dot product with a query scattered into a dense array indexed by term id (terms beyond its end
-    /// count as zero). Equal to [`SparseVector::dot`] with that query (exactly, up to the sign of a zero): the
-    /// shared terms are summed in the same term order, and the others add exact zeros. A gather without branches, for
-    /// re-ranking many candidates against one query.
-    pub fn dot_scattered(&self, query: &[f32]) -> f32 {
-        self.iter()
-            .map(|(term, weight)| weight * query.get(term as usize).copied().unwrap_or(0.0))
-            .sum()
+    /// Dot product with the query loaded into `query`. Equal to [`SparseVector::dot`] with that query
+    /// (exactly, up to the sign of a zero): the shared terms are summed in the same term order, and the
+    /// others add exact zeros. For re-ranking many candidates against one query.
+    pub fn dot_with(&self, query: &QueryWeights) -> f32 {
+        self.iter().map(|(term, weight)| weight * query.weight(term)).sum()
     }
 
     /// The `n` shared terms that contribute most to the dot product, largest contribution first.
@@ -108,6 +105,50 @@ impl SparseVector {
             }
             None
         })
+    }
+}
+
+/// One query's weights, laid out for the dot products of that query with many stored vectors: a bitmap
+/// of its terms (one bit per vocabulary term: 180 KB at 1.4 million terms, so it stays in the L2 cache)
+/// in front of its weights by term id, which are read only for the terms the bitmap says are shared.
+/// Reused across queries, so loading one allocates nothing once the arrays have grown.
+#[derive(Debug, Default)]
+pub struct QueryWeights {
+    /// Bit `t % 64` of word `t / 64` is set when term `t` is in the query.
+    present: Vec<u64>,
+    /// The query's weight by term id; zero for terms not in it.
+    weights: Vec<f32>,
+    /// The terms loaded, to clear them again.
+    loaded: Vec<TermId>,
+}
+
+impl QueryWeights {
+    /// Replaces the loaded query with `query`.
+    pub fn load(&mut self, query: &SparseVector) {
+        for term in self.loaded.drain(..) {
+            self.present[term as usize / 64] = 0;
+            self.weights[term as usize] = 0.0;
+        }
+        let term_count = query.terms.last().map_or(0, |&term| term as usize + 1);
+        if self.weights.len() < term_count {
+            self.weights.resize(term_count, 0.0);
+            self.present.resize(term_count.div_ceil(64), 0);
+        }
+        for (term, weight) in query.iter() {
+            self.present[term as usize / 64] |= 1 << (term % 64);
+            self.weights[term as usize] = weight;
+            self.loaded.push(term);
+        }
+    }
+
+    /// The weight of `term` in the loaded query, 0 when it is absent.
+    pub fn weight(&self, term: TermId) -> f32 {
+        let word = self.present.get(term as usize / 64).copied().unwrap_or(0);
+        if word >> (term % 64) & 1 == 0 {
+            0.0
+        } else {
+            self.weights[term as usize]
+        }
     }
 }
 
@@ -157,24 +198,18 @@ mod tests {
     }
 
     #[test]
-    fn the_scattered_dot_equals_the_dot_exactly() {
+    fn the_dot_with_loaded_query_weights_equals_the_dot_exactly() {
+        let mut weights = QueryWeights::default();
         for seed in 0..500 {
             let a = pseudo_random_vector(seed, 60);
             let b = pseudo_random_vector(seed + 10_000, 50);
-            let mut scattered = vec![0.0; 40];
-            for (term, weight) in b.iter().filter(|&(term, _)| term < 40) {
-                scattered[term as usize] = weight;
-            }
-            let truncated = SparseVector {
-                terms: b.terms.iter().copied().filter(|&term| term < 40).collect(),
-                weights: b
-                    .iter()
-                    .filter(|&(term, _)| term < 40)
-                    .map(|(_, weight)| weight)
-                    .collect(),
-            };
-            assert_eq!(a.dot_scattered(&scattered), truncated.dot(&a), "seed {seed}");
+            weights.load(&b);
+            assert_eq!(a.dot_with(&weights), b.dot(&a), "seed {seed}");
+            assert_eq!(weights.weight(1_000), 0.0);
         }
+        let long = SparseVector::from_pairs((0..300).map(|term| (term * 7919, 1.0)).collect());
+        weights.load(&long);
+        assert!(long.iter().all(|(term, weight)| weights.weight(term) == weight));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use rayon::prelude::*;
 
 use super::{Neighbor, NeighborIndex, Slot, rank_neighbors};
-use crate::sparse::{SparseVector, TermId};
+use crate::sparse::{QueryWeights, SparseVector, TermId};
 
 /// How far [`ExactIndex::search_pruned`] reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,12 +25,14 @@ struct Accumulator {
     scores: Vec<f32>,
     /// Slots whose score is no longer zero.
     touched: Vec<Slot>,
+    /// The touched slots with their scores, ranked before the filter sees them.
+    hits: Vec<Neighbor>,
 }
 
 thread_local! {
     static ACCUMULATOR: RefCell<Accumulator> = RefCell::new(Accumulator::default());
-    /// The query's weights by term id (zero elsewhere) while [`ExactIndex::search_among`] runs.
-    static SCATTERED_QUERY: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The query's weights while [`ExactIndex::search_among`] runs.
+    static QUERY_WEIGHTS: RefCell<QueryWeights> = RefCell::new(QueryWeights::default());
 }
 
 /// Exact cosine search over a shared vector table through an inverted index: a query touches only the
@@ -105,28 +107,16 @@ impl ExactIndex {
     /// The `k` vectors among `slots` most similar to `query`, ranked like [`NeighborIndex::search`]; for
     /// small candidate sets, where a dot product per slot beats walking the postings.
     pub fn search_among(&self, query: &SparseVector, slots: &[Slot], k: usize) -> Vec<Neighbor> {
-        SCATTERED_QUERY.with_borrow_mut(|scattered| {
-            if scattered.len() < self.term_count {
-                scattered.resize(self.term_count, 0.0);
-            }
-            for (term, weight) in query.iter() {
-                if let Some(slot) = scattered.get_mut(term as usize) {
-                    *slot = weight;
-                }
-            }
+        QUERY_WEIGHTS.with_borrow_mut(|weights| {
+            weights.load(query);
             let hits = slots
                 .iter()
                 .map(|&slot| Neighbor {
                     slot,
-                    similarity: self.vectors[slot as usize].dot_scattered(scattered),
+                    similarity: self.vectors[slot as usize].dot_with(weights),
                 })
                 .filter(|hit| hit.similarity > 0.0)
                 .collect();
-            for (term, _) in query.iter() {
-                if let Some(slot) = scattered.get_mut(term as usize) {
-                    *slot = 0.0;
-                }
-            }
             rank_neighbors(hits, k)
         })
     }
@@ -160,7 +150,7 @@ impl ExactIndex {
         accept: &dyn Fn(Slot) -> bool,
     ) -> Vec<Neighbor> {
         let table = self.postings();
-        ACCUMULATOR.with_borrow_mut(|Accumulator { scores, touched }| {
+        ACCUMULATOR.with_borrow_mut(|Accumulator { scores, touched, hits }| {
             if scores.len() < self.vectors.len() {
                 scores.resize(self.vectors.len(), 0.0);
             }
@@ -174,19 +164,37 @@ impl ExactIndex {
                     *score += weight * stored;
                 }
             }
-            let mut hits = Vec::with_capacity(touched.len().min(n * 4));
+            hits.clear();
             for slot in touched.drain(..) {
                 let similarity = std::mem::take(&mut scores[slot as usize]);
-                if similarity > 0.0 && accept(slot) {
+                if similarity > 0.0 {
                     hits.push(Neighbor { slot, similarity });
-                    if hits.len() >= n.max(64) * 8 {
-                        hits = rank_neighbors(hits, n);
-                    }
                 }
             }
-            rank_neighbors(hits, n)
+            best_accepted(hits, n, accept)
         })
     }
+}
+
+/// The `n` best of `hits` that `accept` lets through, ranked like [`rank_neighbors`]. The filter is asked
+/// about the best hits first, in growing batches, so it sees about `n` slots rather than every touched one
+/// (it may read the article's metadata: a cache miss each). Reorders `hits`.
+fn best_accepted(hits: &mut [Neighbor], n: usize, accept: &dyn Fn(Slot) -> bool) -> Vec<Neighbor> {
+    let order = |a: &Neighbor, b: &Neighbor| b.similarity.total_cmp(&a.similarity).then(a.slot.cmp(&b.slot));
+    let mut kept = Vec::with_capacity(n.min(hits.len()));
+    let (mut start, mut batch) = (0, n.max(8).saturating_mul(2));
+    while kept.len() < n && start < hits.len() {
+        let rest = &mut hits[start..];
+        let end = batch.min(rest.len());
+        if end < rest.len() {
+            rest.select_nth_unstable_by(end - 1, order);
+        }
+        rest[..end].sort_unstable_by(order);
+        kept.extend(rest[..end].iter().filter(|hit| accept(hit.slot)).take(n - kept.len()));
+        start += end;
+        batch = batch.saturating_mul(2);
+    }
+    kept
 }
 
 impl NeighborIndex for ExactIndex {
@@ -217,6 +225,27 @@ mod tests {
             index.search_among(&query, &[2, 3, 1], 2),
             index.search(&query, 2, &|slot| slot != 0)
         );
+    }
+
+    #[test]
+    fn the_filter_is_asked_best_first_and_only_as_far_as_needed() {
+        let hits: Vec<Neighbor> = (0..1_000u32)
+            .map(|slot| Neighbor {
+                slot,
+                similarity: 1.0 / (1 + slot % 500) as f32,
+            })
+            .collect();
+        let asked = std::cell::Cell::new(0);
+        let odd_only = |slot: Slot| {
+            asked.set(asked.get() + 1);
+            slot % 2 == 1
+        };
+        let kept = best_accepted(&mut hits.clone(), 5, &odd_only);
+        let expected: Vec<Neighbor> = rank_neighbors(hits.iter().copied().filter(|hit| hit.slot % 2 == 1).collect(), 5);
+        assert_eq!(kept, expected);
+        assert!(asked.get() <= 16, "asked about {} slots", asked.get());
+        let none_accepted = best_accepted(&mut hits.clone(), 5, &|_| false);
+        assert!(none_accepted.is_empty());
     }
 
     #[test]
