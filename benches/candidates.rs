@@ -23,6 +23,7 @@ use weitere::ingest::{self, IngestOptions};
 use weitere::projection::{Projection, ProjectionConfig};
 use weitere::sparse::SparseVector;
 use weitere::tfidf::Vectorizer;
+use weitere::vector_table::VectorTable;
 
 /// Sources measured, spread evenly over the archive.
 const SOURCES: usize = 1_000;
@@ -60,11 +61,13 @@ fn main() {
     let vectors = Arc::new(vectors);
     let index = ExactIndex::new(Arc::clone(&vectors));
     let sources: Vec<usize> = (0..vectors.len()).step_by((vectors.len() / SOURCES).max(1)).collect();
+    let queries: Vec<SparseVector> = sources.iter().map(|&source| vectors.get(source).to_vector()).collect();
 
     let started = Instant::now();
     let exact: Vec<Vec<Neighbor>> = sources
         .iter()
-        .map(|&source| index.search(&vectors[source], K, &|slot: Slot| slot as usize != source))
+        .zip(&queries)
+        .map(|(&source, query)| index.search(query, K, &|slot: Slot| slot as usize != source))
         .collect();
     let per_query = |started: Instant| started.elapsed().as_secs_f64() * 1_000.0 / sources.len() as f64;
     println!("full exact scan: {:.3} ms per query", per_query(started));
@@ -80,10 +83,10 @@ fn main() {
             let started = Instant::now();
             let by_terms: Vec<Vec<Slot>> = sources
                 .iter()
-                .map(|&source| {
-                    let hits = index.search_pruned(&vectors[source], limits, term_candidates, &|slot: Slot| {
-                        slot as usize != source
-                    });
+                .zip(&queries)
+                .map(|(&source, query)| {
+                    let hits =
+                        index.search_pruned(query, limits, term_candidates, &|slot: Slot| slot as usize != source);
                     hits.iter().map(|hit| hit.slot).collect()
                 })
                 .collect();
@@ -92,13 +95,13 @@ fn main() {
                 .iter()
                 .map(|&dense_candidates| {
                     let (mut found, mut wanted) = (0, 0);
-                    for (i, &source) in sources.iter().enumerate() {
+                    for (i, query) in queries.iter().enumerate() {
                         let mut union = by_terms[i].clone();
                         union.extend(&dense[i][..dense_candidates.min(dense[i].len())]);
                         union.sort_unstable();
                         union.dedup();
                         let kept: HashSet<Slot> = index
-                            .search_among(&vectors[source], &union, K)
+                            .search_among(query, &union, K)
                             .iter()
                             .map(|hit| hit.slot)
                             .collect();
@@ -119,7 +122,7 @@ fn main() {
 }
 
 /// For each source, the nearest articles by LSA projection (256 dimensions), best first, by brute force.
-fn dense_nearest(vectors: &[SparseVector], term_count: usize, sources: &[usize]) -> Vec<Vec<Slot>> {
+fn dense_nearest(vectors: &VectorTable, term_count: usize, sources: &[usize]) -> Vec<Vec<Slot>> {
     let started = Instant::now();
     let projection = Projection::fit(vectors, term_count, &ProjectionConfig::default()).unwrap();
     let fitted = started.elapsed().as_secs_f64();

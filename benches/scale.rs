@@ -249,10 +249,10 @@ async fn main() {
     let approximate = time_related(&engine);
     let (mut found, mut wanted) = (0, 0);
     for &source in &sources {
-        let vector = &engine.vectors()[source as usize];
+        let vector = engine.vectors().get(source as usize).to_vector();
         let not_source = |slot: Slot| slot != source;
-        let truth = engine.exact().search(vector, K, &not_source);
-        let got = engine.approximate().search(vector, K, &not_source);
+        let truth = engine.exact().search(&vector, K, &not_source);
+        let got = engine.approximate().search(&vector, K, &not_source);
         wanted += truth.len();
         found += truth
             .iter()

@@ -20,9 +20,10 @@ use crate::index::{ApproximateIndex, ExactIndex, HnswParams, Neighbor, NeighborI
 use crate::projection::ProjectionConfig;
 use crate::recommend::{Candidate, Filter, RankingPolicy, Recommendation, RelatedQuery, Source};
 use crate::snapshot::{self, FORMAT_VERSION, Manifest, SnapshotRef};
-use crate::sparse::SparseVector;
+use crate::sparse::{SparseRef, SparseVector};
 use crate::store::{Change, ChangeSeq, LogBinding};
 use crate::tfidf::{TfidfConfig, Vectorizer};
+use crate::vector_table::VectorTable;
 
 /// When at most this many articles may be returned (the whole index, or what a filter lets through),
 /// [`SearchStrategy::Auto`] scans them exactly. Measured with `cargo bench --bench scale` on generated
@@ -91,7 +92,7 @@ pub struct Engine {
     /// built with [`Engine::build_spilling_bodies`].
     articles: Vec<Article>,
     bodies: Option<BodyFile>,
-    vectors: Arc<Vec<SparseVector>>,
+    vectors: Arc<VectorTable>,
     slot_by_id: HashMap<String, Slot>,
     exact: Arc<ExactIndex>,
     approximate: ApproximateIndex,
@@ -123,9 +124,9 @@ impl Engine {
 
     /// Like [`Engine::build`], for an engine that is to be saved as a snapshot: once the articles are
     /// analysed their bodies move to an unlinked scratch file in `scratch_dir` ([`bodies::spill`]), read
-    /// back only when the snapshot is written, and the postings are left to the first search (a snapshot
-    /// does not store them). At a million generated articles that keeps about 2.7 GB of bodies and 2 GB
-    /// of postings out of memory.
+    /// back only when the snapshot is written, and the postings are built only then, once the graph is
+    /// built. At a million generated articles that keeps about 2.7 GB of bodies out of memory, and 1.5 GB
+    /// of postings out of the graph build.
     pub fn build_spilling_bodies(
         articles: Vec<Article>,
         config: &BuildConfig,
@@ -179,11 +180,9 @@ impl Engine {
         let started = Instant::now();
         let analyzer = Analyzer::new(data.analyzer, data.lexicon);
         let vectorizer = Vectorizer::from_parts(analyzer, data.vocabulary, data.tfidf);
-        let vectors = data.vectors;
-        let exact = ExactIndex::new(vectors);
-        let ((), graph) = rayon::join(|| exact.prepare(), || graph_files.load());
-        let (exact, graph) = (Arc::new(exact), graph?);
-        end_phase(started, "built the postings and loaded the graph", articles);
+        let graph = graph_files.load()?;
+        let exact = Arc::new(data.exact);
+        end_phase(started, "loaded the graph", articles);
         let approximate = ApproximateIndex::from_parts(Arc::clone(&exact), data.projection, data.dense, graph);
         let mut engine = Self::assemble(vectorizer, data.articles, exact, approximate, manifest.built_at);
         engine.bodies = Some(data.bodies);
@@ -236,8 +235,8 @@ impl Engine {
             tfidf: self.vectorizer.config(),
             vocabulary: self.vectorizer.vocabulary(),
             articles: &self.articles,
-            vectors: &self.vectors,
             projection: self.approximate.projection(),
+            exact: &self.exact,
         };
         let body = |slot: usize| self.body(slot as Slot);
         snapshot::write(
@@ -372,7 +371,7 @@ impl Engine {
     }
 
     /// The base snapshot's vectors, in slot order.
-    pub fn vectors(&self) -> &Arc<Vec<SparseVector>> {
+    pub fn vectors(&self) -> &Arc<VectorTable> {
         &self.vectors
     }
 
@@ -416,10 +415,11 @@ impl Engine {
         }
     }
 
-    fn vector_at(&self, slot: Slot) -> &SparseVector {
-        match self.vectors.get(slot as usize) {
-            Some(vector) => vector,
-            None => &self.delta.get(slot).expect("slots come from the engine").1,
+    fn vector_at(&self, slot: Slot) -> SparseRef<'_> {
+        if (slot as usize) < self.vectors.len() {
+            self.vectors.get(slot as usize)
+        } else {
+            self.delta.get(slot).expect("slots come from the engine").1.view()
         }
     }
 
@@ -433,7 +433,11 @@ impl Engine {
             Source::Article(id) => {
                 let slot = self.slot(id)?;
                 let article = self.article_at(slot);
-                Ok((Cow::Borrowed(self.vector_at(slot)), Some(slot), article.published_at))
+                Ok((
+                    Cow::Owned(self.vector_at(slot).to_vector()),
+                    Some(slot),
+                    article.published_at,
+                ))
             }
             Source::Draft(draft) => {
                 let article = Article {
@@ -583,6 +587,7 @@ impl Engine {
             published_at: article.published_at,
             score,
             shared_terms: source
+                .view()
                 .top_shared_terms(self.vector_at(slot), self.policy.explain_terms)
                 .into_iter()
                 .map(|term| vocabulary.surface(term).to_owned())

@@ -7,11 +7,11 @@
 //! |---|---|---|
 //! | input | [`ingest`], [`article`] | How do articles get in? |
 //! | analysis | [`analysis`] | How do we turn an article's text into index terms? |
-//! | vectors | [`tfidf`], [`sparse`] | How are terms weighted? |
+//! | vectors | [`tfidf`], [`sparse`], [`vector_table`] | How are terms weighted? Where do the vectors live? |
 //! | dense projection | [`projection`] | How does a sparse vector become a short dense one for the graph? |
 //! | index | [`index`] | Which stored articles are nearest to a vector? |
 //! | live changes | [`delta`] | What changed since the snapshot was built? |
-//! | persistence | [`snapshot`], [`bodies`], [`dense_file`] | How does an index outlive the process? Where do bodies live? |
+//! | persistence | [`snapshot`], [`bodies`], [`dense_file`], [`flat_file`] | How does an index outlive the process? Where do bodies live? |
 //! | durability | [`store`] | How do acknowledged writes survive a crash? |
 //! | ranking | [`recommend`] | Which candidates make the block, in which order? |
 //! | all together | [`engine`] | Where do the stages meet? |
@@ -57,6 +57,7 @@ pub mod dense_file;
 pub mod engine;
 pub mod error;
 pub mod evaluate;
+pub mod flat_file;
 pub mod index;
 pub mod ingest;
 pub mod live;
@@ -67,3 +68,4 @@ pub mod snapshot;
 pub mod sparse;
 pub mod store;
 pub mod tfidf;
+pub mod vector_table;

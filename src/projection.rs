@@ -28,7 +28,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::sparse::{SparseVector, TermId};
+use crate::sparse::{SparseRef, SparseVector, TermId};
+use crate::vector_table::VectorTable;
 
 /// Default [`ProjectionConfig::dimensions`]. On the generated 100,000-article archive, 128 dimensions kept
 /// recall@10 at 0.969 against 0.970 for 256 (both after re-ranking, graph `ef_construction` 40) while the fit
@@ -139,7 +140,7 @@ pub struct Projection {
 
 impl Projection {
     /// Fits the projection on (a sample of) `vectors`, whose term ids are below `term_count`.
-    pub fn fit(vectors: &[SparseVector], term_count: usize, config: &ProjectionConfig) -> Result<Self> {
+    pub fn fit(vectors: &VectorTable, term_count: usize, config: &ProjectionConfig) -> Result<Self> {
         config.validate()?;
         let mut rng = StdRng::seed_from_u64(config.seed);
         let mut sample: Vec<usize> = (0..vectors.len()).collect();
@@ -147,13 +148,17 @@ impl Projection {
         sample.truncate(config.sample);
         sample.sort_unstable();
 
-        let kept = frequent_terms(sample.iter().map(|&slot| &vectors[slot]), term_count, config.max_terms);
+        let kept = frequent_terms(
+            sample.iter().map(|&slot| vectors.get(slot)),
+            term_count,
+            config.max_terms,
+        );
         let mut rows = vec![NO_ROW; term_count];
         for (row, &term) in kept.iter().enumerate() {
             rows[term as usize] = row as u32;
         }
         let matrix = Csr::from_rows(
-            sample.iter().map(|&slot| project_terms(&vectors[slot], &rows)),
+            sample.iter().map(|&slot| project_terms(vectors.get(slot), &rows)),
             kept.len(),
         );
         let dimensions = config.dimensions;
@@ -192,7 +197,7 @@ impl Projection {
 
     /// Writes the L2-normalised projection of `vector` into `out` (of length [`Projection::dimensions`]);
     /// all zeros when none of its terms has a row. Terms beyond the fitted vocabulary are ignored.
-    pub fn project_into(&self, vector: &SparseVector, out: &mut [f32]) {
+    pub fn project_into(&self, vector: SparseRef<'_>, out: &mut [f32]) {
         out.fill(0.0);
         for (row, weight) in project_terms(vector, &self.rows) {
             let start = row as usize * self.dimensions;
@@ -206,18 +211,18 @@ impl Projection {
     /// The projection of `vector`.
     pub fn project(&self, vector: &SparseVector) -> Vec<f32> {
         let mut out = vec![0.0; self.dimensions];
-        self.project_into(vector, &mut out);
+        self.project_into(vector.view(), &mut out);
         out
     }
 
     /// Projects every vector, on all cores.
-    pub fn project_all(&self, vectors: &[SparseVector]) -> DenseVectors {
+    pub fn project_all(&self, vectors: &VectorTable) -> DenseVectors {
         let mut values = vec![0.0f32; vectors.len() * self.dimensions];
         if self.dimensions > 0 {
             values
                 .par_chunks_mut(self.dimensions)
-                .zip(vectors.par_iter())
-                .for_each(|(out, vector)| self.project_into(vector, out));
+                .enumerate()
+                .for_each(|(slot, out)| self.project_into(vectors.get(slot), out));
         }
         DenseVectors {
             dimensions: self.dimensions,
@@ -274,7 +279,7 @@ impl DenseVectors {
 /// The terms in at least two of `vectors`, at most `max_terms` of them (the most frequent, ties to the
 /// lower id), in id order.
 fn frequent_terms<'a>(
-    vectors: impl Iterator<Item = &'a SparseVector>,
+    vectors: impl Iterator<Item = SparseRef<'a>>,
     term_count: usize,
     max_terms: usize,
 ) -> Vec<TermId> {
@@ -300,7 +305,7 @@ fn frequent_terms<'a>(
 }
 
 /// The entries of `vector` whose terms have a row, as (row, weight).
-fn project_terms<'a>(vector: &'a SparseVector, rows: &'a [u32]) -> impl Iterator<Item = (u32, f32)> + 'a {
+fn project_terms<'a>(vector: SparseRef<'a>, rows: &'a [u32]) -> impl Iterator<Item = (u32, f32)> + 'a {
     vector.iter().filter_map(|(term, weight)| {
         rows.get(term as usize)
             .filter(|&&row| row != NO_ROW)
@@ -453,8 +458,8 @@ mod tests {
 
     /// Articles on `topics` topics: each uses its topic's 6 words heavily, a few shared words lightly and a
     /// word of its own.
-    fn topical_vectors(count: u32, topics: u32) -> Vec<SparseVector> {
-        (0..count)
+    fn topical_vectors(count: u32, topics: u32) -> VectorTable {
+        let vectors: Vec<SparseVector> = (0..count)
             .map(|i| {
                 let topic = i % topics;
                 let mut pairs: Vec<(TermId, f32)> =
@@ -463,7 +468,8 @@ mod tests {
                 pairs.push((topics * 6 + 5 + i, 0.3));
                 SparseVector::from_pairs(pairs)
             })
-            .collect()
+            .collect();
+        vectors.iter().collect()
     }
 
     fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -480,7 +486,7 @@ mod tests {
         for i in 0..16 {
             let same = dot(dense.row(i), dense.row(i + 8));
             let other = dot(dense.row(i), dense.row(i + 1));
-            let exact = vectors[i].dot(&vectors[i + 8]);
+            let exact = vectors.get(i).dot(vectors.get(i + 8));
             assert!(
                 same >= exact - 0.02,
                 "article {i}: same-topic cosine {same}, exact {exact}"
@@ -518,10 +524,11 @@ mod tests {
 
     #[test]
     fn tiny_corpora_and_unknown_terms_give_zero_vectors_not_errors() {
-        let single = vec![SparseVector::from_pairs(vec![(0, 1.0), (1, 2.0)])];
-        let projection = Projection::fit(&single, 2, &ProjectionConfig::default().dimensions(4)).unwrap();
+        let single = SparseVector::from_pairs(vec![(0, 1.0), (1, 2.0)]);
+        let table: VectorTable = [&single].into_iter().collect();
+        let projection = Projection::fit(&table, 2, &ProjectionConfig::default().dimensions(4)).unwrap();
         assert_eq!(projection.term_count(), 0, "no term is in two articles");
-        assert_eq!(projection.project(&single[0]), vec![0.0; 4]);
+        assert_eq!(projection.project(&single), vec![0.0; 4]);
         let beyond = SparseVector::from_pairs(vec![(99, 1.0)]);
         assert_eq!(projection.project(&beyond), vec![0.0; 4]);
         assert!(ProjectionConfig::default().dimensions(0).validate().is_err());

@@ -4,9 +4,12 @@
 //!   it expects beside it and, for every data file, its size and CRC-32. Human-readable, so `cat` tells
 //!   what a snapshot is. File names in it must be plain names inside the directory.
 //! - `{generation}.corpus.bin`: analysis settings, compound lexicon, TF-IDF settings, vocabulary with idf,
-//!   article metadata, body offsets, vectors and the fitted projection (postcard, streamed to the file as it
-//!   is encoded).
+//!   article metadata, body offsets and the fitted projection (postcard, streamed to the file as it is
+//!   encoded).
 //! - `{generation}.bodies.bin`: the article bodies, read on demand ([`crate::bodies`]).
+//! - `{generation}.vectors.bin`: the articles' TF-IDF vectors as one CSR block ([`crate::vector_table`]).
+//! - `{generation}.postings.bin`: the inverted index over them ([`crate::index::Postings`]), stored so
+//!   that opening a snapshot does not rebuild it.
 //! - `{generation}.dense.bin`: the articles' dense projections, the vectors of the graph ([`crate::dense_file`]).
 //! - `{generation}.hnsw.graph` / `{generation}.hnsw.data`: the HNSW graph as hnsw_rs dumps it.
 //!
@@ -22,6 +25,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{AnalyzerConfig, Lexicon};
@@ -29,11 +33,11 @@ use crate::article::{Article, Timestamp};
 use crate::bodies::{self, BODIES_SUFFIX, BodyFile};
 use crate::dense_file::{self, DENSE_SUFFIX};
 use crate::error::{Error, Result, quote};
-use crate::index::{ApproximateIndex, HnswIndex, HnswParams};
+use crate::index::{ApproximateIndex, ExactIndex, HnswIndex, HnswParams, POSTINGS_SUFFIX, Postings};
 use crate::projection::{DenseVectors, Projection, ProjectionConfig};
-use crate::sparse::SparseVector;
 use crate::store::LogBinding;
 use crate::tfidf::{TfidfConfig, Vocabulary};
+use crate::vector_table::{VECTORS_SUFFIX, VectorTable};
 
 /// Format version this build writes and reads. Bump on any change to the files' layout.
 ///
@@ -41,10 +45,12 @@ use crate::tfidf::{TfidfConfig, Vocabulary};
 /// - 2: publication times keep their nanoseconds.
 /// - 3: bodies in a file of their own, read on demand.
 /// - 4: the graph holds dense projections (LSA), stored with the projection and a dense vector file.
+/// - 5: vectors and postings in flat files of their own, read straight into memory; the dense file
+///   gained the flat files' header.
 ///
 /// Older snapshots are refused with [`Error::IncompatibleSnapshot`]; rebuild them from the archive with
 /// `weitere index`.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 const MANIFEST: &str = "manifest.json";
 const CORPUS_SUFFIX: &str = ".corpus.bin";
@@ -102,10 +108,10 @@ pub struct SnapshotRef<'a> {
     pub vocabulary: &'a Vocabulary,
     /// Article metadata, slot order (bodies are written separately).
     pub articles: &'a [Article],
-    /// Article vectors, slot order.
-    pub vectors: &'a [SparseVector],
     /// The fitted projection.
     pub projection: &'a Projection,
+    /// The article vectors with their postings (built here if they were not yet).
+    pub exact: &'a ExactIndex,
 }
 
 /// An article as the corpus file stores it: everything but the body, which has a file of its own.
@@ -195,7 +201,6 @@ struct CorpusRef<'a> {
     vocabulary: &'a Vocabulary,
     articles: Vec<StoredArticleRef<'a>>,
     body_offsets: &'a [u64],
-    vectors: &'a [SparseVector],
     projection: &'a Projection,
 }
 
@@ -208,7 +213,6 @@ struct Corpus {
     vocabulary: Vocabulary,
     articles: Vec<StoredArticle>,
     body_offsets: Vec<u64>,
-    vectors: Vec<SparseVector>,
     projection: Projection,
 }
 
@@ -226,8 +230,8 @@ pub struct SnapshotData {
     pub articles: Vec<Article>,
     /// The bodies, read on demand.
     pub bodies: BodyFile,
-    /// Article vectors, slot order; shared with the index.
-    pub vectors: Arc<Vec<SparseVector>>,
+    /// The exact index: the article vectors with their postings.
+    pub exact: ExactIndex,
     /// The fitted projection.
     pub projection: Projection,
     /// The articles' dense projections, slot order; shared with the graph.
@@ -257,13 +261,17 @@ pub fn write<'b>(
         vocabulary: data.vocabulary,
         articles: data.articles.iter().map(StoredArticleRef::from).collect(),
         body_offsets: &body_offsets,
-        vectors: data.vectors,
         projection: data.projection,
     };
     write_postcard_synced(&corpus_path, &corpus)?;
+    let vectors_path = dir.join(format!("{generation}{VECTORS_SUFFIX}"));
+    data.exact.vectors().write(&vectors_path)?;
+    let postings_path = dir.join(format!("{generation}{POSTINGS_SUFFIX}"));
+    data.exact.prepare();
+    data.exact.postings().write(&postings_path)?;
     let dense_path = dir.join(format!("{generation}{DENSE_SUFFIX}"));
     dense_file::write(&dense_path, index.dense())?;
-    let mut paths = vec![corpus_path, bodies_path, dense_path];
+    let mut paths = vec![corpus_path, bodies_path, vectors_path, postings_path, dense_path];
     for path in index.graph().save(dir, &generation)? {
         File::open(&path)
             .and_then(|file| file.sync_all())
@@ -331,45 +339,77 @@ impl GraphFiles {
     }
 }
 
-/// Reads and verifies the snapshot in `dir`. The corpus and dense vector files are read once, checked and
-/// decoded from the same bytes; the other files are checked by streaming them, never held whole in memory.
+/// Reads and verifies the snapshot in `dir`, on all cores. The corpus, vector, postings and dense files
+/// are each read once, checked and decoded from the same bytes; the bodies and the graph files are checked
+/// by streaming them, never held whole in memory (hnsw_rs reads the graph files a second time to load
+/// them).
 pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, GraphFiles)> {
     let manifest = read_manifest(dir)?;
-    let corpus_name = format!("{}{CORPUS_SUFFIX}", manifest.generation);
-    let bodies_name = format!("{}{BODIES_SUFFIX}", manifest.generation);
-    let dense_name = format!("{}{DENSE_SUFFIX}", manifest.generation);
-    for name in [&corpus_name, &bodies_name, &dense_name] {
+    let name = |suffix: &str| format!("{}{suffix}", manifest.generation);
+    let [corpus_name, bodies_name, vectors_name, postings_name, dense_name] = [
+        CORPUS_SUFFIX,
+        BODIES_SUFFIX,
+        VECTORS_SUFFIX,
+        POSTINGS_SUFFIX,
+        DENSE_SUFFIX,
+    ]
+    .map(name);
+    for name in [&corpus_name, &bodies_name, &vectors_name, &postings_name, &dense_name] {
         if !manifest.files.iter().any(|entry| entry.name == *name) {
             return Err(corrupt(&dir.join(MANIFEST), format!("lists no {name}")));
         }
     }
-    let corpus_path = dir.join(&corpus_name);
-    let bytes = fs::read(&corpus_path).map_err(|err| Error::io(&corpus_path, err))?;
-    let dense_path = dir.join(&dense_name);
     let article_count = usize::try_from(manifest.article_count).unwrap_or(usize::MAX);
-    let (dense, dense_bytes, dense_crc32) = dense_file::read(&dense_path, article_count)?;
-    for entry in &manifest.files {
-        let path = dir.join(&entry.name);
-        let found = if entry.name == corpus_name {
-            FileEntry {
-                name: corpus_name.clone(),
-                bytes: bytes.len() as u64,
-                crc32: crc32fast::hash(&bytes),
-            }
-        } else if entry.name == dense_name {
-            FileEntry {
-                name: dense_name.clone(),
-                bytes: dense_bytes,
-                crc32: dense_crc32,
-            }
-        } else {
-            describe_file(&path)?
-        };
-        check_file(&path, entry, &found)?;
-    }
+    let (corpus_path, vectors_path, postings_path, dense_path) = (
+        dir.join(&corpus_name),
+        dir.join(&vectors_name),
+        dir.join(&postings_name),
+        dir.join(&dense_name),
+    );
+    let ((corpus, vectors), (postings, dense)) = rayon::join(
+        || {
+            rayon::join(
+                || read_corpus(&corpus_path),
+                || VectorTable::read(&vectors_path, article_count),
+            )
+        },
+        || {
+            rayon::join(
+                || Postings::read(&postings_path, article_count),
+                || dense_file::read(&dense_path, article_count),
+            )
+        },
+    );
+    let (corpus_bytes, corpus_length, corpus_crc32) = corpus?;
+    let (vectors, vectors_length, vectors_crc32) = vectors?;
+    let (postings, postings_length, postings_crc32) = postings?;
+    let (dense, dense_length, dense_crc32) = dense?;
+    let read_once = [
+        (&corpus_name, corpus_length, corpus_crc32),
+        (&vectors_name, vectors_length, vectors_crc32),
+        (&postings_name, postings_length, postings_crc32),
+        (&dense_name, dense_length, dense_crc32),
+    ];
+    let checked: Vec<Result<()>> = manifest
+        .files
+        .par_iter()
+        .map(|entry| {
+            let path = dir.join(&entry.name);
+            let found = match read_once.iter().find(|(name, _, _)| **name == entry.name) {
+                Some(&(_, bytes, crc32)) => FileEntry {
+                    name: entry.name.clone(),
+                    bytes,
+                    crc32,
+                },
+                None => describe_file(&path)?,
+            };
+            check_file(&path, entry, &found)
+        })
+        .collect();
+    checked.into_iter().collect::<Result<()>>()?;
     let corpus: Corpus =
-        postcard::from_bytes(&bytes).map_err(|err| corrupt(&corpus_path, format!("cannot decode: {err}")))?;
-    drop(bytes);
+        postcard::from_bytes(&corpus_bytes).map_err(|err| corrupt(&corpus_path, format!("cannot decode: {err}")))?;
+    drop(corpus_bytes);
     let bodies = BodyFile::open(&dir.join(&bodies_name), corpus.body_offsets)?;
     let data = SnapshotData {
         analyzer: corpus.analyzer,
@@ -378,18 +418,18 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, GraphFiles)> {
         vocabulary: corpus.vocabulary,
         articles: corpus.articles.into_iter().map(Article::from).collect(),
         bodies,
-        vectors: Arc::new(corpus.vectors),
+        exact: ExactIndex::with_postings(Arc::new(vectors), postings),
         projection: corpus.projection,
         dense: Arc::new(dense),
     };
-    let counts_agree = data.vectors.len() == data.articles.len() && data.bodies.len() == data.articles.len();
+    let counts_agree = data.exact.vectors().len() == data.articles.len() && data.bodies.len() == data.articles.len();
     if data.articles.len() as u64 != manifest.article_count || !counts_agree {
         return Err(corrupt(
             &corpus_path,
             format!(
                 "{} articles and {} vectors, manifest says {}",
                 data.articles.len(),
-                data.vectors.len(),
+                data.exact.vectors().len(),
                 manifest.article_count
             ),
         ));
@@ -417,6 +457,13 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, GraphFiles)> {
         params: manifest.hnsw.clone(),
     };
     Ok((manifest, data, graph))
+}
+
+/// The corpus file's bytes, with its size and CRC-32.
+fn read_corpus(path: &Path) -> Result<(Vec<u8>, u64, u32)> {
+    let bytes = fs::read(path).map_err(|err| Error::io(path, err))?;
+    let (length, crc32) = (bytes.len() as u64, crc32fast::hash(&bytes));
+    Ok((bytes, length, crc32))
 }
 
 /// Reads `manifest.json`, checking the format version before the rest of the layout.
@@ -573,9 +620,17 @@ fn remove_other_generations(dir: &Path, manifest: &Manifest) {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_data_file = name.starts_with('g')
-            && [CORPUS_SUFFIX, BODIES_SUFFIX, DENSE_SUFFIX, ".hnsw.graph", ".hnsw.data"]
-                .iter()
-                .any(|suffix| name.ends_with(suffix));
+            && [
+                CORPUS_SUFFIX,
+                BODIES_SUFFIX,
+                VECTORS_SUFFIX,
+                POSTINGS_SUFFIX,
+                DENSE_SUFFIX,
+                ".hnsw.graph",
+                ".hnsw.data",
+            ]
+            .iter()
+            .any(|suffix| name.ends_with(suffix));
         let is_current = manifest.files.iter().any(|file| file.name == name);
         if is_data_file && !is_current {
             if let Err(err) = fs::remove_file(entry.path()) {

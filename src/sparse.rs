@@ -53,6 +53,14 @@ impl SparseVector {
         self
     }
 
+    /// The vector borrowed as a [`SparseRef`], the form stored vectors take.
+    pub fn view(&self) -> SparseRef<'_> {
+        SparseRef {
+            terms: &self.terms,
+            weights: &self.weights,
+        }
+    }
+
     /// Number of non-zero entries.
     pub fn len(&self) -> usize {
         self.terms.len()
@@ -65,30 +73,85 @@ impl SparseVector {
 
     /// The (term, weight) entries in term order.
     pub fn iter(&self) -> impl Iterator<Item = (TermId, f32)> + '_ {
-        self.terms.iter().copied().zip(self.weights.iter().copied())
+        self.view().iter()
     }
 
     /// Dot product; the cosine similarity for normalised vectors.
     pub fn dot(&self, other: &SparseVector) -> f32 {
+        self.view().dot(other.view())
+    }
+}
+
+/// A sparse vector borrowed from wherever it is stored (a [`SparseVector`] or a row of a
+/// [`crate::vector_table::VectorTable`]), with the same invariants.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SparseRef<'a> {
+    terms: &'a [TermId],
+    weights: &'a [f32],
+}
+
+impl<'a> SparseRef<'a> {
+    /// A view of `terms` and `weights`, which must satisfy [`SparseVector`]'s invariants (the vector
+    /// table checks them when it reads a file).
+    pub(crate) fn new(terms: &'a [TermId], weights: &'a [f32]) -> Self {
+        debug_assert_eq!(terms.len(), weights.len());
+        Self { terms, weights }
+    }
+
+    /// Number of non-zero entries.
+    pub fn len(self) -> usize {
+        self.terms.len()
+    }
+
+    /// True when no term has weight.
+    pub fn is_empty(self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// The term ids, increasing.
+    pub fn terms(self) -> &'a [TermId] {
+        self.terms
+    }
+
+    /// The weights, in term order.
+    pub fn weights(self) -> &'a [f32] {
+        self.weights
+    }
+
+    /// The (term, weight) entries in term order.
+    pub fn iter(self) -> impl Iterator<Item = (TermId, f32)> + 'a {
+        self.terms.iter().copied().zip(self.weights.iter().copied())
+    }
+
+    /// An owned copy.
+    pub fn to_vector(self) -> SparseVector {
+        SparseVector {
+            terms: self.terms.to_vec(),
+            weights: self.weights.to_vec(),
+        }
+    }
+
+    /// Dot product; the cosine similarity for normalised vectors.
+    pub fn dot(self, other: SparseRef<'_>) -> f32 {
         self.shared_products(other).map(|(_, product)| product).sum()
     }
 
-    /// Dot product with the query loaded into `query`. Equal to [`SparseVector::dot`] with that query
+    /// Dot product with the query loaded into `query`. Equal to [`SparseRef::dot`] with that query
     /// (exactly, up to the sign of a zero): the shared terms are summed in the same term order, and the
     /// others add exact zeros. For re-ranking many candidates against one query.
-    pub fn dot_with(&self, query: &QueryWeights) -> f32 {
+    pub fn dot_with(self, query: &QueryWeights) -> f32 {
         self.iter().map(|(term, weight)| weight * query.weight(term)).sum()
     }
 
     /// The `n` shared terms that contribute most to the dot product, largest contribution first.
-    pub fn top_shared_terms(&self, other: &SparseVector, n: usize) -> Vec<TermId> {
+    pub fn top_shared_terms(self, other: SparseRef<'_>, n: usize) -> Vec<TermId> {
         let mut shared: Vec<(TermId, f32)> = self.shared_products(other).collect();
         shared.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         shared.into_iter().take(n).map(|(term, _)| term).collect()
     }
 
     /// Terms present in both vectors with the product of their weights, by merging the two sorted lists.
-    fn shared_products<'a>(&'a self, other: &'a SparseVector) -> impl Iterator<Item = (TermId, f32)> + 'a {
+    fn shared_products(self, other: SparseRef<'_>) -> impl Iterator<Item = (TermId, f32)> {
         let (mut i, mut j) = (0, 0);
         std::iter::from_fn(move || {
             while i < self.terms.len() && j < other.terms.len() {
@@ -204,7 +267,7 @@ mod tests {
             let a = pseudo_random_vector(seed, 60);
             let b = pseudo_random_vector(seed + 10_000, 50);
             weights.load(&b);
-            assert_eq!(a.dot_with(&weights), b.dot(&a), "seed {seed}");
+            assert_eq!(a.view().dot_with(&weights), b.dot(&a), "seed {seed}");
             assert_eq!(weights.weight(1_000), 0.0);
         }
         let long = SparseVector::from_pairs((0..300).map(|term| (term * 7919, 1.0)).collect());
@@ -224,7 +287,7 @@ mod tests {
     fn top_shared_terms_orders_by_contribution() {
         let a = SparseVector::from_pairs(vec![(1, 1.0), (2, 5.0), (3, 2.0)]);
         let b = SparseVector::from_pairs(vec![(1, 1.0), (2, 1.0), (3, 4.0), (4, 9.0)]);
-        assert_eq!(a.top_shared_terms(&b, 2), vec![3, 2]);
-        assert!(a.top_shared_terms(&SparseVector::default(), 3).is_empty());
+        assert_eq!(a.view().top_shared_terms(b.view(), 2), vec![3, 2]);
+        assert!(a.view().top_shared_terms(SparseVector::default().view(), 3).is_empty());
     }
 }

@@ -209,12 +209,12 @@ pub fn evaluate(engine: &Engine, options: &EvalOptions) -> Result<EvalReport> {
         }));
         totals.self_recommendations += list.iter().filter(|&&slot| slot == source).count();
 
-        let vector = &engine.vectors()[source as usize];
+        let vector = engine.vectors().get(source as usize).to_vector();
         let not_source = |slot: Slot| slot != source;
-        let exact = engine.exact().search(vector, options.k, &not_source);
+        let exact = engine.exact().search(&vector, options.k, &not_source);
         let exact_hits: Vec<bool> = exact.iter().map(|hit| is_relevant(hit.slot)).collect();
         totals.knn_precision += precision_at_k(&exact_hits, options.k);
-        let approximate = engine.approximate().search(vector, options.k, &not_source);
+        let approximate = engine.approximate().search(&vector, options.k, &not_source);
         totals.ann_recall += overlap(&exact, &approximate);
     }
     Ok(report(totals, sources.len(), options.k))

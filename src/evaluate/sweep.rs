@@ -36,9 +36,8 @@ pub fn ef_sweep(engine: &Engine, sources: &[Slot], k: usize, ef_values: &[usize]
         .iter()
         .map(|&source| {
             let not_source = |slot: Slot| slot != source;
-            engine
-                .exact()
-                .search(&engine.vectors()[source as usize], k, &not_source)
+            let query = engine.vectors().get(source as usize).to_vector();
+            engine.exact().search(&query, k, &not_source)
         })
         .collect();
     ef_values
@@ -48,11 +47,9 @@ pub fn ef_sweep(engine: &Engine, sources: &[Slot], k: usize, ef_values: &[usize]
             let mut latencies_ms = Vec::with_capacity(sources.len());
             for (&source, truth) in sources.iter().zip(&truths) {
                 let not_source = |slot: Slot| slot != source;
+                let query = engine.vectors().get(source as usize).to_vector();
                 let started = Instant::now();
-                let found =
-                    engine
-                        .approximate()
-                        .search_with_ef(&engine.vectors()[source as usize], k, ef_search, &not_source);
+                let found = engine.approximate().search_with_ef(&query, k, ef_search, &not_source);
                 latencies_ms.push(started.elapsed().as_secs_f64() * 1000.0);
                 recall += overlap(truth, &found);
             }

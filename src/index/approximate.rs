@@ -186,21 +186,20 @@ impl NeighborIndex for ApproximateIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vector_table::VectorTable;
 
     /// Articles on 9 topics (6 shared words each), with a name shared by every 40th article of a topic.
-    fn vectors() -> Arc<Vec<SparseVector>> {
-        Arc::new(
-            (0..600u32)
-                .map(|i| {
-                    let topic = i % 9;
-                    let mut pairs: Vec<(u32, f32)> =
-                        (0..6).map(|w| (topic * 6 + w, 1.0 + ((i + w) % 4) as f32)).collect();
-                    pairs.push((100 + i % 40, 2.5));
-                    pairs.push((200 + i, 0.4));
-                    SparseVector::from_pairs(pairs)
-                })
-                .collect(),
-        )
+    fn vectors() -> Arc<VectorTable> {
+        let vectors: Vec<SparseVector> = (0..600u32)
+            .map(|i| {
+                let topic = i % 9;
+                let mut pairs: Vec<(u32, f32)> = (0..6).map(|w| (topic * 6 + w, 1.0 + ((i + w) % 4) as f32)).collect();
+                pairs.push((100 + i % 40, 2.5));
+                pairs.push((200 + i, 0.4));
+                SparseVector::from_pairs(pairs)
+            })
+            .collect();
+        Arc::new(vectors.iter().collect())
     }
 
     #[test]
@@ -218,11 +217,12 @@ mod tests {
         let (mut found, mut wanted) = (0, 0);
         for probe in (0..600).step_by(7) {
             let not_probe = |slot: Slot| slot != probe;
-            let want = exact.search(&table[probe as usize], 10, &not_probe);
-            let got = approximate.search(&table[probe as usize], 10, &not_probe);
+            let query = table.get(probe as usize).to_vector();
+            let want = exact.search(&query, 10, &not_probe);
+            let got = approximate.search(&query, 10, &not_probe);
             assert!(got.iter().all(|hit| hit.slot != probe));
             for hit in &got {
-                assert_eq!(hit.similarity, table[probe as usize].dot(&table[hit.slot as usize]));
+                assert_eq!(hit.similarity, query.view().dot(table.get(hit.slot as usize)));
             }
             wanted += want.len();
             found += want.iter().filter(|hit| got.iter().any(|g| g.slot == hit.slot)).count();

@@ -4,10 +4,10 @@
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
-use rayon::prelude::*;
-
+use super::postings::{Posting, Postings};
 use super::{Neighbor, NeighborIndex, Slot, rank_neighbors};
 use crate::sparse::{QueryWeights, SparseVector, TermId};
+use crate::vector_table::VectorTable;
 
 /// How far [`ExactIndex::search_pruned`] reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,68 +39,51 @@ thread_local! {
 /// postings of its own terms, so cost grows with how common its terms are, not with every stored vector's
 /// length.
 pub struct ExactIndex {
-    vectors: Arc<Vec<SparseVector>>,
+    vectors: Arc<VectorTable>,
     /// Number of term ids the vectors use (the largest + 1).
     term_count: usize,
-    /// For each term id, the slots whose vectors contain it with the weight there, heaviest first (ties
-    /// to the lower slot), so that a list's prefix holds the articles the term matters most to. Built on
-    /// first use or by [`ExactIndex::prepare`]: a build that only writes a snapshot never needs them.
-    postings: OnceLock<Vec<Vec<(Slot, f32)>>>,
+    /// Built on first use or by [`ExactIndex::prepare`] (a build that only writes a snapshot builds them
+    /// just before writing them), or read from a snapshot.
+    postings: OnceLock<Postings>,
 }
 
 impl ExactIndex {
-    /// An index over `vectors`; slot `i` is `vectors[i]`. The postings are built at the first search, or
+    /// An index over `vectors`; slot `i` is row `i`. The postings are built at the first search, or
     /// earlier by [`ExactIndex::prepare`].
-    pub fn new(vectors: Arc<Vec<SparseVector>>) -> Self {
-        let term_count = vectors
-            .iter()
-            .filter_map(|vector| vector.iter().map(|(term, _)| term as usize + 1).max())
-            .max()
-            .unwrap_or(0);
+    pub fn new(vectors: Arc<VectorTable>) -> Self {
         Self {
+            term_count: vectors.term_count(),
             vectors,
-            term_count,
             postings: OnceLock::new(),
         }
     }
 
+    /// An index over `vectors` with their postings, as a snapshot stores them.
+    pub fn with_postings(vectors: Arc<VectorTable>, postings: Postings) -> Self {
+        let index = Self {
+            term_count: postings.term_count(),
+            vectors,
+            postings: OnceLock::new(),
+        };
+        let _ = index.postings.set(postings);
+        index
+    }
+
     /// Builds the postings now, on all cores, so that no search waits for them.
     pub fn prepare(&self) {
-        self.postings.get_or_init(|| self.build_postings(true));
+        self.postings
+            .get_or_init(|| Postings::build(&self.vectors, self.term_count, true));
     }
 
     /// The postings; built here, on this thread, if nothing built them yet (not on all cores: a search may
     /// run inside a rayon task, where a nested parallel build could steal a search that waits for it).
-    fn postings(&self) -> &[Vec<(Slot, f32)>] {
-        self.postings.get_or_init(|| self.build_postings(false))
-    }
-
-    /// The posting lists, sized by a counting pass first.
-    fn build_postings(&self, parallel_sort: bool) -> Vec<Vec<(Slot, f32)>> {
-        let mut lengths = vec![0usize; self.term_count];
-        for vector in self.vectors.iter() {
-            for (term, _) in vector.iter() {
-                lengths[term as usize] += 1;
-            }
-        }
-        let mut postings: Vec<Vec<(Slot, f32)>> = lengths.into_iter().map(Vec::with_capacity).collect();
-        for (slot, vector) in self.vectors.iter().enumerate() {
-            for (term, weight) in vector.iter() {
-                postings[term as usize].push((slot as Slot, weight));
-            }
-        }
-        let heaviest_first =
-            |list: &mut Vec<(Slot, f32)>| list.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        if parallel_sort {
-            postings.par_iter_mut().for_each(heaviest_first);
-        } else {
-            postings.iter_mut().for_each(heaviest_first);
-        }
-        postings
+    pub fn postings(&self) -> &Postings {
+        self.postings
+            .get_or_init(|| Postings::build(&self.vectors, self.term_count, false))
     }
 
     /// The vector table, slot order.
-    pub fn vectors(&self) -> &Arc<Vec<SparseVector>> {
+    pub fn vectors(&self) -> &Arc<VectorTable> {
         &self.vectors
     }
 
@@ -113,7 +96,7 @@ impl ExactIndex {
                 .iter()
                 .map(|&slot| Neighbor {
                     slot,
-                    similarity: self.vectors[slot as usize].dot_with(weights),
+                    similarity: self.vectors.get(slot as usize).dot_with(weights),
                 })
                 .filter(|hit| hit.similarity > 0.0)
                 .collect();
@@ -149,14 +132,14 @@ impl ExactIndex {
         n: usize,
         accept: &dyn Fn(Slot) -> bool,
     ) -> Vec<Neighbor> {
-        let table = self.postings();
+        let postings = self.postings();
         ACCUMULATOR.with_borrow_mut(|Accumulator { scores, touched, hits }| {
             if scores.len() < self.vectors.len() {
                 scores.resize(self.vectors.len(), 0.0);
             }
             for (term, weight) in entries {
-                let postings = table.get(term as usize).map_or(&[][..], Vec::as_slice);
-                for &(slot, stored) in &postings[..postings.len().min(per_term)] {
+                let list = postings.list(term);
+                for &Posting { slot, weight: stored } in &list[..list.len().min(per_term)] {
                     let score = &mut scores[slot as usize];
                     if *score == 0.0 {
                         touched.push(slot);
@@ -207,15 +190,18 @@ impl NeighborIndex for ExactIndex {
 mod tests {
     use super::*;
 
+    fn table(vectors: &[SparseVector]) -> Arc<VectorTable> {
+        Arc::new(vectors.iter().collect())
+    }
+
     #[test]
     fn finds_the_most_similar_accepted_vectors_in_order() {
-        let vectors = Arc::new(vec![
+        let index = ExactIndex::new(table(&[
             SparseVector::from_pairs(vec![(0, 1.0)]),
             SparseVector::from_pairs(vec![(0, 1.0), (1, 1.0)]),
             SparseVector::from_pairs(vec![(1, 1.0)]),
             SparseVector::from_pairs(vec![(0, 1.0)]),
-        ]);
-        let index = ExactIndex::new(vectors);
+        ]));
         let query = SparseVector::from_pairs(vec![(0, 1.0)]);
         let hits = index.search(&query, 3, &|slot| slot != 3);
         let slots: Vec<Slot> = hits.iter().map(|hit| hit.slot).collect();
@@ -250,17 +236,18 @@ mod tests {
 
     #[test]
     fn prepared_and_lazily_built_postings_answer_alike() {
-        let vectors: Arc<Vec<SparseVector>> = Arc::new(
-            (0..60u32)
-                .map(|seed| {
-                    SparseVector::from_pairs((0..6).map(|i| ((seed * 5 + i * 11) % 30, 1.0 + i as f32)).collect())
-                })
-                .collect(),
-        );
-        let lazy = ExactIndex::new(Arc::clone(&vectors));
-        let prepared = ExactIndex::new(Arc::clone(&vectors));
+        let vectors: Vec<SparseVector> = (0..60u32)
+            .map(|seed| SparseVector::from_pairs((0..6).map(|i| ((seed * 5 + i * 11) % 30, 1.0 + i as f32)).collect()))
+            .collect();
+        let lazy = ExactIndex::new(table(&vectors));
+        let prepared = ExactIndex::new(table(&vectors));
         prepared.prepare();
-        for query in vectors.iter() {
+        let stored = ExactIndex::with_postings(table(&vectors), Postings::build(&table(&vectors), 30, true));
+        for query in &vectors {
+            assert_eq!(
+                stored.search(query, 10, &|_| true),
+                prepared.search(query, 10, &|_| true)
+            );
             assert_eq!(lazy.search(query, 10, &|_| true), prepared.search(query, 10, &|_| true));
         }
     }
@@ -276,7 +263,7 @@ mod tests {
                 )
             })
             .collect();
-        let index = ExactIndex::new(Arc::new(vectors.clone()));
+        let index = ExactIndex::new(table(&vectors));
         for query in &vectors {
             let by_postings = index.search(query, 10, &|_| true);
             for hit in &by_postings {
@@ -287,13 +274,12 @@ mod tests {
 
     #[test]
     fn a_pruned_scan_without_limits_is_the_exact_search_and_limits_read_the_heaviest_postings() {
-        let vectors = Arc::new(vec![
+        let index = ExactIndex::new(table(&[
             SparseVector::from_pairs(vec![(0, 1.0), (1, 1.0)]),
             SparseVector::from_pairs(vec![(0, 4.0), (1, 1.0)]),
             SparseVector::from_pairs(vec![(0, 1.0), (2, 3.0)]),
             SparseVector::from_pairs(vec![(1, 1.0), (2, 1.0)]),
-        ]);
-        let index = ExactIndex::new(Arc::clone(&vectors));
+        ]));
         let query = SparseVector::from_pairs(vec![(0, 2.0), (1, 1.0)]);
         let unlimited = PruneLimits {
             terms: usize::MAX,

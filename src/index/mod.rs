@@ -7,6 +7,7 @@
 mod approximate;
 mod exact;
 mod hnsw;
+mod postings;
 
 pub use approximate::{ApproximateIndex, CandidateLimits, GRAPH_CANDIDATES, TERM_CANDIDATES, TERM_PRUNING};
 pub use exact::{ExactIndex, PruneLimits};
@@ -14,6 +15,7 @@ pub use hnsw::{
     DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, HnswIndex, HnswParams, InsertionMode,
     graph_file_names,
 };
+pub use postings::{POSTINGS_SUFFIX, Posting, Postings};
 
 use crate::sparse::SparseVector;
 

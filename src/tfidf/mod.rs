@@ -26,6 +26,7 @@ use crate::analysis::{Analyzer, AnalyzerConfig, Lang, Term};
 use crate::article::Article;
 use crate::error::{Error, Result};
 use crate::sparse::{SparseVector, TermId};
+use crate::vector_table::VectorTable;
 
 /// Term weighting settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -144,7 +145,7 @@ impl Vectorizer {
         analyzer_config: AnalyzerConfig,
         config: TfidfConfig,
         progress: &ProgressBar,
-    ) -> Result<(Self, Vec<SparseVector>)> {
+    ) -> Result<(Self, VectorTable)> {
         config.validate()?;
         let counts = TokenCounts::gather(articles, config.title_weight, analyzer_config.keep_numbers, progress);
         let analyzer = Analyzer::new(analyzer_config, counts.lexicon(config.lexicon_min_count));
@@ -155,16 +156,23 @@ impl Vectorizer {
             vocabulary,
             config,
         };
-        let vectors = (0..counts.article_count())
-            .into_par_iter()
-            .map_init(Vec::new, |scratch, article| {
-                terms.article_terms(&counts, article, scratch);
-                vectorizer.weigh(scratch.iter().filter_map(|&(term, tf)| {
-                    let id = term_ids[term as usize];
-                    (id != DROPPED).then_some((id, tf))
-                }))
-            })
-            .collect();
+        let mut vectors = VectorTable::default();
+        let article_count = counts.article_count();
+        for start in (0..article_count).step_by(VECTOR_CHUNK) {
+            let weighed: Vec<SparseVector> = (start..(start + VECTOR_CHUNK).min(article_count))
+                .into_par_iter()
+                .map_init(Vec::new, |scratch, article| {
+                    terms.article_terms(&counts, article, scratch);
+                    vectorizer.weigh(scratch.iter().filter_map(|&(term, tf)| {
+                        let id = term_ids[term as usize];
+                        (id != DROPPED).then_some((id, tf))
+                    }))
+                })
+                .collect();
+            for vector in &weighed {
+                vectors.push(vector.view());
+            }
+        }
         Ok((vectorizer, vectors))
     }
 
@@ -240,6 +248,9 @@ fn term_frequencies(
 /// Marks a term of the [`TermTable`] that did not make it into the vocabulary.
 const DROPPED: TermId = TermId::MAX;
 
+/// Articles weighed at a time before their vectors join the table, which bounds the vectors held twice.
+const VECTOR_CHUNK: usize = 4_096;
+
 /// Keeps the terms whose document frequency passes `min_df` and `max_df_ratio`, numbered in the lexical
 /// order of their keys. Returns the vocabulary and, by id in `terms`, each term's [`TermId`] or
 /// [`DROPPED`]. The kept terms' keys and surfaces move out of `terms`. A term's surface is the way it was written most often (ties: the smallest string).
@@ -313,11 +324,12 @@ mod tests {
     fn vectors_are_normalised_and_related_articles_score_higher() {
         let (_, vectors) =
             Vectorizer::fit(&corpus(), AnalyzerConfig::default(), config(), &ProgressBar::hidden()).unwrap();
-        for vector in &vectors {
+        for vector in vectors.iter() {
             assert!((vector.dot(vector) - 1.0).abs() < 1e-5);
         }
-        assert!(vectors[0].dot(&vectors[1]) > vectors[0].dot(&vectors[2]));
-        assert!(vectors[2].dot(&vectors[3]) > vectors[2].dot(&vectors[1]));
+        let cosine = |a: usize, b: usize| vectors.get(a).dot(vectors.get(b));
+        assert!(cosine(0, 1) > cosine(0, 2));
+        assert!(cosine(2, 3) > cosine(2, 1));
     }
 
     #[test]
@@ -341,14 +353,15 @@ mod tests {
         };
         let (vectorizer, vectors) =
             Vectorizer::fit(&articles, AnalyzerConfig::default(), config, &ProgressBar::hidden()).unwrap();
-        for (article, vector) in articles.iter().zip(&vectors) {
-            assert_eq!(&vectorizer.vectorize(article), vector, "article {}", article.id);
+        for (article, vector) in articles.iter().zip(vectors.iter()) {
+            assert_eq!(vectorizer.vectorize(article).view(), vector, "article {}", article.id);
         }
     }
 
     #[test]
     fn fit_gives_the_same_vectors_across_chunks() {
-        // More articles than one chunk holds, so token tables of several chunks are merged.
+        // More articles than one chunk holds, so token tables of several chunks are merged and the vectors
+        // are weighed in two chunks.
         let words = [
             "Regierung",
             "Steuer",
@@ -369,10 +382,10 @@ mod tests {
             .collect();
         let (vectorizer, vectors) =
             Vectorizer::fit(&articles, AnalyzerConfig::default(), config(), &ProgressBar::hidden()).unwrap();
-        for index in [0, 1, 2_047, 2_048, 2_049, 4_999] {
+        for index in [0, 1, 2_047, 2_048, 2_049, 4_095, 4_096, 4_999] {
             assert_eq!(
-                vectorizer.vectorize(&articles[index]),
-                vectors[index],
+                vectorizer.vectorize(&articles[index]).view(),
+                vectors.get(index),
                 "article {index}"
             );
         }
@@ -412,7 +425,7 @@ mod tests {
             Vectorizer::fit(&articles, AnalyzerConfig::default(), heavy, &ProgressBar::hidden()).unwrap();
         let wahl = vectorizer.vocabulary().id("wahl").unwrap();
         let budget = vectorizer.vocabulary().id("budget").unwrap();
-        let weight = |term| vectors[0].iter().find(|&(t, _)| t == term).unwrap().1;
+        let weight = |term| vectors.get(0).iter().find(|&(t, _)| t == term).unwrap().1;
         assert!(weight(wahl) > weight(budget));
     }
 

@@ -128,7 +128,14 @@ fn assert_detects_damage(suffix: &str, damage: impl Fn(&mut Vec<u8>)) {
 
 #[test]
 fn a_flipped_byte_is_detected_in_every_file() {
-    for suffix in [".corpus.bin", ".dense.bin", ".hnsw.graph", ".hnsw.data"] {
+    for suffix in [
+        ".corpus.bin",
+        ".vectors.bin",
+        ".postings.bin",
+        ".dense.bin",
+        ".hnsw.graph",
+        ".hnsw.data",
+    ] {
         assert_detects_damage(suffix, |bytes| {
             let middle = bytes.len() / 2;
             bytes[middle] ^= 0x40;
@@ -138,7 +145,14 @@ fn a_flipped_byte_is_detected_in_every_file() {
 
 #[test]
 fn truncation_is_detected_in_every_file() {
-    for suffix in [".corpus.bin", ".dense.bin", ".hnsw.graph", ".hnsw.data"] {
+    for suffix in [
+        ".corpus.bin",
+        ".vectors.bin",
+        ".postings.bin",
+        ".dense.bin",
+        ".hnsw.graph",
+        ".hnsw.data",
+    ] {
         assert_detects_damage(suffix, |bytes| bytes.truncate(bytes.len() / 3));
     }
 }
