@@ -57,6 +57,10 @@ struct Args {
     /// Append the JSON figures as one line to this file.
     #[arg(long)]
     json_out: Option<PathBuf>,
+    /// Measure this snapshot (built from `--archive` by an earlier run) instead of indexing; the index
+    /// figures are then null.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Extra arguments for `weitere index` (e.g. "--serial-insert").
     #[arg(long, allow_hyphen_values = true, num_args = 1..)]
     index_args: Vec<String>,
@@ -192,19 +196,25 @@ async fn serve(binary: &Path, model: &Path, log: &Path) -> (Child, Channel, f64)
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
-    let _ = std::fs::remove_dir_all(&args.work);
+    if args.model.is_none() {
+        let _ = std::fs::remove_dir_all(&args.work);
+    }
     std::fs::create_dir_all(&args.work).expect("create the work directory");
-    let model = args.work.join("model");
-
-    eprintln!("indexing {}", args.archive.display());
-    let index = run_measured(
-        Command::new(&args.binary)
-            .args(["index", "--input"])
-            .arg(&args.archive)
-            .arg("--out")
-            .arg(&model)
-            .args(&args.index_args),
-    );
+    let model = args.model.clone().unwrap_or_else(|| args.work.join("model"));
+    let index = if args.model.is_some() {
+        eprintln!("reusing the snapshot in {}", model.display());
+        None
+    } else {
+        eprintln!("indexing {}", args.archive.display());
+        Some(run_measured(
+            Command::new(&args.binary)
+                .args(["index", "--input"])
+                .arg(&args.archive)
+                .arg("--out")
+                .arg(&model)
+                .args(&args.index_args),
+        ))
+    };
 
     eprintln!("loading the snapshot in process");
     let started = Instant::now();
@@ -317,10 +327,10 @@ async fn main() {
     let figures = json!({
         "archive": args.archive.display().to_string(),
         "articles": articles,
-        "index_wall_s": round(index.wall_s, 1),
-        "index_cpu_s": round(index.cpu_s, 1),
-        "index_articles_per_cpu_s": round(articles as f64 / index.cpu_s, 0),
-        "index_peak_rss_mb": round(index.peak_rss_bytes as f64 / 1e6, 0),
+        "index_wall_s": index.as_ref().map(|index| round(index.wall_s, 1)),
+        "index_cpu_s": index.as_ref().map(|index| round(index.cpu_s, 1)),
+        "index_articles_per_cpu_s": index.as_ref().map(|index| round(articles as f64 / index.cpu_s, 0)),
+        "index_peak_rss_mb": index.as_ref().map(|index| round(index.peak_rss_bytes as f64 / 1e6, 0)),
         "snapshot_bytes_per_article": per_article(directory_bytes(&model)),
         "open_in_process_s": round(open_in_process_s, 2),
         "serve_start_s": round(start_s, 2),

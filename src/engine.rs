@@ -174,16 +174,16 @@ impl Engine {
     /// Loads the snapshot in `dir`, verifying version and checksums.
     pub fn open(dir: &Path) -> Result<Self> {
         let started = Instant::now();
-        let (manifest, data, graph_files) = snapshot::read(dir)?;
-        let articles = data.articles.len();
-        end_phase(started, "read and verified the snapshot files", articles);
-        let started = Instant::now();
+        let (manifest, data) = snapshot::read(dir)?;
+        end_phase(
+            started,
+            "read and verified the snapshot, loaded the graph",
+            data.articles.len(),
+        );
         let analyzer = Analyzer::new(data.analyzer, data.lexicon);
         let vectorizer = Vectorizer::from_parts(analyzer, data.vocabulary, data.tfidf);
-        let graph = graph_files.load()?;
         let exact = Arc::new(data.exact);
-        end_phase(started, "loaded the graph", articles);
-        let approximate = ApproximateIndex::from_parts(Arc::clone(&exact), data.projection, data.dense, graph);
+        let approximate = ApproximateIndex::from_parts(Arc::clone(&exact), data.projection, data.dense, data.graph);
         let mut engine = Self::assemble(vectorizer, data.articles, exact, approximate, manifest.built_at);
         engine.bodies = Some(data.bodies);
         engine.base_change = manifest.applied_change;

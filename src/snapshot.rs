@@ -22,10 +22,9 @@
 use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{AnalyzerConfig, Lexicon};
@@ -236,6 +235,8 @@ pub struct SnapshotData {
     pub projection: Projection,
     /// The articles' dense projections, slot order; shared with the graph.
     pub dense: Arc<DenseVectors>,
+    /// The graph over them.
+    pub graph: HnswIndex,
 }
 
 /// Writes a snapshot into `dir` (created if missing), replacing any snapshot there atomically; `body(slot)`
@@ -323,27 +324,13 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
         .map_err(|err| Error::io(dir, err))
 }
 
-/// The verified graph files of a snapshot, loaded by [`GraphFiles::load`] (which the engine runs beside
-/// building the postings).
-pub struct GraphFiles {
-    dir: PathBuf,
-    generation: String,
-    dense: Arc<DenseVectors>,
-    params: HnswParams,
-}
-
-impl GraphFiles {
-    /// Loads the graph over the snapshot's dense vectors.
-    pub fn load(self) -> Result<HnswIndex> {
-        HnswIndex::load(&self.dir, &self.generation, self.dense, self.params)
-    }
-}
-
-/// Reads and verifies the snapshot in `dir`, on all cores. The corpus, vector, postings and dense files
-/// are each read once, checked and decoded from the same bytes; the bodies and the graph files are checked
-/// by streaming them, never held whole in memory (hnsw_rs reads the graph files a second time to load
+/// Reads and verifies the snapshot in `dir`, on all cores. The graph is loaded on one side, as soon as
+/// the dense vectors it links are read and its files are checked; the corpus (decoded there too), vectors
+/// and postings are read on the other, while the bodies file is checked. The corpus, vector, postings and dense files are
+/// each read once, checked and decoded from the same bytes; the bodies and graph files are checked by
+/// streaming them, never held whole in memory (hnsw_rs then reads the graph files a second time to load
 /// them).
-pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, GraphFiles)> {
+pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
     let manifest = read_manifest(dir)?;
     let name = |suffix: &str| format!("{}{suffix}", manifest.generation);
     let [corpus_name, bodies_name, vectors_name, postings_name, dense_name] = [
@@ -354,62 +341,70 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, GraphFiles)> {
         DENSE_SUFFIX,
     ]
     .map(name);
-    for name in [&corpus_name, &bodies_name, &vectors_name, &postings_name, &dense_name] {
+    let graph_names = crate::index::graph_file_names(&manifest.generation);
+    let expected = [&corpus_name, &bodies_name, &vectors_name, &postings_name, &dense_name];
+    for name in expected.into_iter().chain(&graph_names) {
         if !manifest.files.iter().any(|entry| entry.name == *name) {
             return Err(corrupt(&dir.join(MANIFEST), format!("lists no {name}")));
         }
     }
     let article_count = usize::try_from(manifest.article_count).unwrap_or(usize::MAX);
-    let (corpus_path, vectors_path, postings_path, dense_path) = (
-        dir.join(&corpus_name),
-        dir.join(&vectors_name),
-        dir.join(&postings_name),
-        dir.join(&dense_name),
-    );
-    let ((corpus, vectors), (postings, dense)) = rayon::join(
-        || {
-            rayon::join(
-                || read_corpus(&corpus_path),
-                || VectorTable::read(&vectors_path, article_count),
-            )
+    let verify = |name: &str, (bytes, crc32): (u64, u32)| {
+        let entry = manifest
+            .files
+            .iter()
+            .find(|entry| entry.name == name)
+            .expect("listed, checked above");
+        let found = FileEntry {
+            name: name.to_owned(),
+            bytes,
+            crc32,
+        };
+        check_file(&dir.join(name), entry, &found)
+    };
+    let verify_streamed = |name: &str| {
+        let found = describe_file(&dir.join(name))?;
+        verify(name, (found.bytes, found.crc32))
+    };
+    let (graph_side, rest) = rayon::join(
+        || -> Result<(Arc<DenseVectors>, HnswIndex)> {
+            let (dense, bytes, crc32) = dense_file::read(&dir.join(&dense_name), article_count)?;
+            verify(&dense_name, (bytes, crc32))?;
+            graph_names.iter().try_for_each(|name| verify_streamed(name))?;
+            let dense = Arc::new(dense);
+            let graph = HnswIndex::load(dir, &manifest.generation, Arc::clone(&dense), manifest.hnsw.clone())?;
+            Ok((dense, graph))
         },
         || {
-            rayon::join(
-                || Postings::read(&postings_path, article_count),
-                || dense_file::read(&dense_path, article_count),
-            )
-        },
-    );
-    let (corpus_bytes, corpus_length, corpus_crc32) = corpus?;
-    let (vectors, vectors_length, vectors_crc32) = vectors?;
-    let (postings, postings_length, postings_crc32) = postings?;
-    let (dense, dense_length, dense_crc32) = dense?;
-    let read_once = [
-        (&corpus_name, corpus_length, corpus_crc32),
-        (&vectors_name, vectors_length, vectors_crc32),
-        (&postings_name, postings_length, postings_crc32),
-        (&dense_name, dense_length, dense_crc32),
-    ];
-    let checked: Vec<Result<()>> = manifest
-        .files
-        .par_iter()
-        .map(|entry| {
-            let path = dir.join(&entry.name);
-            let found = match read_once.iter().find(|(name, _, _)| **name == entry.name) {
-                Some(&(_, bytes, crc32)) => FileEntry {
-                    name: entry.name.clone(),
-                    bytes,
-                    crc32,
+            let ((corpus, vectors), (postings, bodies_checked)) = rayon::join(
+                || {
+                    rayon::join(
+                        || read_corpus(&dir.join(&corpus_name)),
+                        || VectorTable::read(&dir.join(&vectors_name), article_count),
+                    )
                 },
-                None => describe_file(&path)?,
-            };
-            check_file(&path, entry, &found)
-        })
-        .collect();
-    checked.into_iter().collect::<Result<()>>()?;
-    let corpus: Corpus =
-        postcard::from_bytes(&corpus_bytes).map_err(|err| corrupt(&corpus_path, format!("cannot decode: {err}")))?;
-    drop(corpus_bytes);
+                || {
+                    rayon::join(
+                        || Postings::read(&dir.join(&postings_name), article_count),
+                        || verify_streamed(&bodies_name),
+                    )
+                },
+            );
+            let (corpus_bytes, bytes, crc32) = corpus?;
+            verify(&corpus_name, (bytes, crc32))?;
+            let corpus: Corpus = postcard::from_bytes(&corpus_bytes)
+                .map_err(|err| corrupt(&dir.join(&corpus_name), format!("cannot decode: {err}")))?;
+            drop(corpus_bytes);
+            let (vectors, bytes, crc32) = vectors?;
+            verify(&vectors_name, (bytes, crc32))?;
+            let (postings, bytes, crc32) = postings?;
+            verify(&postings_name, (bytes, crc32))?;
+            bodies_checked?;
+            Ok((corpus, vectors, postings))
+        },
+    );
+    let (corpus, vectors, postings) = rest?;
+    let (dense, graph) = graph_side?;
     let bodies = BodyFile::open(&dir.join(&bodies_name), corpus.body_offsets)?;
     let data = SnapshotData {
         analyzer: corpus.analyzer,
@@ -420,12 +415,13 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, GraphFiles)> {
         bodies,
         exact: ExactIndex::with_postings(Arc::new(vectors), postings),
         projection: corpus.projection,
-        dense: Arc::new(dense),
+        dense,
+        graph,
     };
     let counts_agree = data.exact.vectors().len() == data.articles.len() && data.bodies.len() == data.articles.len();
     if data.articles.len() as u64 != manifest.article_count || !counts_agree {
         return Err(corrupt(
-            &corpus_path,
+            &dir.join(&corpus_name),
             format!(
                 "{} articles and {} vectors, manifest says {}",
                 data.articles.len(),
@@ -434,15 +430,9 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, GraphFiles)> {
             ),
         ));
     }
-    let graph_names = crate::index::graph_file_names(&manifest.generation);
-    for name in &graph_names {
-        if !manifest.files.iter().any(|entry| &entry.name == name) {
-            return Err(corrupt(&dir.join(MANIFEST), format!("lists no {name}")));
-        }
-    }
     if data.dense.dimensions() != data.projection.dimensions() {
         return Err(corrupt(
-            &dense_path,
+            &dir.join(&dense_name),
             format!(
                 "vectors of {} dimensions, the projection makes {}",
                 data.dense.dimensions(),
@@ -450,13 +440,7 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData, GraphFiles)> {
             ),
         ));
     }
-    let graph = GraphFiles {
-        dir: dir.to_path_buf(),
-        generation: manifest.generation.clone(),
-        dense: Arc::clone(&data.dense),
-        params: manifest.hnsw.clone(),
-    };
-    Ok((manifest, data, graph))
+    Ok((manifest, data))
 }
 
 /// The corpus file's bytes, with its size and CRC-32.
