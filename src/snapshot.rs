@@ -109,7 +109,7 @@ pub struct SnapshotRef<'a> {
     pub articles: &'a [Article],
     /// The fitted projection.
     pub projection: &'a Projection,
-    /// The article vectors with their postings (built here if they were not yet).
+    /// The article vectors with their postings (streamed from the vectors if they were not built).
     pub exact: &'a ExactIndex,
 }
 
@@ -268,8 +268,7 @@ pub fn write<'b>(
     let vectors_path = dir.join(format!("{generation}{VECTORS_SUFFIX}"));
     data.exact.vectors().write(&vectors_path)?;
     let postings_path = dir.join(format!("{generation}{POSTINGS_SUFFIX}"));
-    data.exact.prepare();
-    data.exact.postings().write(&postings_path)?;
+    data.exact.write_postings(&postings_path)?;
     let dense_path = dir.join(format!("{generation}{DENSE_SUFFIX}"));
     dense_file::write(&dense_path, index.dense())?;
     let mut paths = vec![corpus_path, bodies_path, vectors_path, postings_path, dense_path];

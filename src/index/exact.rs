@@ -2,12 +2,17 @@
 //! candidate sets. Vectors sharing no term with the query (similarity 0) are never returned.
 
 use std::cell::RefCell;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use super::postings::{Posting, Postings};
 use super::{Neighbor, NeighborIndex, Slot, rank_neighbors};
+use crate::error::Result;
 use crate::sparse::{QueryWeights, SparseVector, TermId};
 use crate::vector_table::VectorTable;
+
+/// Postings gathered at a time by [`ExactIndex::write_postings`] when none were built: 256 MB.
+pub const POSTINGS_WRITE_BUDGET: usize = 32 << 20;
 
 /// How far [`ExactIndex::search_pruned`] reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +78,16 @@ impl ExactIndex {
     pub fn prepare(&self) {
         self.postings
             .get_or_init(|| Postings::build(&self.vectors, self.term_count, true));
+    }
+
+    /// Writes the postings to `path`: the built ones, or, when none were built (an index build that only
+    /// writes a snapshot), streamed from the vectors in ranges of at most [`POSTINGS_WRITE_BUDGET`]
+    /// entries, so that they are never all in memory.
+    pub fn write_postings(&self, path: &Path) -> Result<()> {
+        match self.postings.get() {
+            Some(postings) => postings.write(path),
+            None => Postings::write_streamed(&self.vectors, self.term_count, POSTINGS_WRITE_BUDGET, path),
+        }
     }
 
     /// The postings; built here, on this thread, if nothing built them yet (not on all cores: a search may

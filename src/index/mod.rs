@@ -10,7 +10,7 @@ mod hnsw;
 mod postings;
 
 pub use approximate::{ApproximateIndex, CandidateLimits, GRAPH_CANDIDATES, TERM_CANDIDATES, TERM_PRUNING};
-pub use exact::{ExactIndex, PruneLimits};
+pub use exact::{ExactIndex, POSTINGS_WRITE_BUDGET, PruneLimits};
 pub use hnsw::{
     DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, HnswIndex, HnswParams, InsertionMode,
     graph_file_names,

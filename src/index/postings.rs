@@ -4,6 +4,7 @@
 //! time and stored in the snapshot (`{generation}.postings.bin`, see [`crate::flat_file`]), so that opening
 //! a snapshot reads it instead of rebuilding it.
 
+use std::ops::Range;
 use std::path::Path;
 
 use bytemuck::{Pod, Zeroable};
@@ -41,44 +42,31 @@ impl Postings {
     /// filled in slot order and sorted on all cores when `parallel` (not inside a search, which may run in
     /// a rayon task that a nested parallel build could steal from).
     pub fn build(vectors: &VectorTable, term_count: usize, parallel: bool) -> Self {
-        let mut offsets = vec![0u64; term_count + 1];
-        for vector in vectors.iter() {
-            for &term in vector.terms() {
-                offsets[term as usize + 1] += 1;
-            }
-        }
-        for term in 0..term_count {
-            offsets[term + 1] += offsets[term];
-        }
-        let mut next: Vec<u64> = offsets[..term_count].to_vec();
-        let mut entries = vec![Posting { slot: 0, weight: 0.0 }; vectors.entry_count()];
-        for (slot, vector) in vectors.iter().enumerate() {
-            for (term, weight) in vector.iter() {
-                let cursor = &mut next[term as usize];
-                entries[*cursor as usize] = Posting {
-                    slot: slot as Slot,
-                    weight,
-                };
-                *cursor += 1;
-            }
-        }
-        drop(next);
-        let mut lists = Vec::with_capacity(term_count);
-        let mut rest = entries.as_mut_slice();
-        for pair in offsets.windows(2) {
-            let (list, tail) = rest.split_at_mut((pair[1] - pair[0]) as usize);
-            lists.push(list);
-            rest = tail;
-        }
-        let heaviest_first = |list: &mut &mut [Posting]| {
-            list.sort_unstable_by(|a, b| b.weight.total_cmp(&a.weight).then(a.slot.cmp(&b.slot)))
-        };
-        if parallel {
-            lists.par_iter_mut().for_each(heaviest_first);
-        } else {
-            lists.iter_mut().for_each(heaviest_first);
-        }
+        let offsets = list_offsets(vectors, term_count);
+        let entries = gather(vectors, &offsets, 0..term_count, parallel);
         Self { offsets, entries }
+    }
+
+    /// Writes the postings of `vectors` to `path`, as [`Postings::build`] and [`Postings::write`] would,
+    /// without holding them all: terms are taken in ranges whose lists hold at most `budget` entries
+    /// together (a longer list is a range of its own), each range gathered by one pass over the vectors,
+    /// sorted on all cores and appended. An index build uses it so that the postings never share memory
+    /// with the graph.
+    pub fn write_streamed(vectors: &VectorTable, term_count: usize, budget: usize, path: &Path) -> Result<()> {
+        let offsets = list_offsets(vectors, term_count);
+        let entry_count = offsets[term_count];
+        let mut out = FlatWriter::create(path, &[term_count as u64, entry_count])?;
+        out.array(&offsets)?;
+        let mut first = 0;
+        while first < term_count {
+            let mut end = first + 1;
+            while end < term_count && offsets[end + 1] - offsets[first] <= budget as u64 {
+                end += 1;
+            }
+            out.array(&gather(vectors, &offsets, first..end, true))?;
+            first = end;
+        }
+        out.finish()
     }
 
     /// The posting list of `term`, heaviest first; empty for a term no vector holds.
@@ -137,6 +125,58 @@ impl Postings {
     }
 }
 
+/// Where each term's list starts in the entries (`term_count + 1` offsets), by counting.
+fn list_offsets(vectors: &VectorTable, term_count: usize) -> Vec<u64> {
+    let mut offsets = vec![0u64; term_count + 1];
+    for vector in vectors.iter() {
+        for &term in vector.terms() {
+            offsets[term as usize + 1] += 1;
+        }
+    }
+    for term in 0..term_count {
+        offsets[term + 1] += offsets[term];
+    }
+    offsets
+}
+
+/// The lists of `terms`, one after another, each heaviest first (ties to the lower slot): filled in slot
+/// order by one pass over the vectors, then sorted (on all cores when `parallel`).
+fn gather(vectors: &VectorTable, offsets: &[u64], terms: Range<usize>, parallel: bool) -> Vec<Posting> {
+    let base = offsets[terms.start];
+    let mut next: Vec<u64> = offsets[terms.clone()].iter().map(|offset| offset - base).collect();
+    let mut entries = vec![Posting { slot: 0, weight: 0.0 }; (offsets[terms.end] - base) as usize];
+    for (slot, vector) in vectors.iter().enumerate() {
+        for (term, weight) in vector.iter() {
+            if let Some(cursor) = (term as usize)
+                .checked_sub(terms.start)
+                .and_then(|index| next.get_mut(index))
+            {
+                entries[*cursor as usize] = Posting {
+                    slot: slot as Slot,
+                    weight,
+                };
+                *cursor += 1;
+            }
+        }
+    }
+    let mut lists = Vec::with_capacity(terms.len());
+    let mut rest = entries.as_mut_slice();
+    for pair in offsets[terms.start..=terms.end].windows(2) {
+        let (list, tail) = rest.split_at_mut((pair[1] - pair[0]) as usize);
+        lists.push(list);
+        rest = tail;
+    }
+    let heaviest_first = |list: &mut &mut [Posting]| {
+        list.sort_unstable_by(|a, b| b.weight.total_cmp(&a.weight).then(a.slot.cmp(&b.slot)))
+    };
+    if parallel {
+        lists.par_iter_mut().for_each(heaviest_first);
+    } else {
+        lists.iter_mut().for_each(heaviest_first);
+    }
+    entries
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +215,10 @@ mod tests {
         assert_eq!(read_back, postings);
         assert_eq!((length, crc), (bytes.len() as u64, crc32fast::hash(&bytes)));
         assert!(matches!(Postings::read(&path, 2), Err(Error::CorruptSnapshot { .. })));
+        for budget in [0, 1, 2, 100] {
+            let streamed = dir.path().join(format!("s{budget}.postings.bin"));
+            Postings::write_streamed(&vectors(), 3, budget, &streamed).unwrap();
+            assert_eq!(std::fs::read(&streamed).unwrap(), bytes, "budget {budget}");
+        }
     }
 }
