@@ -10,8 +10,10 @@
 //! 200 candidates kept, holds 0.927 in 0.5 ms. Together they hold 0.979 (0.996 at 10,000 articles); reading
 //! 1,024 postings per term instead gives 0.986 for three times the cost. The scan's cost is bounded by
 //! terms × postings per term, so it does not grow with the archive; the graph's grows with its logarithm.
-//! At 1,000,000 articles these defaults keep 0.92 in 6.7 ms; 2,048 postings per term and 400 kept reach
-//! 0.95 in 12.3 ms, and the graph then adds only 0.006 (sweep in `benches/scale/README.md`).
+//! At 1,000,000 articles these defaults keep 0.91 in 3.7 ms (p50, in process; 6.7 ms before the filter
+//! was asked lazily and the re-rank read the query through a bitmap); 2,048 postings per term and 400
+//! kept reach 0.95 at about twice the time, and the graph then adds only 0.006 (sweep in
+//! `benches/scale/README.md`).
 
 use std::sync::Arc;
 use std::time::Instant;
