@@ -429,16 +429,12 @@ impl Engine {
         &self,
         source: &Source,
         deadline: Option<Instant>,
-    ) -> Result<(Cow<'_, SparseVector>, Option<Slot>, Option<Timestamp>)> {
+    ) -> Result<(SparseVector, Option<Slot>, Option<Timestamp>)> {
         match source {
             Source::Article(id) => {
                 let slot = self.slot(id)?;
                 let article = self.article_at(slot);
-                Ok((
-                    Cow::Owned(self.vector_at(slot).to_vector()),
-                    Some(slot),
-                    article.published_at,
-                ))
+                Ok((self.vector_at(slot).to_vector(), Some(slot), article.published_at))
             }
             Source::Draft(draft) => {
                 let article = Article {
@@ -458,7 +454,7 @@ impl Engine {
                 };
                 let now = Timestamp::from_seconds(chrono::Utc::now().timestamp());
                 let vector = self.vectorizer.vectorize_until(&article, deadline)?;
-                Ok((Cow::Owned(vector), None, Some(now)))
+                Ok((vector, None, Some(now)))
             }
         }
     }
