@@ -325,10 +325,10 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
 
 /// Reads and verifies the snapshot in `dir`, on all cores. The graph is loaded on one side, as soon as
 /// the dense vectors it links are read and its files are checked; the corpus (decoded there too), vectors
-/// and postings are read on the other, while the bodies file is checked. The corpus, vector, postings and dense files are
-/// each read once, checked and decoded from the same bytes; the bodies and graph files are checked by
-/// streaming them, never held whole in memory (hnsw_rs then reads the graph files a second time to load
-/// them).
+/// and postings are read on the other, while the bodies file is checked. The corpus, vector, postings and
+/// dense files are each read once, checked and decoded from the same bytes; the bodies and graph files are
+/// checked by streaming them, never held whole in memory (hnsw_rs then reads the graph files a second
+/// time to load them).
 pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
     let manifest = read_manifest(dir)?;
     let name = |suffix: &str| format!("{}{suffix}", manifest.generation);
