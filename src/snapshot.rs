@@ -11,7 +11,7 @@
 //! - `{generation}.postings.bin`: the inverted index over them ([`crate::index::Postings`]), stored so
 //!   that opening a snapshot does not rebuild it.
 //! - `{generation}.dense.bin`: the articles' dense projections, the vectors of the graph ([`crate::dense_file`]).
-//! - `{generation}.hnsw.graph` / `{generation}.hnsw.data`: the HNSW graph as hnsw_rs dumps it.
+//! - `{generation}.graph.bin`: the HNSW graph's links, layer by layer ([`crate::index::HnswIndex`]).
 //!
 //! **Atomicity.** Data files carry a fresh generation name, so writing them never touches the files the
 //! current manifest points to. The manifest is written to a temporary file, synced and renamed over the old
@@ -32,7 +32,7 @@ use crate::article::{Article, Timestamp};
 use crate::bodies::{self, BODIES_SUFFIX, BodyFile};
 use crate::dense_file::{self, DENSE_SUFFIX};
 use crate::error::{Error, Result, quote};
-use crate::index::{ApproximateIndex, ExactIndex, HnswIndex, HnswParams, POSTINGS_SUFFIX, Postings};
+use crate::index::{ApproximateIndex, ExactIndex, GRAPH_SUFFIX, HnswIndex, HnswParams, POSTINGS_SUFFIX, Postings};
 use crate::projection::{DenseVectors, Projection, ProjectionConfig};
 use crate::store::LogBinding;
 use crate::tfidf::{TfidfConfig, Vocabulary};
@@ -46,13 +46,25 @@ use crate::vector_table::{VECTORS_SUFFIX, VectorTable};
 /// - 4: the graph holds dense projections (LSA), stored with the projection and a dense vector file.
 /// - 5: vectors and postings in flat files of their own, read straight into memory; the dense file
 ///   gained the flat files' header.
+/// - 6: the graph's links in a flat file of their own instead of hnsw_rs's dump.
 ///
 /// Older snapshots are refused with [`Error::IncompatibleSnapshot`]; rebuild them from the archive with
 /// `weitere index`.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 const MANIFEST: &str = "manifest.json";
 const CORPUS_SUFFIX: &str = ".corpus.bin";
+/// The data files of a snapshot, by suffix, in the order they are written and listed in the manifest.
+const DATA_SUFFIXES: [&str; 6] = [
+    CORPUS_SUFFIX,
+    BODIES_SUFFIX,
+    VECTORS_SUFFIX,
+    POSTINGS_SUFFIX,
+    DENSE_SUFFIX,
+    GRAPH_SUFFIX,
+];
+/// Data files of earlier formats (hnsw_rs's dump, up to format 5), removed with the generation they belong to.
+const RETIRED_SUFFIXES: [&str; 2] = [".hnsw.graph", ".hnsw.data"];
 
 /// `manifest.json`: what a snapshot is and how to check it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -271,13 +283,16 @@ pub fn write<'b>(
     data.exact.write_postings(&postings_path)?;
     let dense_path = dir.join(format!("{generation}{DENSE_SUFFIX}"));
     dense_file::write(&dense_path, index.dense())?;
-    let mut paths = vec![corpus_path, bodies_path, vectors_path, postings_path, dense_path];
-    for path in index.graph().save(dir, &generation)? {
-        File::open(&path)
-            .and_then(|file| file.sync_all())
-            .map_err(|err| Error::io(&path, err))?;
-        paths.push(path);
-    }
+    let graph_path = dir.join(format!("{generation}{GRAPH_SUFFIX}"));
+    index.graph().save(&graph_path)?;
+    let paths = [
+        corpus_path,
+        bodies_path,
+        vectors_path,
+        postings_path,
+        dense_path,
+        graph_path,
+    ];
     let files = paths.iter().map(|path| describe_file(path)).collect::<Result<_>>()?;
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
@@ -323,26 +338,28 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
         .map_err(|err| Error::io(dir, err))
 }
 
-/// Reads and verifies the snapshot in `dir`, on all cores. The graph is loaded on one side, as soon as
-/// the dense vectors it links are read and its files are checked; the corpus (decoded there too), vectors
-/// and postings are read on the other, while the bodies file is checked. The corpus, vector, postings and
-/// dense files are each read once, checked and decoded from the same bytes; the bodies and graph files are
-/// checked by streaming them, never held whole in memory (hnsw_rs then reads the graph files a second
-/// time to load them).
+/// Reads and verifies the snapshot in `dir`, on all cores. The dense vectors and then the graph are read on
+/// one side; the corpus (decoded there too), vectors and postings on the other, while the bodies file is
+/// checked. Each file is read once, checked and decoded from the same bytes, except the bodies, which are
+/// checked by streaming them and never held in memory.
 pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
     let manifest = read_manifest(dir)?;
-    let name = |suffix: &str| format!("{}{suffix}", manifest.generation);
-    let [corpus_name, bodies_name, vectors_name, postings_name, dense_name] = [
-        CORPUS_SUFFIX,
-        BODIES_SUFFIX,
-        VECTORS_SUFFIX,
-        POSTINGS_SUFFIX,
-        DENSE_SUFFIX,
-    ]
-    .map(name);
-    let graph_names = crate::index::graph_file_names(&manifest.generation);
-    let expected = [&corpus_name, &bodies_name, &vectors_name, &postings_name, &dense_name];
-    for name in expected.into_iter().chain(&graph_names) {
+    let [
+        corpus_name,
+        bodies_name,
+        vectors_name,
+        postings_name,
+        dense_name,
+        graph_name,
+    ] = DATA_SUFFIXES.map(|suffix| format!("{}{suffix}", manifest.generation));
+    for name in [
+        &corpus_name,
+        &bodies_name,
+        &vectors_name,
+        &postings_name,
+        &dense_name,
+        &graph_name,
+    ] {
         if !manifest.files.iter().any(|entry| entry.name == *name) {
             return Err(corrupt(&dir.join(MANIFEST), format!("lists no {name}")));
         }
@@ -369,9 +386,10 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
         || -> Result<(Arc<DenseVectors>, HnswIndex)> {
             let (dense, bytes, crc32) = dense_file::read(&dir.join(&dense_name), article_count)?;
             verify(&dense_name, (bytes, crc32))?;
-            graph_names.iter().try_for_each(|name| verify_streamed(name))?;
             let dense = Arc::new(dense);
-            let graph = HnswIndex::load(dir, &manifest.generation, Arc::clone(&dense), manifest.hnsw.clone())?;
+            let (graph, bytes, crc32) =
+                HnswIndex::load(&dir.join(&graph_name), Arc::clone(&dense), manifest.hnsw.clone())?;
+            verify(&graph_name, (bytes, crc32))?;
             Ok((dense, graph))
         },
         || {
@@ -603,17 +621,10 @@ fn remove_other_generations(dir: &Path, manifest: &Manifest) {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_data_file = name.starts_with('g')
-            && [
-                CORPUS_SUFFIX,
-                BODIES_SUFFIX,
-                VECTORS_SUFFIX,
-                POSTINGS_SUFFIX,
-                DENSE_SUFFIX,
-                ".hnsw.graph",
-                ".hnsw.data",
-            ]
-            .iter()
-            .any(|suffix| name.ends_with(suffix));
+            && DATA_SUFFIXES
+                .iter()
+                .chain(&RETIRED_SUFFIXES)
+                .any(|suffix| name.ends_with(suffix));
         let is_current = manifest.files.iter().any(|file| file.name == name);
         if is_data_file && !is_current {
             if let Err(err) = fs::remove_file(entry.path()) {

@@ -1,40 +1,37 @@
-//! Approximate nearest neighbours with an HNSW graph (hnsw_rs) over the articles' dense projections
-//! ([`crate::projection`]), compared with hnsw_rs's SIMD dot-product distance (`DistDot`, feature
-//! `simdeez_f`).
+//! Approximate nearest neighbours with an HNSW graph over the articles' dense projections
+//! ([`crate::projection`]). hnsw_rs builds the graph, with its SIMD dot-product distance (`DistDot`,
+//! feature `simdeez_f`); its links are then copied into flat arrays ([`GraphLayers`]), which are what is
+//! searched, written and read, and hnsw_rs's own structure is dropped.
 //!
 //! **Why the graph stores slots, not vectors.** hnsw_rs would keep a `Vec<f32>` of its own per point. Each
-//! graph point holds a single [`Slot`] instead and the distance, [`SlotDot`], reads the vectors from the
-//! shared flat table ([`DenseVectors`]): the vectors exist once, in one allocation, and the dump stays small
-//! and fixed-size. A query vector that is not in the table travels in a thread-local under the reserved slot
-//! [`QUERY_SLOT`]; hnsw_rs runs one search on the calling thread, so the distance finds it there.
+//! point it builds holds a single [`Slot`] instead and the distance, [`SlotDot`], reads the vectors from the
+//! shared flat table ([`DenseVectors`]): the vectors exist once, in one allocation.
 //!
 //! Our names map to hnsw_rs's as: `m` = `max_nb_connection`, `ef_construction` = `ef_construction`,
-//! `ef_search` = the `ef_arg` of `search_filter`, `max_layer` = `max_layer` (`NB_LAYER_MAX` caps it at 16).
+//! `max_layer` = `max_layer` (`NB_LAYER_MAX` caps it at 16). `ef_search` is the result list of our own
+//! search ([`GraphLayers::search`]). A point keeps at most `2 m` links in layer 0 and `m` above, the nearest
+//! ones, as the paper's `M_max0` and `M_max`; hnsw_rs can hold more for a while, and also records links
+//! in layers above a point's own, which a search never follows and the copy leaves out.
 //!
 //! hnsw_rs seeds its layer sampler with a fixed constant, so with serial insertion the graph depends only
 //! on the insertion order, which [`HnswParams::seed`] fixes by a seeded shuffle. Parallel insertion, the
 //! default, uses every core and gives a slightly different graph each time; the manifest records which.
 
-use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Arc;
 
 use hnsw_rs::anndists::dist::{DistDot, Distance};
-use hnsw_rs::api::AnnT;
-use hnsw_rs::hnsw::Hnsw;
-use hnsw_rs::hnswio::HnswIo;
+use hnsw_rs::hnsw::{Hnsw, Point};
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::{Neighbor, Slot, rank_neighbors};
+use super::layers::GraphLayers;
+use super::{Neighbor, Slot};
 use crate::error::{Error, Result};
 use crate::projection::DenseVectors;
-
-/// Reserved slot that stands for the current thread's query vector.
-const QUERY_SLOT: Slot = Slot::MAX;
 
 /// hnsw_rs exits the process for more connections than this; we reject such settings first.
 const MAX_M: usize = 256;
@@ -44,10 +41,6 @@ const MAX_LAYER: usize = 16;
 
 /// Points handed to one `parallel_insert_slice` call, so that the progress bar moves during a long build.
 const PARALLEL_CHUNK: usize = 10_000;
-
-thread_local! {
-    static QUERY: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
 
 /// Default `m`. With the graph as one of two candidate sources re-ranked exactly, `m` 16 and
 /// `ef_construction` 64 kept the same recall@10 as 24 and 200 on the generated 10,000-article archive
@@ -158,34 +151,14 @@ struct SlotDot {
 
 impl Distance<Slot> for SlotDot {
     fn eval(&self, a: &[Slot], b: &[Slot]) -> f32 {
-        match (a[0], b[0]) {
-            (QUERY_SLOT, stored) | (stored, QUERY_SLOT) => {
-                QUERY.with_borrow(|query| DistDot.eval(query, self.dense.row(stored as usize)))
-            }
-            (a, b) => DistDot.eval(self.dense.row(a as usize), self.dense.row(b as usize)),
-        }
+        DistDot.eval(self.dense.row(a[0] as usize), self.dense.row(b[0] as usize))
     }
-}
-
-type SlotGraph<'a> = Hnsw<'a, Slot, SlotDot>;
-
-self_cell::self_cell!(
-    /// A graph reloaded from a dump, kept together with the loader it borrows from (hnsw_rs issue #19).
-    struct LoadedGraph {
-        owner: HnswIo,
-        #[not_covariant]
-        dependent: SlotGraph,
-    }
-);
-
-enum Graph {
-    Built(SlotGraph<'static>),
-    Loaded(LoadedGraph),
 }
 
 /// HNSW graph over a shared table of dense vectors.
 pub struct HnswIndex {
-    graph: Graph,
+    layers: GraphLayers,
+    dense: Arc<DenseVectors>,
     params: HnswParams,
 }
 
@@ -196,7 +169,7 @@ impl HnswIndex {
         let distance = SlotDot {
             dense: Arc::clone(&vectors),
         };
-        let mut graph = Hnsw::new(
+        let graph = Hnsw::new(
             params.m,
             vectors.len().max(1),
             MAX_LAYER,
@@ -223,67 +196,31 @@ impl HnswIndex {
                 }
             }
         }
-        graph.set_searching_mode(true);
+        let layers = copy_links(&graph, vectors.len(), params.m)?;
         Ok(Self {
-            graph: Graph::Built(graph),
+            layers,
+            dense: vectors,
             params,
         })
     }
 
-    /// Writes the graph as `{basename}.hnsw.graph` and `{basename}.hnsw.data` into `dir`; returns both paths.
-    pub fn save(&self, dir: &Path, basename: &str) -> Result<[std::path::PathBuf; 2]> {
-        let dumped = match &self.graph {
-            Graph::Built(graph) => graph.file_dump(dir, basename),
-            Graph::Loaded(loaded) => loaded.with_dependent(|_, graph| graph.file_dump(dir, basename)),
-        }
-        .map_err(|err| Error::Index(format!("cannot write graph to {}: {err}", dir.display())))?;
-        if dumped != basename {
-            return Err(Error::Index(format!(
-                "graph written as {dumped:?}, expected {basename:?}"
-            )));
-        }
-        Ok(graph_files(dir, basename))
+    /// Writes the graph to `path` ([`GraphLayers::write`]) and syncs it.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.layers.write(path)
     }
 
-    /// Reloads a graph written by [`HnswIndex::save`]. hnsw_rs exits the process on some damaged dumps and
-    /// panics on others, so the files are checked first (the caller verifies their checksums; the data file
-    /// is also parsed here, since a dump with a matching checksum can still be wrong), a panic inside
-    /// hnsw_rs is caught, and every loaded point and link must name a slot of `vectors`. Any failure is
-    /// [`Error::CorruptSnapshot`].
-    pub fn load(dir: &Path, basename: &str, vectors: Arc<DenseVectors>, params: HnswParams) -> Result<Self> {
+    /// Reads a graph written by [`HnswIndex::save`] over `vectors`; returns it with the file's size and
+    /// CRC-32, for the caller to check against the manifest. A file that does not describe a graph over
+    /// exactly these vectors is [`Error::CorruptSnapshot`].
+    pub fn load(path: &Path, vectors: Arc<DenseVectors>, params: HnswParams) -> Result<(Self, u64, u32)> {
         params.validate()?;
-        let point_count = vectors.len();
-        let [graph_path, data_path] = graph_files(dir, basename);
-        check_data_file(&data_path, point_count)?;
-        let distance = SlotDot { dense: vectors };
-        let loading = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            LoadedGraph::try_new(HnswIo::new(dir, basename), |io| io.load_hnsw_with_dist(distance))
-        }));
-        let corrupt = |reason: String| Error::CorruptSnapshot {
-            path: graph_path.clone(),
-            reason,
-        };
-        let mut loaded = match loading {
-            Ok(Ok(loaded)) => loaded,
-            Ok(Err(err)) => return Err(corrupt(format!("hnsw_rs cannot load it: {err}"))),
-            Err(_) => return Err(corrupt("hnsw_rs panicked while loading it".into())),
-        };
-        let graph_points = loaded.with_dependent_mut(|_, graph| {
-            graph.set_searching_mode(true);
-            graph.get_nb_point()
-        });
-        if graph_points != point_count {
-            return Err(corrupt(format!(
-                "{graph_points} points, the snapshot has {point_count} vectors"
-            )));
-        }
-        loaded
-            .with_dependent(|_, graph| check_links(graph, point_count))
-            .map_err(corrupt)?;
-        Ok(Self {
-            graph: Graph::Loaded(loaded),
+        let (layers, length, crc32) = GraphLayers::read(path, vectors.len(), MAX_LAYER)?;
+        let index = Self {
+            layers,
+            dense: vectors,
             params,
-        })
+        };
+        Ok((index, length, crc32))
     }
 
     /// The parameters the index was built with.
@@ -291,132 +228,72 @@ impl HnswIndex {
         &self.params
     }
 
-    /// Up to `n` stored vectors nearest to the dense `query`, with a candidate list of `ef_search` (at
-    /// least `n`); similarity is the dense cosine. The walk stops early, as HNSW does.
+    /// Links stored in all layers of the graph.
+    pub fn link_count(&self) -> usize {
+        self.layers.link_count()
+    }
+
+    /// Up to `n` stored vectors nearest to the dense `query`, with a result list of `ef_search` (at least
+    /// `n`); similarity is the dense cosine. The walk stops early, as HNSW does.
     pub fn search_unfiltered(&self, query: &[f32], n: usize, ef_search: usize) -> Vec<Neighbor> {
-        self.walk(query, n, ef_search, None)
+        self.layers.search(&self.dense, query, n, ef_search, None)
     }
 
-    /// Up to `n` stored vectors nearest to the dense `query` among the slots `accept` lets through. hnsw_rs
-    /// checks the filter inside the walk and then never stops early, so this visits most of the graph:
-    /// for when [`HnswIndex::search_unfiltered`] found too few accepted vectors.
+    /// Up to `n` stored vectors nearest to the dense `query` among the slots `accept` lets through. Rejected
+    /// slots are walked through but not listed, so a strict filter makes this visit much of the graph: for
+    /// when [`HnswIndex::search_unfiltered`] found too few accepted vectors.
     pub fn search(&self, query: &[f32], n: usize, ef_search: usize, accept: &dyn Fn(Slot) -> bool) -> Vec<Neighbor> {
-        let filter = |id: &usize| accept(*id as Slot);
-        self.walk(query, n, ef_search, Some(&filter))
+        self.layers.search(&self.dense, query, n, ef_search, Some(accept))
     }
+}
 
-    fn walk(
-        &self,
-        query: &[f32],
-        n: usize,
-        ef_search: usize,
-        filter: Option<&dyn hnsw_rs::filter::FilterT>,
-    ) -> Vec<Neighbor> {
-        QUERY.with_borrow_mut(|current| {
-            current.clear();
-            current.extend_from_slice(query);
-        });
-        let ef = ef_search.max(n);
-        let found = match &self.graph {
-            Graph::Built(graph) => graph.search_filter(&[QUERY_SLOT], n, ef, filter),
-            Graph::Loaded(loaded) => {
-                loaded.with_dependent(|_, graph| graph.search_filter(&[QUERY_SLOT], n, ef, filter))
-            }
+/// Copies the links of every point of `graph` into flat layers: per point, the layers up to its own level,
+/// at most `2 m` links in layer 0 and `m` above, nearest first.
+fn copy_links(graph: &Hnsw<'_, Slot, SlotDot>, point_count: usize, m: usize) -> Result<GraphLayers> {
+    let copy_failed = |reason| Error::Index(format!("hnsw_rs built a graph that cannot be copied: {reason}"));
+    if point_count == 0 {
+        // hnsw_rs's point iterator panics on a graph without an entry point.
+        return GraphLayers::from_adjacency(0, 0, |_| Vec::new()).map_err(copy_failed);
+    }
+    let indexation = graph.get_point_indexation();
+    let mut points: Vec<Option<Arc<Point<'_, Slot>>>> = vec![None; point_count];
+    for point in indexation {
+        let slot = point.get_origin_id();
+        points[slot] = Some(point);
+    }
+    let top_level = usize::from(indexation.get_max_level_observed());
+    let entry = indexation
+        .get_layer_iterator(top_level)
+        .next()
+        .map_or(0, |point| point.get_origin_id() as Slot);
+    let adjacency = |slot: Slot| {
+        let Some(point) = &points[slot as usize] else {
+            return Vec::new();
         };
-        let hits = found
+        let level = usize::from(point.get_point_id().0);
+        point
+            .get_neighborhood_id()
             .into_iter()
-            .map(|neighbour| Neighbor {
-                slot: neighbour.get_origin_id() as Slot,
-                similarity: 1.0 - neighbour.get_distance(),
+            .take(level + 1)
+            .enumerate()
+            .map(|(layer, links)| {
+                let most = if layer == 0 { 2 * m } else { m };
+                links
+                    .iter()
+                    .filter(|link| link.d_id != slot as usize && usize::from(link.p_id.0) >= layer)
+                    .take(most)
+                    .map(|link| link.d_id as Slot)
+                    .collect()
             })
-            .collect();
-        rank_neighbors(hits, n)
-    }
-}
-
-/// Names of the two files hnsw_rs writes for `basename`.
-pub fn graph_file_names(basename: &str) -> [String; 2] {
-    [format!("{basename}.hnsw.graph"), format!("{basename}.hnsw.data")]
-}
-
-fn graph_files(dir: &Path, basename: &str) -> [std::path::PathBuf; 2] {
-    graph_file_names(basename).map(|name| dir.join(name))
-}
-
-/// Magic number of hnsw_rs's data file and of each point in it (`hnswio::MAGICDATAP`).
-const DATA_MAGIC: u32 = 0xa67f_0000;
-
-/// Parses the data file hnsw_rs wrote — `magic, dimension`, then per point `magic, origin id, byte length,
-/// bytes`, native-endian — and checks that it holds `point_count` points of one in-range [`Slot`] each.
-/// hnsw_rs itself exits or allocates whatever length a damaged file claims.
-fn check_data_file(path: &Path, point_count: usize) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|err| Error::io(path, err))?;
-    let corrupt = |reason: String| Error::CorruptSnapshot {
-        path: path.to_owned(),
-        reason,
+            .collect()
     };
-    let mut rest = bytes.as_slice();
-    let mut take = |len: usize, what: &str| -> Result<&[u8]> {
-        if rest.len() < len {
-            return Err(corrupt(format!("ends inside {what}")));
-        }
-        let (taken, after) = rest.split_at(len);
-        rest = after;
-        Ok(taken)
-    };
-    let u32_at = |bytes: &[u8]| u32::from_ne_bytes(bytes.try_into().expect("four bytes"));
-    let u64_at = |bytes: &[u8]| u64::from_ne_bytes(bytes.try_into().expect("eight bytes"));
-    if u32_at(take(4, "the header")?) != DATA_MAGIC {
-        return Err(corrupt("not an hnsw_rs data file (wrong magic number)".into()));
-    }
-    let dimension = u64_at(take(8, "the header")?);
-    if dimension != 1 {
-        return Err(corrupt(format!("dimension {dimension}, expected 1 slot per point")));
-    }
-    for point in 0..point_count {
-        if u32_at(take(4, "a point")?) != DATA_MAGIC {
-            return Err(corrupt(format!("point {point} has a wrong magic number")));
-        }
-        let origin = u64_at(take(8, "a point")?);
-        let length = u64_at(take(8, "a point")?);
-        if length != std::mem::size_of::<Slot>() as u64 {
-            return Err(corrupt(format!(
-                "point {point} holds {length} bytes, expected one slot"
-            )));
-        }
-        let slot = u32_at(take(4, "a point")?);
-        if origin >= point_count as u64 || u64::from(slot) != origin {
-            return Err(corrupt(format!(
-                "point {point} names slot {slot} (origin {origin}) of {point_count}"
-            )));
-        }
-    }
-    if !rest.is_empty() {
-        return Err(corrupt(format!("{} bytes after the last point", rest.len())));
-    }
-    Ok(())
-}
-
-/// Checks that every point of a loaded graph and every link names a slot below `point_count`, so that no
-/// search can index outside the vector table.
-fn check_links(graph: &SlotGraph<'_>, point_count: usize) -> std::result::Result<(), String> {
-    for point in graph.get_point_indexation() {
-        let slot = point.get_v().first().copied().unwrap_or(Slot::MAX) as usize;
-        if point.get_origin_id() >= point_count || slot != point.get_origin_id() {
-            return Err(format!("a point names slot {slot} of {point_count}"));
-        }
-        for layer in point.get_neighborhood_id() {
-            if let Some(link) = layer.iter().find(|link| link.d_id >= point_count) {
-                return Err(format!("a link names slot {} of {point_count}", link.d_id));
-            }
-        }
-    }
-    Ok(())
+    GraphLayers::from_adjacency(point_count, entry, adjacency).map_err(copy_failed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::rank_neighbors;
 
     const DIMENSIONS: usize = 16;
 
@@ -476,48 +353,45 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_data_file_with_a_valid_layout_is_refused_not_fatal() {
-        let table = vectors(50);
-        let params = serial().m(4);
-        let index = HnswIndex::build(Arc::clone(&table), params.clone(), &ProgressBar::hidden()).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let [_, data] = index.save(dir.path(), "graph").unwrap();
-        let pristine = std::fs::read(&data).unwrap();
-        // The first point's byte length (header 12 bytes, then magic 4 and origin 8).
-        let mut huge_length = pristine.clone();
-        huge_length[24..32].copy_from_slice(&u64::MAX.to_ne_bytes());
-        // The first point's slot, out of range.
-        let mut bad_slot = pristine.clone();
-        bad_slot[32..36].copy_from_slice(&999u32.to_ne_bytes());
-        for (case, bytes) in [
-            ("length", huge_length),
-            ("slot", bad_slot),
-            ("truncated", pristine[..40].to_vec()),
-        ] {
-            std::fs::write(&data, bytes).unwrap();
-            let err = HnswIndex::load(dir.path(), "graph", Arc::clone(&table), params.clone())
-                .err()
-                .unwrap_or_else(|| panic!("{case}: a damaged graph loaded"));
-            assert!(matches!(err, Error::CorruptSnapshot { .. }), "{case}: {err}");
-        }
-        std::fs::write(&data, pristine).unwrap();
-        assert!(HnswIndex::load(dir.path(), "graph", table, params).is_ok());
+    fn keeps_at_most_two_m_links_in_layer_0_and_m_above() {
+        let table = vectors(400);
+        let m = 4;
+        let index = HnswIndex::build(Arc::clone(&table), serial().m(m), &ProgressBar::hidden()).unwrap();
+        let layers = &index.layers;
+        assert!(layers.link_count() > 0);
+        assert!(
+            layers.link_count() <= 400 * 2 * m + 400 * m,
+            "{} links",
+            layers.link_count()
+        );
     }
 
     #[test]
-    fn serial_insertion_with_one_seed_gives_one_graph_and_the_dump_round_trips() {
+    fn serial_insertion_with_one_seed_gives_one_graph_and_the_file_round_trips() {
         let table = vectors(200);
         let params = serial().ef_search(16).m(4);
         let first = HnswIndex::build(Arc::clone(&table), params.clone(), &ProgressBar::hidden()).unwrap();
         let second = HnswIndex::build(Arc::clone(&table), params.clone(), &ProgressBar::hidden()).unwrap();
+        assert_eq!(first.layers, second.layers);
         let dir = tempfile::tempdir().unwrap();
-        first.save(dir.path(), "graph").unwrap();
-        let reloaded = HnswIndex::load(dir.path(), "graph", Arc::clone(&table), params).unwrap();
+        let path = dir.path().join("graph.bin");
+        first.save(&path).unwrap();
+        let (reloaded, _, _) = HnswIndex::load(&path, Arc::clone(&table), params.clone()).unwrap();
+        assert_eq!(reloaded.layers, first.layers);
         for probe in 0..200 {
             let query = table.row(probe);
             let expected = first.search(query, 5, 16, &|_| true);
-            assert_eq!(second.search(query, 5, 16, &|_| true), expected, "probe {probe}");
             assert_eq!(reloaded.search(query, 5, 16, &|_| true), expected, "probe {probe}");
         }
+        let other_table = vectors(201);
+        let err = HnswIndex::load(&path, other_table, params).err().unwrap();
+        assert!(matches!(err, Error::CorruptSnapshot { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_empty_table_gives_an_empty_graph() {
+        let empty = Arc::new(DenseVectors::from_flat(DIMENSIONS, Vec::new()).unwrap());
+        let index = HnswIndex::build(empty, serial(), &ProgressBar::hidden()).unwrap();
+        assert!(index.search_unfiltered(&[0.0; DIMENSIONS], 5, 16).is_empty());
     }
 }

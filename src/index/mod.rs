@@ -1,20 +1,21 @@
 //! Which stored articles are nearest to a vector? The [`NeighborIndex`] trait with two implementations:
 //! [`ExactIndex`], exact cosine search over an inverted index that serves as the oracle, and
-//! [`ApproximateIndex`], which re-ranks candidates from [`HnswIndex`] (a graph over dense projections, the
-//! only module that touches hnsw_rs) and from the query's heaviest terms. Recall tests and evaluation measure
-//! the second against the first.
+//! [`ApproximateIndex`], which re-ranks candidates from [`HnswIndex`] (a graph over dense projections, built
+//! by hnsw_rs in the only module that touches it, searched over flat arrays) and from the query's heaviest
+//! terms. Recall tests and evaluation measure the second against the first.
 
 mod approximate;
 mod exact;
 mod hnsw;
+mod layers;
 mod postings;
 
 pub use approximate::{ApproximateIndex, CandidateLimits, GRAPH_CANDIDATES, TERM_CANDIDATES, TERM_PRUNING};
 pub use exact::{ExactIndex, POSTINGS_WRITE_BUDGET, PruneLimits};
 pub use hnsw::{
     DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, HnswIndex, HnswParams, InsertionMode,
-    graph_file_names,
 };
+pub use layers::GRAPH_SUFFIX;
 pub use postings::{POSTINGS_SUFFIX, Posting, Postings};
 
 use crate::sparse::SparseVector;

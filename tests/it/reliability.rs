@@ -475,21 +475,26 @@ fn edit_manifest(model: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
 #[test]
 fn damaged_snapshots_are_refused_with_a_typed_error_never_a_panic_or_a_path_outside() {
     let (_dir, model) = saved_sample();
-    // A graph data file damaged with its checksum updated: it passes the checksum, not the loader.
-    let data_name = std::fs::read_dir(&model)
+    // A graph file damaged with its checksum updated: it passes the checksum, not the loader.
+    let graph_name = std::fs::read_dir(&model)
         .unwrap()
         .flatten()
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .find(|name| name.ends_with(".hnsw.data"))
+        .find(|name| name.ends_with(".graph.bin"))
         .unwrap();
-    let data_path = model.join(&data_name);
-    let mut data = std::fs::read(&data_path).unwrap();
-    data[32..36].copy_from_slice(&u32::MAX.to_ne_bytes());
-    std::fs::write(&data_path, &data).unwrap();
+    let graph_path = model.join(&graph_name);
+    let mut graph = std::fs::read(&graph_path).unwrap();
+    // Byte-order mark and field count, then the header (points, layers, entry), two sizes per layer, layer
+    // 0's offsets (points + 1), then its first link.
+    let field = |at: usize| u64::from_ne_bytes(graph[at..at + 8].try_into().unwrap()) as usize;
+    let (points, layers) = (field(16), field(24));
+    let first_link = 16 + 24 + 16 * layers + 4 * (points + 1);
+    graph[first_link..first_link + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
+    std::fs::write(&graph_path, &graph).unwrap();
     edit_manifest(&model, |manifest| {
         for file in manifest["files"].as_array_mut().unwrap() {
-            if file["name"] == data_name.as_str() {
-                file["crc32"] = crc32fast::hash(&data).into();
+            if file["name"] == graph_name.as_str() {
+                file["crc32"] = crc32fast::hash(&graph).into();
             }
         }
     });
