@@ -26,8 +26,9 @@ use crate::projection::{DenseVectors, Projection, ProjectionConfig};
 use crate::sparse::SparseVector;
 
 /// Candidates taken from the graph (at least `k`, and at least `ef_search`). The graph is walked without
-/// the filter, which lets hnsw_rs stop early, and the filter is applied to what it returns; only when fewer
-/// than `k` pass is the graph walked again with the filter inside (slow: hnsw_rs then visits most points).
+/// the filter, which lets the walk stop early, and the filter is applied to what it returns; only when fewer
+/// than `k` pass is the graph walked again with the filter inside (slow for a strict filter: the walk then
+/// visits much of the graph).
 pub const GRAPH_CANDIDATES: usize = 100;
 /// How much of the postings the second set of candidates reads.
 pub const TERM_PRUNING: PruneLimits = PruneLimits {

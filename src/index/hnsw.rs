@@ -46,14 +46,15 @@ const PARALLEL_CHUNK: usize = 10_000;
 /// `ef_construction` 64 kept the same recall@10 as 24 and 200 on the generated 10,000-article archive
 /// (0.998 either way, `weitere eval --label story --search hnsw`) and built 20 % faster.
 pub const DEFAULT_M: usize = 16;
-/// Default `ef_construction`. On the generated 100,000-article archive (2026-12-02, 2 cores) the graph over
-/// 256 dimensions took 96 s with 100 and 44 s with 40, for recall@10 (after re-ranking, with the pruned
-/// postings scan beside the graph) of 0.977 and 0.970; over 128 dimensions with 40, 35 s and 0.969. The
-/// graph is the largest phase at a million articles (695 of 1,002 s), and 24 builds it a third faster
-/// there (461 s), but below 2 × `m` hnsw_rs keeps more links per point: the 1M graph file grew from 303 to
-/// 670 MB, serving memory by 1.5 KB per article and the open by about 12 s, for recall@10 0.907 against
-/// 0.911 (100k: 24 and 32 gave graph files of 68 and 76 MB against 31 MB with 40). So 40 it is.
-pub const DEFAULT_EF_CONSTRUCTION: usize = 40;
+/// Default `ef_construction`. Up to `2 m` candidates, hnsw_rs keeps them all as links in layer 0; above
+/// that it applies the paper's diversity heuristic, which on the LSA projections keeps about 5 links per
+/// point. On the generated 100,000-article archive (2026-12-02, 2 cores, flat-array search, recall@10
+/// after re-ranking with the pruned postings scan beside the graph): 40 built the graph in 26.1 s with 5.4
+/// links per point, 24 in 15.1 s with 24 links per point (11 MB instead of 2.8 MB), for recall@10 0.968
+/// and 0.967 and the same latency (1.33 and 1.32 ms p50 in process). The graph is the largest phase at a
+/// million articles, so 24 it is. (Before the links were copied into flat arrays, hnsw_rs's own structure
+/// made 24 cost 1.5 KB more per article and 12 s more to open at 1M, and 40 was kept.)
+pub const DEFAULT_EF_CONSTRUCTION: usize = 24;
 /// Default `ef_search`.
 pub const DEFAULT_EF_SEARCH: usize = 128;
 /// Default seed of the insertion order.
