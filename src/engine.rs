@@ -123,7 +123,7 @@ impl Engine {
     }
 
     /// Like [`Engine::build`], for an engine that is to be saved as a snapshot: once the articles are
-    /// analysed their bodies move to an unlinked scratch file in `scratch_dir` ([`bodies::spill`]), read
+    /// tokenised their bodies move to an unlinked scratch file in `scratch_dir` ([`bodies::spill`]), read
     /// back only when the snapshot is written, and the postings are never built in memory: the snapshot
     /// write streams them from the vectors (see [`ExactIndex::write_postings`]). At a million generated
     /// articles that keeps about 2.7 GB of bodies and 1.5 GB of postings out of memory.
@@ -148,9 +148,10 @@ impl Engine {
         config.hnsw.validate()?;
         config.projection.validate()?;
         let phase = start_phase(progress, "analysing", articles.len());
-        let (vectorizer, vectors) =
-            Vectorizer::fit(&articles, config.analysis.clone(), config.tfidf.clone(), progress)?;
+        let tokens = Vectorizer::tokenize(&articles, &config.analysis, &config.tfidf, progress)?;
         let spilled = scratch_dir.map(|dir| bodies::spill(dir, &mut articles)).transpose()?;
+        return_freed_memory();
+        let (vectorizer, vectors) = Vectorizer::fit_tokenized(tokens, config.analysis.clone(), config.tfidf.clone())?;
         return_freed_memory();
         let exact = Arc::new(ExactIndex::new(Arc::new(vectors)));
         if scratch_dir.is_none() {

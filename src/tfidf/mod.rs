@@ -136,18 +136,62 @@ pub struct Vectorizer {
 /// Raw term frequencies of one text (title occurrences already weighted).
 type TermFrequencies = HashMap<String, f32>;
 
+/// Every article of a corpus tokenised once, with its token counts: all that [`Vectorizer::fit_tokenized`]
+/// needs of the texts, so that the bodies can leave memory before the vocabulary is learned.
+#[derive(Debug)]
+pub struct TokenizedCorpus {
+    counts: TokenCounts,
+}
+
+impl TokenizedCorpus {
+    /// Articles tokenised.
+    pub fn len(&self) -> usize {
+        self.counts.article_count()
+    }
+
+    /// True when no article was tokenised.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl Vectorizer {
-    /// Learns lexicon, vocabulary and idf from `articles` and returns their vectors, in the same order.
-    /// `progress` advances once per article tokenised. Each article is tokenised once and each distinct
-    /// token analysed once (see `corpus_counts`); the vectors equal what [`Vectorizer::vectorize`] gives.
+    /// Learns lexicon, vocabulary and idf from `articles` and returns their vectors, in the same order:
+    /// [`Vectorizer::tokenize`], then [`Vectorizer::fit_tokenized`]. `progress` advances once per article
+    /// tokenised. Each article is tokenised once and each distinct token analysed once (see
+    /// `corpus_counts`); the vectors equal what [`Vectorizer::vectorize`] gives.
     pub fn fit(
         articles: &[Article],
         analyzer_config: AnalyzerConfig,
         config: TfidfConfig,
         progress: &ProgressBar,
     ) -> Result<(Self, VectorTable)> {
+        let tokens = Self::tokenize(articles, &analyzer_config, &config, progress)?;
+        Self::fit_tokenized(tokens, analyzer_config, config)
+    }
+
+    /// The first half of [`Vectorizer::fit`]: tokenises every article, on all cores. `progress` advances
+    /// once per article.
+    pub fn tokenize(
+        articles: &[Article],
+        analyzer_config: &AnalyzerConfig,
+        config: &TfidfConfig,
+        progress: &ProgressBar,
+    ) -> Result<TokenizedCorpus> {
         config.validate()?;
         let counts = TokenCounts::gather(articles, config.title_weight, analyzer_config.keep_numbers, progress);
+        Ok(TokenizedCorpus { counts })
+    }
+
+    /// The second half of [`Vectorizer::fit`]: learns from `tokens`, which [`Vectorizer::tokenize`] made
+    /// with the same settings, and returns the articles' vectors in their order.
+    pub fn fit_tokenized(
+        tokens: TokenizedCorpus,
+        analyzer_config: AnalyzerConfig,
+        config: TfidfConfig,
+    ) -> Result<(Self, VectorTable)> {
+        config.validate()?;
+        let counts = tokens.counts;
         let analyzer = Analyzer::new(analyzer_config, counts.lexicon(config.lexicon_min_count));
         let mut terms = TermTable::analyze(&counts, &analyzer);
         let (vocabulary, term_ids) = learn_vocabulary(&mut terms, &counts, &config);
