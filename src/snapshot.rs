@@ -6,7 +6,8 @@
 //! - `{generation}.corpus.bin`: analysis settings, compound lexicon, TF-IDF settings, vocabulary with idf,
 //!   article metadata, body offsets and the fitted projection (postcard, streamed to the file as it is
 //!   encoded).
-//! - `{generation}.bodies.bin`: the article bodies, read on demand ([`crate::bodies`]).
+//! - `{generation}.bodies.bin`: the article bodies, read on demand, each with its checksum in the corpus
+//!   file ([`crate::bodies`]).
 //! - `{generation}.vectors.bin`: the articles' TF-IDF vectors as one CSR block ([`crate::vector_table`]).
 //! - `{generation}.postings.bin`: the inverted index over them ([`crate::index::Postings`]), stored so
 //!   that opening a snapshot does not rebuild it.
@@ -17,7 +18,9 @@
 //! current manifest points to. The manifest is written to a temporary file, synced and renamed over the old
 //! one: that rename is the commit point. A crash before it leaves the previous snapshot intact; files of
 //! other generations are removed after it. Loading verifies the format version and every checksum before
-//! anything is decoded, so a damaged or truncated snapshot is a typed error, never a panic or garbage.
+//! anything is decoded, so a damaged or truncated snapshot is a typed error, never a panic or garbage. The
+//! bodies are the exception: their file's length is checked at load, each body's own checksum when it is
+//! read, since the query path never reads them.
 
 use std::borrow::Cow;
 use std::fs::{self, File};
@@ -29,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{AnalyzerConfig, Lexicon};
 use crate::article::{Article, Timestamp};
-use crate::bodies::{self, BODIES_SUFFIX, BodyFile};
+use crate::bodies::{self, BODIES_SUFFIX, BodyFile, BodyIndex};
 use crate::dense_file::{self, DENSE_SUFFIX};
 use crate::error::{Error, Result, quote};
 use crate::index::{ApproximateIndex, ExactIndex, GRAPH_SUFFIX, HnswIndex, HnswParams, POSTINGS_SUFFIX, Postings};
@@ -211,7 +214,7 @@ struct CorpusRef<'a> {
     tfidf: &'a TfidfConfig,
     vocabulary: &'a Vocabulary,
     articles: Vec<StoredArticleRef<'a>>,
-    body_offsets: &'a [u64],
+    bodies: &'a BodyIndex,
     projection: &'a Projection,
 }
 
@@ -223,7 +226,7 @@ struct Corpus {
     tfidf: TfidfConfig,
     vocabulary: Vocabulary,
     articles: Vec<StoredArticle>,
-    body_offsets: Vec<u64>,
+    bodies: BodyIndex,
     projection: Projection,
 }
 
@@ -265,7 +268,7 @@ pub fn write<'b>(
     fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
     let generation = new_generation_name();
     let bodies_path = dir.join(format!("{generation}{BODIES_SUFFIX}"));
-    let body_offsets = bodies::write(&bodies_path, data.articles.len(), body)?;
+    let body_index = bodies::write(&bodies_path, data.articles.len(), body)?;
     let corpus_path = dir.join(format!("{generation}{CORPUS_SUFFIX}"));
     let corpus = CorpusRef {
         analyzer: data.analyzer,
@@ -273,7 +276,7 @@ pub fn write<'b>(
         tfidf: data.tfidf,
         vocabulary: data.vocabulary,
         articles: data.articles.iter().map(StoredArticleRef::from).collect(),
-        body_offsets: &body_offsets,
+        bodies: &body_index,
         projection: data.projection,
     };
     write_postcard_synced(&corpus_path, &corpus)?;
@@ -338,10 +341,10 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
         .map_err(|err| Error::io(dir, err))
 }
 
-/// Reads and verifies the snapshot in `dir`, on all cores. The dense vectors and then the graph are read on
-/// one side; the corpus (decoded there too), vectors and postings on the other, while the bodies file is
-/// checked. Each file is read once, checked and decoded from the same bytes, except the bodies, which are
-/// checked by streaming them and never held in memory.
+/// Reads and verifies the snapshot in `dir`, on all cores: the vectors, the dense vectors then the graph,
+/// the postings and the corpus, each read once, checked against the manifest and decoded from the same
+/// bytes. The bodies stay on disk: their file's length is checked here, each body's checksum when it is
+/// read ([`crate::bodies`]).
 pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
     let manifest = read_manifest(dir)?;
     let [
@@ -378,51 +381,56 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
         };
         check_file(&dir.join(name), entry, &found)
     };
-    let verify_streamed = |name: &str| {
-        let found = describe_file(&dir.join(name))?;
-        verify(name, (found.bytes, found.crc32))
-    };
-    let (graph_side, rest) = rayon::join(
-        || -> Result<(Arc<DenseVectors>, HnswIndex)> {
-            let (dense, bytes, crc32) = dense_file::read(&dir.join(&dense_name), article_count)?;
-            verify(&dense_name, (bytes, crc32))?;
-            let dense = Arc::new(dense);
-            let (graph, bytes, crc32) =
-                HnswIndex::load(&dir.join(&graph_name), Arc::clone(&dense), manifest.hnsw.clone())?;
-            verify(&graph_name, (bytes, crc32))?;
-            Ok((dense, graph))
+    let (left, right) = rayon::join(
+        || {
+            rayon::join(
+                || VectorTable::read(&dir.join(&vectors_name), article_count),
+                || -> Result<(Arc<DenseVectors>, HnswIndex)> {
+                    let (dense, bytes, crc32) = dense_file::read(&dir.join(&dense_name), article_count)?;
+                    verify(&dense_name, (bytes, crc32))?;
+                    let dense = Arc::new(dense);
+                    let (graph, bytes, crc32) =
+                        HnswIndex::load(&dir.join(&graph_name), Arc::clone(&dense), manifest.hnsw.clone())?;
+                    verify(&graph_name, (bytes, crc32))?;
+                    Ok((dense, graph))
+                },
+            )
         },
         || {
-            let ((corpus, vectors), (postings, bodies_checked)) = rayon::join(
-                || {
-                    rayon::join(
-                        || read_corpus(&dir.join(&corpus_name)),
-                        || VectorTable::read(&dir.join(&vectors_name), article_count),
-                    )
+            rayon::join(
+                || Postings::read(&dir.join(&postings_name), article_count),
+                || -> Result<Corpus> {
+                    let (corpus_bytes, bytes, crc32) = read_corpus(&dir.join(&corpus_name))?;
+                    verify(&corpus_name, (bytes, crc32))?;
+                    postcard::from_bytes(&corpus_bytes)
+                        .map_err(|err| corrupt(&dir.join(&corpus_name), format!("cannot decode: {err}")))
                 },
-                || {
-                    rayon::join(
-                        || Postings::read(&dir.join(&postings_name), article_count),
-                        || verify_streamed(&bodies_name),
-                    )
-                },
-            );
-            let (corpus_bytes, bytes, crc32) = corpus?;
-            verify(&corpus_name, (bytes, crc32))?;
-            let corpus: Corpus = postcard::from_bytes(&corpus_bytes)
-                .map_err(|err| corrupt(&dir.join(&corpus_name), format!("cannot decode: {err}")))?;
-            drop(corpus_bytes);
-            let (vectors, bytes, crc32) = vectors?;
-            verify(&vectors_name, (bytes, crc32))?;
-            let (postings, bytes, crc32) = postings?;
-            verify(&postings_name, (bytes, crc32))?;
-            bodies_checked?;
-            Ok((corpus, vectors, postings))
+            )
         },
     );
-    let (corpus, vectors, postings) = rest?;
+    let ((vectors, graph_side), (postings, corpus)) = (left, right);
+    let (vectors, bytes, crc32) = vectors?;
+    verify(&vectors_name, (bytes, crc32))?;
+    let (postings, bytes, crc32) = postings?;
+    verify(&postings_name, (bytes, crc32))?;
     let (dense, graph) = graph_side?;
-    let bodies = BodyFile::open(&dir.join(&bodies_name), corpus.body_offsets)?;
+    let corpus = corpus?;
+    let bodies_path = dir.join(&bodies_name);
+    let bodies_length = fs::metadata(&bodies_path)
+        .map_err(|err| Error::io(&bodies_path, err))?
+        .len();
+    let bodies_entry = manifest
+        .files
+        .iter()
+        .find(|entry| entry.name == bodies_name)
+        .expect("listed, checked above");
+    if bodies_entry.bytes != bodies_length {
+        return Err(corrupt(
+            &bodies_path,
+            format!("{bodies_length} bytes, the manifest says {}", bodies_entry.bytes),
+        ));
+    }
+    let bodies = BodyFile::open(&bodies_path, corpus.bodies)?;
     let data = SnapshotData {
         analyzer: corpus.analyzer,
         lexicon: corpus.lexicon,

@@ -135,10 +135,10 @@ fn assert_detects_damage(suffix: &str, damage: impl Fn(&mut Vec<u8>)) {
     }
 }
 
-/// Every data file of a snapshot: each is checked whole at open.
-const DATA_FILES: [&str; 6] = [
+/// The data files read whole at open: any damage to them is found there. The bodies file is checked for
+/// its length at open and body by body when read (`a_damaged_body_is_found_when_read`).
+const READ_AT_OPEN: [&str; 5] = [
     ".corpus.bin",
-    ".bodies.bin",
     ".vectors.bin",
     ".postings.bin",
     ".dense.bin",
@@ -147,7 +147,7 @@ const DATA_FILES: [&str; 6] = [
 
 #[test]
 fn a_flipped_byte_is_detected_in_every_file() {
-    for suffix in DATA_FILES {
+    for suffix in READ_AT_OPEN {
         assert_detects_damage(suffix, |bytes| {
             let middle = bytes.len() / 2;
             bytes[middle] ^= 0x40;
@@ -157,9 +157,50 @@ fn a_flipped_byte_is_detected_in_every_file() {
 
 #[test]
 fn truncation_is_detected_in_every_file() {
-    for suffix in DATA_FILES {
+    for suffix in READ_AT_OPEN.into_iter().chain([".bodies.bin"]) {
         assert_detects_damage(suffix, |bytes| bytes.truncate(bytes.len() / 3));
     }
+}
+
+#[test]
+fn a_damaged_body_is_found_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    saved_sample(dir.path());
+    let manifest = read_manifest(dir.path()).unwrap();
+    let bodies = &manifest
+        .files
+        .iter()
+        .find(|file| file.name.ends_with(".bodies.bin"))
+        .unwrap()
+        .name;
+    let path = dir.path().join(bodies);
+    let mut bytes = fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    fs::write(&path, bytes).unwrap();
+    // Bodies lie in slot order; find the article whose body holds the damaged byte.
+    let articles = sample_engine().articles();
+    let mut end = 0;
+    let damaged = articles
+        .iter()
+        .position(|article| {
+            end += article.body.len();
+            end > middle
+        })
+        .unwrap();
+    let engine = Engine::open(dir.path()).unwrap();
+    match engine.article(&articles[damaged].id) {
+        Err(Error::CorruptSnapshot { path: reported, reason }) => {
+            assert_eq!(reported, path);
+            assert!(reason.contains("checksum"), "{reason}");
+        }
+        other => panic!("a damaged body read as {other:?}"),
+    }
+    let intact = (damaged + 1) % articles.len();
+    assert_eq!(
+        engine.article(&articles[intact].id).unwrap().body,
+        articles[intact].body
+    );
 }
 
 #[test]
