@@ -4,8 +4,8 @@
 //!   it expects beside it and, for every data file, its size and CRC-32. Human-readable, so `cat` tells
 //!   what a snapshot is. File names in it must be plain names inside the directory.
 //! - `{generation}.corpus.bin`: analysis settings, compound lexicon, TF-IDF settings, vocabulary with idf,
-//!   article metadata, body offsets and the fitted projection (postcard, streamed to the file as it is
-//!   encoded).
+//!   article metadata, body offsets and checksums, and the fitted projection (postcard, streamed to the
+//!   file as it is encoded).
 //! - `{generation}.bodies.bin`: the article bodies, read on demand, each with its checksum in the corpus
 //!   file ([`crate::bodies`]).
 //! - `{generation}.vectors.bin`: the articles' TF-IDF vectors as one CSR block ([`crate::vector_table`]).
@@ -49,7 +49,7 @@ use crate::vector_table::{VECTORS_SUFFIX, VectorTable};
 /// - 4: the graph holds dense projections (LSA), stored with the projection and a dense vector file.
 /// - 5: vectors and postings in flat files of their own, read straight into memory; the dense file
 ///   gained the flat files' header.
-/// - 6: the graph's links in a flat file of their own instead of hnsw_rs's dump.
+/// - 6: the graph's links in a flat file of their own instead of hnsw_rs's dump; a checksum per body.
 ///
 /// Older snapshots are refused with [`Error::IncompatibleSnapshot`]; rebuild them from the archive with
 /// `weitere index`.

@@ -143,18 +143,6 @@ pub struct TokenizedCorpus {
     counts: TokenCounts,
 }
 
-impl TokenizedCorpus {
-    /// Articles tokenised.
-    pub fn len(&self) -> usize {
-        self.counts.article_count()
-    }
-
-    /// True when no article was tokenised.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 impl Vectorizer {
     /// Learns lexicon, vocabulary and idf from `articles` and returns their vectors, in the same order:
     /// [`Vectorizer::tokenize`], then [`Vectorizer::fit_tokenized`]. `progress` advances once per article
