@@ -368,18 +368,20 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
         }
     }
     let article_count = usize::try_from(manifest.article_count).unwrap_or(usize::MAX);
-    let verify = |name: &str, (bytes, crc32): (u64, u32)| {
-        let entry = manifest
+    let entry = |name: &str| {
+        manifest
             .files
             .iter()
             .find(|entry| entry.name == name)
-            .expect("listed, checked above");
+            .expect("listed, checked above")
+    };
+    let verify = |name: &str, (bytes, crc32): (u64, u32)| {
         let found = FileEntry {
             name: name.to_owned(),
             bytes,
             crc32,
         };
-        check_file(&dir.join(name), entry, &found)
+        check_file(&dir.join(name), entry(name), &found)
     };
     let (left, right) = rayon::join(
         || {
@@ -419,15 +421,11 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
     let bodies_length = fs::metadata(&bodies_path)
         .map_err(|err| Error::io(&bodies_path, err))?
         .len();
-    let bodies_entry = manifest
-        .files
-        .iter()
-        .find(|entry| entry.name == bodies_name)
-        .expect("listed, checked above");
-    if bodies_entry.bytes != bodies_length {
+    let listed_length = entry(&bodies_name).bytes;
+    if listed_length != bodies_length {
         return Err(corrupt(
             &bodies_path,
-            format!("{bodies_length} bytes, the manifest says {}", bodies_entry.bytes),
+            format!("{bodies_length} bytes, the manifest says {listed_length}"),
         ));
     }
     let bodies = BodyFile::open(&bodies_path, corpus.bodies)?;

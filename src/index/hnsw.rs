@@ -229,11 +229,6 @@ impl HnswIndex {
         &self.params
     }
 
-    /// Links stored in all layers of the graph.
-    pub fn link_count(&self) -> usize {
-        self.layers.link_count()
-    }
-
     /// Up to `n` stored vectors nearest to the dense `query`, with a result list of `ef_search` (at least
     /// `n`); similarity is the dense cosine. The walk stops early, as HNSW does.
     pub fn search_unfiltered(&self, query: &[f32], n: usize, ef_search: usize) -> Vec<Neighbor> {

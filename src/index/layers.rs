@@ -105,7 +105,8 @@ impl GraphLayers {
     }
 
     /// Links stored in all layers.
-    pub fn link_count(&self) -> usize {
+    #[cfg(test)]
+    pub(super) fn link_count(&self) -> usize {
         self.layers.iter().map(|layer| layer.links.len()).sum()
     }
 
@@ -213,13 +214,13 @@ impl GraphLayers {
                 links: file.array(usize::try_from(size[1]).unwrap_or(usize::MAX))?,
             });
         }
-        let (length, crc32) = file.finish()?;
         let graph = Self {
             point_count,
             entry,
             layers,
         };
-        graph.check().map_err(|reason| file_corrupt(path, reason))?;
+        graph.check().map_err(|reason| file.corrupt(reason))?;
+        let (length, crc32) = file.finish()?;
         Ok((graph, length, crc32))
     }
 
@@ -261,13 +262,6 @@ impl GraphLayers {
             }
             _ => Ok(()),
         }
-    }
-}
-
-fn file_corrupt(path: &Path, reason: String) -> crate::error::Error {
-    crate::error::Error::CorruptSnapshot {
-        path: path.to_owned(),
-        reason,
     }
 }
 

@@ -1,5 +1,5 @@
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use weitere::engine::Engine;
 use weitere::error::Error;
@@ -112,22 +112,34 @@ fn saving_again_replaces_the_snapshot_and_leaves_no_stale_files() {
     Engine::open(dir.path()).unwrap();
 }
 
-/// Applies `damage` to the file of the snapshot whose name ends with `suffix`, then expects `open` to fail
-/// with a corruption error naming that file.
-fn assert_detects_damage(suffix: &str, damage: impl Fn(&mut Vec<u8>)) {
-    let dir = tempfile::tempdir().unwrap();
-    saved_sample(dir.path());
-    let manifest = read_manifest(dir.path()).unwrap();
+/// Saves the sample into `dir` and applies `damage` to its data file whose name ends with `suffix`; returns
+/// that file's path.
+fn save_and_damage(dir: &Path, suffix: &str, damage: impl Fn(&mut Vec<u8>)) -> PathBuf {
+    saved_sample(dir);
+    let manifest = read_manifest(dir).unwrap();
     let name = &manifest
         .files
         .iter()
         .find(|file| file.name.ends_with(suffix))
         .unwrap()
         .name;
-    let path = dir.path().join(name);
+    let path = dir.join(name);
     let mut bytes = fs::read(&path).unwrap();
     damage(&mut bytes);
     fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn flip_middle_byte(bytes: &mut [u8]) {
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+}
+
+/// Applies `damage` to the file of the snapshot whose name ends with `suffix`, then expects `open` to fail
+/// with a corruption error naming that file.
+fn assert_detects_damage(suffix: &str, damage: impl Fn(&mut Vec<u8>)) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = save_and_damage(dir.path(), suffix, damage);
     match Engine::open(dir.path()) {
         Err(Error::CorruptSnapshot { path: reported, .. }) => assert_eq!(reported, path),
         Err(other) => panic!("expected CorruptSnapshot for {suffix}, got {other}"),
@@ -148,10 +160,7 @@ const READ_AT_OPEN: [&str; 5] = [
 #[test]
 fn a_flipped_byte_is_detected_in_every_file() {
     for suffix in READ_AT_OPEN {
-        assert_detects_damage(suffix, |bytes| {
-            let middle = bytes.len() / 2;
-            bytes[middle] ^= 0x40;
-        });
+        assert_detects_damage(suffix, flip_middle_byte);
     }
 }
 
@@ -165,19 +174,8 @@ fn truncation_is_detected_in_every_file() {
 #[test]
 fn a_damaged_body_is_found_when_read() {
     let dir = tempfile::tempdir().unwrap();
-    saved_sample(dir.path());
-    let manifest = read_manifest(dir.path()).unwrap();
-    let bodies = &manifest
-        .files
-        .iter()
-        .find(|file| file.name.ends_with(".bodies.bin"))
-        .unwrap()
-        .name;
-    let path = dir.path().join(bodies);
-    let mut bytes = fs::read(&path).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x40;
-    fs::write(&path, bytes).unwrap();
+    let path = save_and_damage(dir.path(), ".bodies.bin", flip_middle_byte);
+    let middle = fs::metadata(&path).unwrap().len() as usize / 2;
     // Bodies lie in slot order; find the article whose body holds the damaged byte.
     let articles = sample_engine().articles();
     let mut end = 0;
