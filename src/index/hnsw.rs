@@ -48,13 +48,12 @@ const PARALLEL_CHUNK: usize = 10_000;
 pub const DEFAULT_M: usize = 16;
 /// Default `ef_construction`. Up to `2 m` candidates, hnsw_rs keeps them all as links in layer 0; above
 /// that it applies the paper's diversity heuristic, which on the LSA projections keeps about 5 links per
-/// point. On the generated 100,000-article archive (2026-12-02, 2 cores, flat-array search, recall@10
-/// after re-ranking with the pruned postings scan beside the graph): 40 built the graph in 26.1 s with 5.4
-/// links per point, 24 in 15.1 s with 24 links per point (11 MB instead of 2.8 MB), for recall@10 0.968
-/// and 0.967 and the same latency (1.33 and 1.32 ms p50 in process). The graph is the largest phase at a
-/// million articles, so 24 it is. (Before the links were copied into flat arrays, hnsw_rs's own structure
-/// made 24 cost 1.5 KB more per article and 12 s more to open at 1M, and 40 was kept.)
-pub const DEFAULT_EF_CONSTRUCTION: usize = 24;
+/// point and keeps links between clusters. 24 builds the graph faster (100k generated articles,
+/// 2026-12-02: 15.1 s against 26.1 s, recall@10 after re-ranking 0.967 against 0.968; 1M: 324 to 363 s
+/// against 667 s), but without the heuristic a parallel build can leave a cluster unreachable: on the
+/// clustered table of `agrees_with_a_brute_force_scan_on_a_small_table` the graph missed true
+/// neighbours in 4 of 15 parallel builds with 24 and in none of 15 with 40. So 40 it is.
+pub const DEFAULT_EF_CONSTRUCTION: usize = 40;
 /// Default `ef_search`.
 pub const DEFAULT_EF_SEARCH: usize = 128;
 /// Default seed of the insertion order.
