@@ -160,7 +160,7 @@ const READ_AT_OPEN: [&str; 5] = [
 #[test]
 fn a_flipped_byte_is_detected_in_every_file() {
     for suffix in READ_AT_OPEN {
-        assert_detects_damage(suffix, flip_middle_byte);
+        assert_detects_damage(suffix, |bytes| flip_middle_byte(bytes));
     }
 }
 
@@ -174,7 +174,7 @@ fn truncation_is_detected_in_every_file() {
 #[test]
 fn a_damaged_body_is_found_when_read() {
     let dir = tempfile::tempdir().unwrap();
-    let path = save_and_damage(dir.path(), ".bodies.bin", flip_middle_byte);
+    let path = save_and_damage(dir.path(), ".bodies.bin", |bytes| flip_middle_byte(bytes));
     let middle = fs::metadata(&path).unwrap().len() as usize / 2;
     // Bodies lie in slot order; find the article whose body holds the damaged byte.
     let articles = sample_engine().articles();
