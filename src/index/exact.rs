@@ -154,7 +154,11 @@ impl ExactIndex {
             }
             for (term, weight) in entries {
                 let list = postings.list(term);
-                for &Posting { slot, weight: stored } in &list[..list.len().min(per_term)] {
+                let list = &list[..list.len().min(per_term)];
+                for (position, &Posting { slot, weight: stored }) in list.iter().enumerate() {
+                    if let Some(ahead) = list.get(position + PREFETCH_DISTANCE) {
+                        prefetch(scores.as_ptr().wrapping_add(ahead.slot as usize));
+                    }
                     let score = &mut scores[slot as usize];
                     if *score == 0.0 {
                         touched.push(slot);
@@ -172,6 +176,24 @@ impl ExactIndex {
             best_accepted(hits, n, accept)
         })
     }
+}
+
+/// How many postings ahead [`ExactIndex::accumulate`] asks for the score it will add to: the scores are one
+/// array over every slot (4 MB at a million articles), so each posting's score is a cache miss, and asking
+/// early lets several misses overlap.
+const PREFETCH_DISTANCE: usize = 16;
+
+/// Asks the CPU to bring the cache line at `address` closer; a hint that never faults.
+#[inline(always)]
+fn prefetch(address: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint; it reads no memory architecturally and cannot fault, whatever the
+    // address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
 }
 
 /// The `n` best of `hits` that `accept` lets through, ranked like [`rank_neighbors`]. The filter is asked
