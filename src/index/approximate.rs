@@ -10,10 +10,15 @@
 //! 200 candidates kept, holds 0.927 in 0.5 ms. Together they hold 0.979 (0.996 at 10,000 articles); reading
 //! 1,024 postings per term instead gives 0.986 for three times the cost. The scan's cost is bounded by
 //! terms × postings per term, so it does not grow with the archive; the graph's grows with its logarithm.
-//! At 1,000,000 articles these defaults keep 0.91 in 3.7 ms (p50, in process; 6.7 ms before the filter
-//! was asked lazily and the re-rank read the query through a bitmap); 2,048 postings per term and 400
-//! kept reach 0.95 at about twice the time, and the graph then adds only 0.006 (sweep in
-//! `benches/scale/README.md`).
+//! At 1,000,000 articles 256 postings per term are not enough: the prefixes cover less of each list as
+//! the archive grows. Measured there (300 sources, in process, one thread, a throwaway probe over the
+//! snapshot of `benches/scale`): 64 terms × 512 postings with 200 kept hold 0.911 (scan 0.40 ms), with the
+//! graph's 100 candidates 0.921; 64 × 2,048 with 400 kept hold 0.946 (scan 1.15 ms), with the graph 0.955;
+//! 64 × 4,096 hold 0.957 alone for 2.6 ms. Those are the defaults now (0.984 at 100,000). Reading the
+//! postings score-at-a-time instead (one budget for all terms, the largest query weight × stored weight
+//! first, in chunks of 32) was tried and kept less at every budget: 0.907 for 32,768 postings against
+//! 0.911 for 64 × 512, 0.925 for 65,536 against 0.946 for 64 × 2,048 — an article's nearest neighbours
+//! share many middling terms rather than a few heavy ones.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,10 +38,10 @@ pub const GRAPH_CANDIDATES: usize = 100;
 /// How much of the postings the second set of candidates reads.
 pub const TERM_PRUNING: PruneLimits = PruneLimits {
     terms: 64,
-    postings_per_term: 512,
+    postings_per_term: 2_048,
 };
 /// Candidates taken from the pruned postings scan.
-pub const TERM_CANDIDATES: usize = 200;
+pub const TERM_CANDIDATES: usize = 400;
 
 /// How many candidates [`ApproximateIndex::search_with`] gathers from each source before re-ranking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
