@@ -28,7 +28,7 @@ use crate::vector_table::VectorTable;
 /// When at most this many articles may be returned (the whole index, or what a filter lets through),
 /// [`SearchStrategy::Auto`] scans them exactly. Measured with `cargo bench --bench scale` on generated
 /// archives (in process, k = 10, 2 cores, p50; 2026-12-03, snapshot format 6): exact 0.61 ms against
-/// approximate 0.79 ms at 10,000 articles, 4.6 against 1.9 ms at 100,000 and 44 against 4.0 ms at
+/// approximate 0.79 ms at 10,000 articles, 4.5 against 1.9 ms at 100,000 and 46 against 4.6 ms at
 /// 1,000,000. The exact path grows about linearly (0.04 to 0.05 ms per 1,000 articles) and the
 /// approximate one slowly, so they cross between 10,000 and 25,000; up to 25,000 the exact path is at
 /// most a few tenths of a millisecond slower and has no recall loss.

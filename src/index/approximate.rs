@@ -10,7 +10,7 @@
 //! 200 candidates kept, holds 0.927 in 0.5 ms. Together they hold 0.979 (0.996 at 10,000 articles); reading
 //! 1,024 postings per term instead gives 0.986 for three times the cost. The scan's cost is bounded by
 //! terms × postings per term, so it does not grow with the archive; the graph's grows with its logarithm.
-//! At 1,000,000 articles 256 postings per term are not enough: the prefixes cover less of each list as
+//! At 1,000,000 articles such prefixes are not enough: they cover less of each list as
 //! the archive grows. Measured there (300 sources, in process, one thread, a throwaway probe over the
 //! snapshot of `benches/scale`): 64 terms × 512 postings with 200 kept hold 0.911 (scan 0.40 ms), with the
 //! graph's 100 candidates 0.921; 64 × 2,048 with 400 kept hold 0.946 (scan 1.15 ms), with the graph 0.955;
