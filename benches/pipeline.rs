@@ -87,9 +87,9 @@ fn index_build(c: &mut Criterion) {
 }
 
 fn query(c: &mut Criterion) {
-    let mut engine = Engine::build(sample(), &BuildConfig::default(), &ProgressBar::hidden()).unwrap();
-    let sources: Vec<RelatedQuery> = engine
-        .articles()
+    let articles = sample();
+    let mut engine = Engine::build(articles.clone(), &BuildConfig::default(), &ProgressBar::hidden()).unwrap();
+    let sources: Vec<RelatedQuery> = articles
         .iter()
         .step_by(QUERY_STRIDE)
         .map(|article| RelatedQuery {
@@ -98,8 +98,7 @@ fn query(c: &mut Criterion) {
             filter: Filter::default(),
         })
         .collect();
-    let drafts: Vec<RelatedQuery> = engine
-        .articles()
+    let drafts: Vec<RelatedQuery> = articles
         .iter()
         .step_by(QUERY_STRIDE)
         .map(|article| RelatedQuery {

@@ -5,7 +5,7 @@
 //! - `weitere index`: wall and CPU seconds (user + system, from `wait4`), articles per CPU-second, peak RSS;
 //!   snapshot bytes per article;
 //! - `weitere serve`: seconds from spawn until a `Stats` call answers, resident bytes per article after the
-//!   load below;
+//!   load below, and how many of them are pages of the mapped snapshot files (`RssFile`);
 //! - `Related` by id (k = 10) over gRPC: p50/p99 at concurrency 1, and p50/p99 with requests per second at
 //!   concurrency 8;
 //! - in process, on the loaded snapshot: `Related` p50/p99 with `--search auto`, exact and approximate
@@ -230,7 +230,7 @@ async fn main() {
     let ids: Arc<Vec<String>> = Arc::new(
         sources
             .iter()
-            .map(|&slot| engine.articles()[slot as usize].id.clone())
+            .map(|&slot| engine.articles().id(slot as usize).to_owned())
             .collect(),
     );
 
@@ -301,6 +301,7 @@ async fn main() {
     let c8_rps = concurrent.len() as f64 / started.elapsed().as_secs_f64();
     let grpc_c8 = percentiles(concurrent);
     let serving_rss = proc_status_bytes(server.id(), "VmRSS:");
+    let serving_rss_file = proc_status_bytes(server.id(), "RssFile:");
     Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()
@@ -335,6 +336,7 @@ async fn main() {
         "open_in_process_s": round(open_in_process_s, 2),
         "serve_start_s": round(start_s, 2),
         "serving_rss_bytes_per_article": per_article(serving_rss),
+        "serving_rss_file_bytes_per_article": per_article(serving_rss_file),
         "grpc_c1_p50_ms": round(grpc_c1.0, 2),
         "grpc_c1_p99_ms": round(grpc_c1.1, 2),
         "grpc_c8_p50_ms": round(grpc_c8.0, 2),

@@ -58,7 +58,7 @@ pub fn related_for_all(
     let selected: Vec<&str> = engine
         .live()
         .filter(|&(slot, _)| engine.matches(sources, slot))
-        .map(|(_, article)| article.id.as_str())
+        .map(|(_, article)| article.id)
         .collect();
     progress.set_length(selected.len() as u64);
     selected

@@ -1,7 +1,6 @@
 //! How does the table of dense projections reach disk and come back quickly? As one flat file
 //! (`{generation}.dense.bin`, see [`crate::flat_file`]): the dimension and the vector count, then every
-//! value, vector after vector, read straight into the table's own allocation with the CRC-32 computed on
-//! the way.
+//! value, vector after vector, served from a memory map once the CRC-32 and the values are checked.
 
 use std::path::Path;
 
@@ -29,7 +28,7 @@ pub fn read(path: &Path, count: usize) -> Result<(DenseVectors, u64, u32)> {
             "holds {stored} vectors of {dimensions} dimensions; expected {count} vectors"
         )));
     }
-    let values: Vec<f32> = file.array(count.saturating_mul(dimensions))?;
+    let values = file.mapped::<f32>(count.saturating_mul(dimensions))?;
     if values.iter().any(|value| !value.is_finite()) {
         return Err(file.corrupt("holds a value that is not a finite number".into()));
     }

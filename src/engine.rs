@@ -3,7 +3,7 @@
 //! [`Recommendation`]s. The CLI, the gRPC service, batch jobs and evaluation all call this one type.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analyzer, AnalyzerConfig};
 use crate::article::{Article, Timestamp};
+use crate::article_table::{ArticleRef, ArticleTable};
 use crate::bodies::{self, BodyFile};
 use crate::delta::Delta;
 use crate::error::{Error, Result, check_deadline};
@@ -22,6 +23,7 @@ use crate::recommend::{Candidate, Filter, RankingPolicy, Recommendation, Related
 use crate::snapshot::{self, FORMAT_VERSION, Manifest, SnapshotRef};
 use crate::sparse::{SparseRef, SparseVector};
 use crate::store::{Change, ChangeSeq, LogBinding};
+use crate::string_table::PositionIndex;
 use crate::tfidf::{TfidfConfig, Vectorizer};
 use crate::vector_table::VectorTable;
 
@@ -87,15 +89,22 @@ pub struct Stats {
     pub built_at: i64,
 }
 
+/// The base articles' bodies, slot order.
+enum BaseBodies {
+    /// An engine just built with [`Engine::build`] holds them.
+    InMemory(Vec<String>),
+    /// A loaded engine, or one built with [`Engine::build_spilling_bodies`], reads them from disk.
+    File(BodyFile),
+}
+
 /// A queryable index: one snapshot in memory plus the ranking policy.
 pub struct Engine {
     vectorizer: Vectorizer,
-    /// Base articles; their bodies are here for an engine just built, in `bodies` for a loaded one or one
-    /// built with [`Engine::build_spilling_bodies`].
-    articles: Vec<Article>,
-    bodies: Option<BodyFile>,
+    /// Base articles' metadata, slot order.
+    articles: ArticleTable,
+    bodies: BaseBodies,
     vectors: Arc<VectorTable>,
-    slot_by_id: HashMap<String, Slot>,
+    slot_by_id: PositionIndex,
     exact: Arc<ExactIndex>,
     approximate: ApproximateIndex,
     built_at: i64,
@@ -170,9 +179,13 @@ impl Engine {
         )?;
         end_phase(phase, "projected and built the graph", articles.len());
         progress.finish_and_clear();
-        let mut engine = Self::assemble(vectorizer, articles, exact, approximate, chrono::Utc::now().timestamp());
-        engine.bodies = spilled;
-        Ok(engine)
+        let table = articles.iter().collect();
+        let bodies = match spilled {
+            Some(file) => BaseBodies::File(file),
+            None => BaseBodies::InMemory(articles.into_iter().map(|article| article.body).collect()),
+        };
+        let built_at = chrono::Utc::now().timestamp();
+        Ok(Self::assemble(vectorizer, table, bodies, exact, approximate, built_at))
     }
 
     /// Loads the snapshot in `dir`, verifying version and checksums.
@@ -188,8 +201,8 @@ impl Engine {
         let vectorizer = Vectorizer::from_parts(analyzer, data.vocabulary, data.tfidf);
         let exact = Arc::new(data.exact);
         let approximate = ApproximateIndex::from_parts(Arc::clone(&exact), data.projection, data.dense, data.graph);
-        let mut engine = Self::assemble(vectorizer, data.articles, exact, approximate, manifest.built_at);
-        engine.bodies = Some(data.bodies);
+        let bodies = BaseBodies::File(data.bodies);
+        let mut engine = Self::assemble(vectorizer, data.articles, bodies, exact, approximate, manifest.built_at);
         engine.base_change = manifest.applied_change;
         engine.change_log = manifest.change_log;
         Ok(engine)
@@ -197,21 +210,18 @@ impl Engine {
 
     fn assemble(
         vectorizer: Vectorizer,
-        articles: Vec<Article>,
+        articles: ArticleTable,
+        bodies: BaseBodies,
         exact: Arc<ExactIndex>,
         approximate: ApproximateIndex,
         built_at: i64,
     ) -> Self {
-        let slot_by_id = articles
-            .iter()
-            .enumerate()
-            .map(|(slot, article)| (article.id.clone(), slot as Slot))
-            .collect();
+        let slot_by_id = PositionIndex::build(articles.len(), |slot| articles.id(slot));
         Self {
             delta: Delta::new(articles.len()),
             base_change: 0,
             change_log: None,
-            bodies: None,
+            bodies,
             vectorizer,
             articles,
             vectors: Arc::clone(exact.vectors()),
@@ -295,12 +305,12 @@ impl Engine {
     pub fn apply(&mut self, change: PreparedChange) -> bool {
         match change {
             PreparedChange::Upsert(article, vector) => {
-                let base_slot = self.slot_by_id.get(&article.id).copied();
+                let base_slot = self.base_slot(&article.id);
                 self.delta.upsert(*article, vector, base_slot);
                 true
             }
             PreparedChange::Delete(id) => {
-                let base_slot = self.slot_by_id.get(&id).copied();
+                let base_slot = self.base_slot(&id);
                 self.delta.delete(&id, base_slot)
             }
         }
@@ -313,11 +323,11 @@ impl Engine {
 
     /// Every live article with its slot: the base's that were neither replaced nor deleted, then the fresh
     /// ones.
-    pub fn live(&self) -> impl Iterator<Item = (Slot, &Article)> {
+    pub fn live(&self) -> impl Iterator<Item = (Slot, ArticleRef<'_>)> {
         let base = (0..self.articles.len() as Slot)
             .filter(|&slot| !self.delta.is_masked(slot))
-            .map(|slot| (slot, &self.articles[slot as usize]));
-        base.chain(self.delta.live().map(|(slot, article, _)| (slot, article)))
+            .map(|slot| (slot, self.articles.get(slot as usize)));
+        base.chain(self.delta.live().map(|(slot, article, _)| (slot, article.metadata())))
     }
 
     /// Copies of every live article with its body, in the order of [`Engine::live`].
@@ -327,18 +337,18 @@ impl Engine {
 
     /// The body of the article in `slot`: from memory, or read from the snapshot's body file.
     pub fn body(&self, slot: Slot) -> Result<Cow<'_, str>> {
+        let index = slot as usize;
         match &self.bodies {
-            Some(bodies) if (slot as usize) < self.articles.len() => Ok(Cow::Owned(bodies.read(slot as usize)?)),
-            _ => Ok(Cow::Borrowed(&self.article_at(slot).body)),
+            _ if index >= self.articles.len() => Ok(Cow::Borrowed(
+                &self.delta.get(slot).expect("slots come from the engine").0.body,
+            )),
+            BaseBodies::InMemory(bodies) => Ok(Cow::Borrowed(&bodies[index])),
+            BaseBodies::File(file) => Ok(Cow::Owned(file.read(index)?)),
         }
     }
 
     fn article_with_body(&self, slot: Slot) -> Result<Article> {
-        let mut article = self.article_at(slot).clone();
-        if self.bodies.is_some() && (slot as usize) < self.articles.len() {
-            article.body = self.body(slot)?.into_owned();
-        }
-        Ok(article)
+        Ok(self.article_at(slot).to_article(self.body(slot)?.into_owned()))
     }
 
     /// Replaces the ranking policy (validated first).
@@ -368,9 +378,9 @@ impl Engine {
         self.article_with_body(self.slot(id)?)
     }
 
-    /// The base snapshot's articles, in slot order (live changes not included). For a loaded engine, or one
-    /// built with [`Engine::build_spilling_bodies`], the bodies are empty: [`Engine::body`] reads them.
-    pub fn articles(&self) -> &[Article] {
+    /// The base snapshot's articles' metadata, in slot order (live changes not included); [`Engine::body`]
+    /// reads a body.
+    pub fn articles(&self) -> &ArticleTable {
         &self.articles
     }
 
@@ -403,19 +413,22 @@ impl Engine {
     pub fn slot(&self, id: &str) -> Result<Slot> {
         self.delta
             .slot(id)
-            .or_else(|| {
-                self.slot_by_id
-                    .get(id)
-                    .copied()
-                    .filter(|&slot| !self.delta.is_masked(slot))
-            })
+            .or_else(|| self.base_slot(id).filter(|&slot| !self.delta.is_masked(slot)))
             .ok_or_else(|| Error::UnknownArticle(id.to_owned()))
     }
 
-    fn article_at(&self, slot: Slot) -> &Article {
-        match self.articles.get(slot as usize) {
-            Some(article) => article,
-            None => &self.delta.get(slot).expect("slots come from the engine").0,
+    /// The base slot of `id`, masked or not.
+    fn base_slot(&self, id: &str) -> Option<Slot> {
+        self.slot_by_id
+            .find(id, |slot| self.articles.id(slot))
+            .map(|slot| slot as Slot)
+    }
+
+    fn article_at(&self, slot: Slot) -> ArticleRef<'_> {
+        if (slot as usize) < self.articles.len() {
+            self.articles.get(slot as usize)
+        } else {
+            self.delta.get(slot).expect("slots come from the engine").0.metadata()
         }
     }
 
@@ -563,11 +576,11 @@ impl Engine {
     /// True when the article in `slot` passes every field of `filter` except `exclude_ids`.
     pub fn matches(&self, filter: &Filter, slot: Slot) -> bool {
         let article = self.article_at(slot);
-        (filter.sections.is_empty() || filter.sections.contains(&article.section))
+        (filter.sections.is_empty() || filter.sections.iter().any(|section| section == article.section))
             && filter
                 .lang
                 .as_ref()
-                .is_none_or(|lang| lang.eq_ignore_ascii_case(&article.lang))
+                .is_none_or(|lang| lang.eq_ignore_ascii_case(article.lang))
             && filter
                 .published_after
                 .is_none_or(|after| article.published_at.is_some_and(|at| at >= after))
@@ -580,10 +593,10 @@ impl Engine {
         let article = self.article_at(slot);
         let vocabulary = self.vectorizer.vocabulary();
         Recommendation {
-            id: article.id.clone(),
-            title: article.title.clone(),
-            url: article.url.clone(),
-            section: article.section.clone(),
+            id: article.id.to_owned(),
+            title: article.title.to_owned(),
+            url: article.url.to_owned(),
+            section: article.section.to_owned(),
             published_at: article.published_at,
             score,
             shared_terms: source

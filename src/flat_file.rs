@@ -1,26 +1,42 @@
 //! How do the large arrays of a snapshot reach disk and come back quickly? A flat file is a byte-order
 //! mark, a few `u64` header fields, then arrays of plain numbers, each written exactly as it lies in
-//! memory. It is written as a stream, and each array is read straight into its own allocation with the
-//! CRC-32 computed on the way, so gigabytes load at disk speed and every file is read once. A file written
-//! on a host of the other byte order is refused, not misread.
+//! memory and starting at a multiple of 8 bytes. It is written as a stream. It is read through a memory
+//! map: a large array is served straight from the page cache ([`FlatArray`]), so opening a snapshot
+//! neither zeroes nor copies gigabytes, and only the pages a query touches become resident. The CRC-32
+//! and the shape checks still read every byte once at open; the pages they touched are handed back
+//! afterwards. A file written on a host of the other byte order is refused, not misread.
+//!
+//! **The mapping's contract.** A mapped file must not change while it is mapped. A snapshot's data files
+//! are written under a new generation's names and never rewritten in place; a superseded generation is
+//! unlinked, which leaves a mapping of it intact until the last array drops. Truncating a data file of a
+//! running server by hand would make the next read of a lost page fail with `SIGBUS`.
 
+use std::fmt;
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytemuck::Pod;
+use memmap2::{Mmap, UncheckedAdvice};
 
 use crate::error::{Error, Result};
 
 /// Written as a native `u64`; reads back as this value only on a host of the same byte order.
 const BYTE_ORDER_MARK: u64 = 0x0102_0304_0506_0708;
 const CHUNK_BYTES: usize = 1 << 20;
+/// Every array starts at a multiple of this many bytes, so that a mapped array is aligned for any element.
+const ARRAY_ALIGNMENT: usize = 8;
+/// Bytes of the byte-order mark and the header-length field.
+const PREAMBLE_BYTES: u64 = 16;
 
 /// Streams a flat file: [`FlatWriter::create`] writes the header, [`FlatWriter::array`] each array in
 /// order, [`FlatWriter::finish`] syncs it.
 pub struct FlatWriter {
     out: BufWriter<File>,
     path: PathBuf,
+    written: usize,
 }
 
 impl FlatWriter {
@@ -30,17 +46,23 @@ impl FlatWriter {
         let mut writer = Self {
             out: BufWriter::with_capacity(CHUNK_BYTES, file),
             path: path.to_owned(),
+            written: 0,
         };
         writer.array(&[BYTE_ORDER_MARK, header.len() as u64])?;
         writer.array(header)?;
         Ok(writer)
     }
 
-    /// Appends `values` as they lie in memory.
+    /// Appends `values` as they lie in memory, after the zero bytes that align their start.
     pub fn array<T: Pod>(&mut self, values: &[T]) -> Result<()> {
+        let padding = self.written.next_multiple_of(ARRAY_ALIGNMENT) - self.written;
+        let bytes: &[u8] = bytemuck::cast_slice(values);
         self.out
-            .write_all(bytemuck::cast_slice(values))
-            .map_err(|err| Error::io(&self.path, err))
+            .write_all(&[0; ARRAY_ALIGNMENT][..padding])
+            .and_then(|()| self.out.write_all(bytes))
+            .map_err(|err| Error::io(&self.path, err))?;
+        self.written += padding + bytes.len();
+        Ok(())
     }
 
     /// Flushes and syncs the file.
@@ -54,25 +76,106 @@ impl FlatWriter {
     }
 }
 
-/// Reads a flat file written by [`FlatWriter`], checking on the way that it is as long as its arrays say.
+/// An array of numbers, owned (built in memory) or mapped from a flat file ([`FlatReader::mapped`]);
+/// either way a slice.
+pub struct FlatArray<T: Pod> {
+    storage: Storage<T>,
+}
+
+enum Storage<T> {
+    Owned(Vec<T>),
+    Mapped { map: Arc<Mmap>, start: usize, len: usize },
+}
+
+impl<T: Pod> FlatArray<T> {
+    /// The array's vector, to grow it; a mapped array is copied into one first.
+    pub fn to_mut(&mut self) -> &mut Vec<T> {
+        if let Storage::Mapped { .. } = self.storage {
+            self.storage = Storage::Owned(self.to_vec());
+        }
+        match &mut self.storage {
+            Storage::Owned(values) => values,
+            Storage::Mapped { .. } => unreachable!("copied above"),
+        }
+    }
+}
+
+impl<T: Pod> Deref for FlatArray<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        match &self.storage {
+            Storage::Owned(values) => values,
+            Storage::Mapped { map, start, len } => bytemuck::cast_slice(&map[*start..*start + len * size_of::<T>()]),
+        }
+    }
+}
+
+impl<T: Pod> From<Vec<T>> for FlatArray<T> {
+    fn from(values: Vec<T>) -> Self {
+        Self {
+            storage: Storage::Owned(values),
+        }
+    }
+}
+
+impl<T: Pod> Default for FlatArray<T> {
+    fn default() -> Self {
+        Vec::new().into()
+    }
+}
+
+impl<T: Pod> Clone for FlatArray<T> {
+    fn clone(&self) -> Self {
+        let storage = match &self.storage {
+            Storage::Owned(values) => Storage::Owned(values.clone()),
+            Storage::Mapped { map, start, len } => Storage::Mapped {
+                map: Arc::clone(map),
+                start: *start,
+                len: *len,
+            },
+        };
+        Self { storage }
+    }
+}
+
+impl<T: Pod + PartialEq> PartialEq for FlatArray<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Pod + fmt::Debug> fmt::Debug for FlatArray<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+/// Reads a flat file written by [`FlatWriter`] through a memory map, checking on the way that it is as
+/// long as its arrays say.
 pub struct FlatReader {
-    file: File,
+    map: Arc<Mmap>,
     path: PathBuf,
-    hasher: crc32fast::Hasher,
-    length: u64,
-    position: u64,
+    position: usize,
 }
 
 impl FlatReader {
-    /// Opens `path` and reads its header, which must have `fields` fields.
+    /// Maps `path` and reads its header, which must have `fields` fields.
     pub fn open(path: &Path, fields: usize) -> Result<(Self, Vec<u64>)> {
         let file = File::open(path).map_err(|err| Error::io(path, err))?;
         let length = file.metadata().map_err(|err| Error::io(path, err))?.len();
+        if length < PREAMBLE_BYTES {
+            return Err(Error::CorruptSnapshot {
+                path: path.to_owned(),
+                reason: format!("is truncated: {length} bytes"),
+            });
+        }
+        // SAFETY: the map is read-only and snapshot data files are never modified in place while mapped
+        // (see the module docs).
+        let map = unsafe { Mmap::map(&file) }.map_err(|err| Error::io(path, err))?;
         let mut reader = Self {
-            file,
+            map: Arc::new(map),
             path: path.to_owned(),
-            hasher: crc32fast::Hasher::new(),
-            length,
             position: 0,
         };
         let preamble: Vec<u64> = reader.array(2)?;
@@ -90,35 +193,48 @@ impl FlatReader {
         Ok((reader, header))
     }
 
-    /// Reads the next array, of `len` values.
+    /// Copies the next array, of `len` values, into a vector: for the small arrays.
     pub fn array<T: Pod>(&mut self, len: usize) -> Result<Vec<T>> {
-        let bytes = (len as u64).saturating_mul(size_of::<T>() as u64);
-        let remaining = self.length - self.position;
-        if bytes > remaining {
-            return Err(self.corrupt(format!(
-                "is truncated: {} bytes, the next array needs {bytes} from byte {}",
-                self.length, self.position
-            )));
-        }
-        let mut values = vec![T::zeroed(); len];
-        for chunk in bytemuck::cast_slice_mut::<T, u8>(&mut values).chunks_mut(CHUNK_BYTES) {
-            self.file.read_exact(chunk).map_err(|err| Error::io(&self.path, err))?;
-            self.hasher.update(chunk);
-        }
-        self.position += bytes;
-        Ok(values)
+        Ok(self.mapped::<T>(len)?.to_vec())
     }
 
-    /// Checks that nothing follows the last array; returns the file's size and CRC-32, for the caller to
-    /// check against the manifest before trusting what it read.
-    pub fn finish(self) -> Result<(u64, u32)> {
-        if self.position != self.length {
+    /// The next array, of `len` values, served from the map: for the large arrays.
+    pub fn mapped<T: Pod>(&mut self, len: usize) -> Result<FlatArray<T>> {
+        let start = self.position.next_multiple_of(ARRAY_ALIGNMENT).min(self.map.len());
+        let bytes = (len as u64).saturating_mul(size_of::<T>() as u64);
+        let remaining = (self.map.len() - start) as u64;
+        if bytes > remaining {
             return Err(self.corrupt(format!(
-                "has {} bytes after its last array",
-                self.length - self.position
+                "is truncated: {} bytes, the next array needs {bytes} from byte {start}",
+                self.map.len()
             )));
         }
-        Ok((self.length, self.hasher.finalize()))
+        self.position = start + bytes as usize;
+        Ok(FlatArray {
+            storage: Storage::Mapped {
+                map: Arc::clone(&self.map),
+                start,
+                len,
+            },
+        })
+    }
+
+    /// Checks that nothing follows the last array and computes the file's CRC-32, then hands back the
+    /// pages that reading it made resident (they stay in the page cache, and a mapped array faults in
+    /// only what it is asked for). Returns the file's size and CRC-32, for the caller to check against
+    /// the manifest before trusting what it read.
+    pub fn finish(self) -> Result<(u64, u32)> {
+        if self.position != self.map.len() {
+            return Err(self.corrupt(format!(
+                "has {} bytes after its last array",
+                self.map.len() - self.position
+            )));
+        }
+        let crc32 = crc32fast::hash(&self.map);
+        // SAFETY: dropping the pages of a read-only shared file mapping only unmaps them; the next access
+        // faults the same file contents back in, so no reference into the map sees different bytes.
+        unsafe { self.map.unchecked_advise(UncheckedAdvice::DontNeed) }.map_err(|err| Error::io(&self.path, err))?;
+        Ok((self.map.len() as u64, crc32))
     }
 
     /// A [`Error::CorruptSnapshot`] about this file.
@@ -140,14 +256,25 @@ mod tests {
         let path = dir.path().join("t.bin");
         let mut writer = FlatWriter::create(&path, &[3, 2]).unwrap();
         writer.array(&[1u64, 2, 3]).unwrap();
-        writer.array(&[0.5f32, -1.0]).unwrap();
+        writer.array(&[0.5f32, -1.0, 2.0]).unwrap();
+        writer.array(&[7u64, 8]).unwrap();
         writer.finish().unwrap();
         let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            bytes.len(),
+            16 + 16 + 24 + 16 + 16,
+            "the u64s after three f32s start 4 bytes later"
+        );
         let (mut reader, header) = FlatReader::open(&path, 2).unwrap();
         assert_eq!(header, [3, 2]);
         assert_eq!(reader.array::<u64>(3).unwrap(), [1, 2, 3]);
-        assert_eq!(reader.array::<f32>(2).unwrap(), [0.5, -1.0]);
+        assert_eq!(*reader.mapped::<f32>(3).unwrap(), [0.5, -1.0, 2.0]);
+        let mapped = reader.mapped::<u64>(2).unwrap();
         assert_eq!(reader.finish().unwrap(), (bytes.len() as u64, crc32fast::hash(&bytes)));
+        assert_eq!(*mapped, [7, 8], "a mapped array outlives its reader");
+        let mut grown = mapped.clone();
+        grown.to_mut().push(9);
+        assert_eq!((&*grown, &*mapped), (&[7, 8, 9][..], &[7, 8][..]));
     }
 
     #[test]

@@ -50,6 +50,7 @@
 
 pub mod analysis;
 pub mod article;
+pub mod article_table;
 pub mod batch;
 pub mod bodies;
 pub mod delta;
@@ -67,5 +68,6 @@ pub mod service;
 pub mod snapshot;
 pub mod sparse;
 pub mod store;
+pub mod string_table;
 pub mod tfidf;
 pub mod vector_table;

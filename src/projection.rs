@@ -28,6 +28,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::flat_file::FlatArray;
 use crate::sparse::{SparseRef, SparseVector, TermId};
 use crate::vector_table::VectorTable;
 
@@ -226,21 +227,23 @@ impl Projection {
         }
         DenseVectors {
             dimensions: self.dimensions,
-            values,
+            values: values.into(),
         }
     }
 }
 
-/// Dense vectors of one length in one flat array; row `i` belongs to slot `i`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// Dense vectors of one length in one flat array (on the heap, or mapped from the snapshot); row `i`
+/// belongs to slot `i`.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct DenseVectors {
     dimensions: usize,
-    values: Vec<f32>,
+    values: FlatArray<f32>,
 }
 
 impl DenseVectors {
     /// Wraps `values`, `dimensions` per vector (`values.len()` must be a multiple of it).
-    pub fn from_flat(dimensions: usize, values: Vec<f32>) -> Result<Self> {
+    pub fn from_flat(dimensions: usize, values: impl Into<FlatArray<f32>>) -> Result<Self> {
+        let values = values.into();
         if dimensions == 0 || values.len() % dimensions != 0 {
             return Err(Error::Index(format!(
                 "{} values do not make vectors of {dimensions} dimensions",

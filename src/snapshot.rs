@@ -31,7 +31,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{AnalyzerConfig, Lexicon};
-use crate::article::{Article, Timestamp};
+use crate::article_table::ArticleTable;
 use crate::bodies::{self, BODIES_SUFFIX, BodyFile, BodyIndex};
 use crate::dense_file::{self, DENSE_SUFFIX};
 use crate::error::{Error, Result, quote};
@@ -50,10 +50,12 @@ use crate::vector_table::{VECTORS_SUFFIX, VectorTable};
 /// - 5: vectors and postings in flat files of their own, read straight into memory; the dense file
 ///   gained the flat files' header.
 /// - 6: the graph's links in a flat file of their own instead of hnsw_rs's dump; a checksum per body.
+/// - 7: every array of a flat file starts at a multiple of 8 bytes, so that vectors, postings and dense
+///   vectors are served from a memory map.
 ///
 /// Older snapshots are refused with [`Error::IncompatibleSnapshot`]; rebuild them from the archive with
 /// `weitere index`.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 const MANIFEST: &str = "manifest.json";
 const CORPUS_SUFFIX: &str = ".corpus.bin";
@@ -121,89 +123,11 @@ pub struct SnapshotRef<'a> {
     /// Vocabulary with idf.
     pub vocabulary: &'a Vocabulary,
     /// Article metadata, slot order (bodies are written separately).
-    pub articles: &'a [Article],
+    pub articles: &'a ArticleTable,
     /// The fitted projection.
     pub projection: &'a Projection,
     /// The article vectors with their postings (streamed from the vectors if they were not built).
     pub exact: &'a ExactIndex,
-}
-
-/// An article as the corpus file stores it: everything but the body, which has a file of its own.
-#[derive(Serialize)]
-struct StoredArticleRef<'a> {
-    id: &'a str,
-    title: &'a str,
-    published_at: Option<Timestamp>,
-    section: &'a str,
-    lang: &'a str,
-    url: &'a str,
-    story: Option<&'a str>,
-    category: Option<&'a str>,
-}
-
-/// The owned mirror of [`StoredArticleRef`].
-#[derive(Deserialize)]
-struct StoredArticle {
-    id: String,
-    title: String,
-    published_at: Option<Timestamp>,
-    section: String,
-    lang: String,
-    url: String,
-    story: Option<String>,
-    category: Option<String>,
-}
-
-impl<'a> From<&'a Article> for StoredArticleRef<'a> {
-    fn from(article: &'a Article) -> Self {
-        let Article {
-            id,
-            title,
-            body: _,
-            published_at,
-            section,
-            lang,
-            url,
-            story,
-            category,
-        } = article;
-        Self {
-            id,
-            title,
-            published_at: *published_at,
-            section,
-            lang,
-            url,
-            story: story.as_deref(),
-            category: category.as_deref(),
-        }
-    }
-}
-
-impl From<StoredArticle> for Article {
-    fn from(stored: StoredArticle) -> Self {
-        let StoredArticle {
-            id,
-            title,
-            published_at,
-            section,
-            lang,
-            url,
-            story,
-            category,
-        } = stored;
-        Self {
-            id,
-            title,
-            body: String::new(),
-            published_at,
-            section,
-            lang,
-            url,
-            story,
-            category,
-        }
-    }
 }
 
 /// The corpus file as written.
@@ -213,7 +137,7 @@ struct CorpusRef<'a> {
     lexicon: &'a Lexicon,
     tfidf: &'a TfidfConfig,
     vocabulary: &'a Vocabulary,
-    articles: Vec<StoredArticleRef<'a>>,
+    articles: &'a ArticleTable,
     bodies: &'a BodyIndex,
     projection: &'a Projection,
 }
@@ -225,7 +149,7 @@ struct Corpus {
     lexicon: Lexicon,
     tfidf: TfidfConfig,
     vocabulary: Vocabulary,
-    articles: Vec<StoredArticle>,
+    articles: ArticleTable,
     bodies: BodyIndex,
     projection: Projection,
 }
@@ -240,8 +164,8 @@ pub struct SnapshotData {
     pub tfidf: TfidfConfig,
     /// Vocabulary with idf.
     pub vocabulary: Vocabulary,
-    /// Article metadata, slot order; bodies are empty, [`SnapshotData::bodies`] holds them.
-    pub articles: Vec<Article>,
+    /// Article metadata, slot order; [`SnapshotData::bodies`] holds the bodies.
+    pub articles: ArticleTable,
     /// The bodies, read on demand.
     pub bodies: BodyFile,
     /// The exact index: the article vectors with their postings.
@@ -275,7 +199,7 @@ pub fn write<'b>(
         lexicon: data.lexicon,
         tfidf: data.tfidf,
         vocabulary: data.vocabulary,
-        articles: data.articles.iter().map(StoredArticleRef::from).collect(),
+        articles: data.articles,
         bodies: &body_index,
         projection: data.projection,
     };
@@ -434,7 +358,7 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
         lexicon: corpus.lexicon,
         tfidf: corpus.tfidf,
         vocabulary: corpus.vocabulary,
-        articles: corpus.articles.into_iter().map(Article::from).collect(),
+        articles: corpus.articles,
         bodies,
         exact: ExactIndex::with_postings(Arc::new(vectors), postings),
         projection: corpus.projection,

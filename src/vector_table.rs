@@ -2,12 +2,12 @@
 //! another in one array, their weights in another, and `count + 1` offsets saying where each article's
 //! entries begin. A million articles are three allocations instead of two million, with no per-vector
 //! header or allocator slack, and the block reaches disk and comes back as flat arrays
-//! (`{generation}.vectors.bin`, see [`crate::flat_file`]).
+//! (`{generation}.vectors.bin`, see [`crate::flat_file`]), served from a memory map once read.
 
 use std::path::Path;
 
 use crate::error::Result;
-use crate::flat_file::{FlatReader, FlatWriter};
+use crate::flat_file::{FlatArray, FlatReader, FlatWriter};
 use crate::sparse::{SparseRef, SparseVector, TermId};
 
 /// Suffix of a snapshot's vector file.
@@ -17,27 +17,27 @@ pub const VECTORS_SUFFIX: &str = ".vectors.bin";
 #[derive(Clone, Debug, PartialEq)]
 pub struct VectorTable {
     /// `len() + 1` entries: row `i` is `offsets[i]..offsets[i + 1]` of `terms` and `weights`.
-    offsets: Vec<u64>,
-    terms: Vec<TermId>,
-    weights: Vec<f32>,
+    offsets: FlatArray<u64>,
+    terms: FlatArray<TermId>,
+    weights: FlatArray<f32>,
 }
 
 impl Default for VectorTable {
     fn default() -> Self {
         Self {
-            offsets: vec![0],
-            terms: Vec::new(),
-            weights: Vec::new(),
+            offsets: vec![0].into(),
+            terms: FlatArray::default(),
+            weights: FlatArray::default(),
         }
     }
 }
 
 impl VectorTable {
-    /// Appends `vector` as the next row.
+    /// Appends `vector` as the next row (a table read from a file is copied onto the heap first).
     pub fn push(&mut self, vector: SparseRef<'_>) {
-        self.terms.extend_from_slice(vector.terms());
-        self.weights.extend_from_slice(vector.weights());
-        self.offsets.push(self.terms.len() as u64);
+        self.terms.to_mut().extend_from_slice(vector.terms());
+        self.weights.to_mut().extend_from_slice(vector.weights());
+        self.offsets.to_mut().push(self.terms.len() as u64);
     }
 
     /// Number of rows.
@@ -89,9 +89,9 @@ impl VectorTable {
         if rows != count as u64 {
             return Err(file.corrupt(format!("holds {rows} vectors; expected {count}")));
         }
-        let offsets: Vec<u64> = file.array(count.saturating_add(1))?;
-        let terms = file.array(entries as usize)?;
-        let weights: Vec<f32> = file.array(entries as usize)?;
+        let offsets = file.mapped(count.saturating_add(1))?;
+        let terms = file.mapped(entries as usize)?;
+        let weights = file.mapped(entries as usize)?;
         let table = Self {
             offsets,
             terms,
@@ -175,7 +175,7 @@ mod tests {
         ));
 
         let mut swapped_terms = table.clone();
-        swapped_terms.terms.swap(0, 1);
+        swapped_terms.terms.to_mut().swap(0, 1);
         swapped_terms.write(&path).unwrap();
         let error = VectorTable::read(&path, 3).unwrap_err();
         assert!(error.to_string().contains("out of order"), "{error}");

@@ -15,6 +15,7 @@ use rand::seq::SliceRandom;
 use serde::Serialize;
 
 use crate::article::Article;
+use crate::article_table::ArticleRef;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::index::{Neighbor, NeighborIndex, Slot};
@@ -36,10 +37,10 @@ pub enum Label {
 }
 
 impl Label {
-    fn of(self, article: &Article) -> Option<&str> {
+    fn of(self, article: ArticleRef<'_>) -> Option<&str> {
         match self {
-            Label::Story => article.story.as_deref(),
-            Label::Category => article.category.as_deref(),
+            Label::Story => article.story,
+            Label::Category => article.category,
         }
     }
 }
@@ -111,7 +112,7 @@ pub fn drop_exact_duplicates(articles: Vec<Article>) -> (Vec<Article>, usize) {
 /// The labelled slots to evaluate, in slot order: all of them, or a seeded sample.
 pub fn select_sources(engine: &Engine, options: &EvalOptions) -> Result<Vec<Slot>> {
     let mut sources: Vec<Slot> = (0..engine.articles().len() as Slot)
-        .filter(|&slot| options.label.of(&engine.articles()[slot as usize]).is_some())
+        .filter(|&slot| options.label.of(engine.articles().get(slot as usize)).is_some())
         .collect();
     if sources.is_empty() {
         return Err(Error::invalid("label", "no article carries this label"));
@@ -159,7 +160,7 @@ pub fn evaluate(engine: &Engine, options: &EvalOptions) -> Result<EvalReport> {
         .map(|slot| {
             Ok(word_set(&format!(
                 "{} {}",
-                articles[slot as usize].title,
+                articles.get(slot as usize).title,
                 engine.body(slot)?
             )))
         })
@@ -167,9 +168,9 @@ pub fn evaluate(engine: &Engine, options: &EvalOptions) -> Result<EvalReport> {
 
     let mut totals = Totals::default();
     for &source in &sources {
-        let article = &articles[source as usize];
+        let article = articles.get(source as usize);
         let query = RelatedQuery {
-            source: Source::Article(article.id.clone()),
+            source: Source::Article(article.id.to_owned()),
             k: options.k,
             filter: Filter::default(),
         };
@@ -182,7 +183,7 @@ pub fn evaluate(engine: &Engine, options: &EvalOptions) -> Result<EvalReport> {
             .collect::<Result<_>>()?;
 
         let label = options.label.of(article).expect("sources are labelled");
-        let is_relevant = |slot: Slot| slot != source && options.label.of(&articles[slot as usize]) == Some(label);
+        let is_relevant = |slot: Slot| slot != source && options.label.of(articles.get(slot as usize)) == Some(label);
         let hits: Vec<bool> = list.iter().map(|&slot| is_relevant(slot)).collect();
         let relevant_count = label_sizes[label] - 1;
         if let (Some(recall), Some(ndcg)) = (
@@ -204,7 +205,7 @@ pub fn evaluate(engine: &Engine, options: &EvalOptions) -> Result<EvalReport> {
             totals.intra_list_similarity += mean_pairwise_jaccard(&list, &word_sets);
         }
         totals.age_gaps_days.extend(list.iter().filter_map(|&slot| {
-            let gap = (article.published_at?.seconds()).abs_diff(articles[slot as usize].published_at?.seconds());
+            let gap = (article.published_at?.seconds()).abs_diff(articles.get(slot as usize).published_at?.seconds());
             Some(gap as f64 / SECONDS_PER_DAY)
         }));
         totals.self_recommendations += list.iter().filter(|&&slot| slot == source).count();

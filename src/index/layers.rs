@@ -436,7 +436,7 @@ mod tests {
 
     /// Six unit vectors at angles 0°, 60°, … 300°.
     fn circle() -> DenseVectors {
-        let values = (0..6)
+        let values: Vec<f32> = (0..6)
             .flat_map(|i| {
                 let angle = i as f32 * std::f32::consts::PI / 3.0;
                 [angle.cos(), angle.sin()]

@@ -2,7 +2,8 @@
 //! there, heaviest first (ties to the lower slot), so that a list's prefix holds the articles the term
 //! matters most to. One CSR block, like [`VectorTable`]: built from the vectors on all cores at index
 //! time and stored in the snapshot (`{generation}.postings.bin`, see [`crate::flat_file`]), so that opening
-//! a snapshot reads it instead of rebuilding it.
+//! a snapshot maps it instead of rebuilding it. A list's prefix is what the pruned scan reads, so the tails
+//! of the long lists stay on disk until an exact scan asks for them.
 
 use std::ops::Range;
 use std::path::Path;
@@ -12,7 +13,7 @@ use rayon::prelude::*;
 
 use super::Slot;
 use crate::error::Result;
-use crate::flat_file::{FlatReader, FlatWriter};
+use crate::flat_file::{FlatArray, FlatReader, FlatWriter};
 use crate::sparse::TermId;
 use crate::vector_table::VectorTable;
 
@@ -33,8 +34,8 @@ pub struct Posting {
 #[derive(Debug, PartialEq)]
 pub struct Postings {
     /// `term_count + 1` entries: term `t`'s list is `offsets[t]..offsets[t + 1]` of `entries`.
-    offsets: Vec<u64>,
-    entries: Vec<Posting>,
+    offsets: FlatArray<u64>,
+    entries: FlatArray<Posting>,
 }
 
 impl Postings {
@@ -44,7 +45,10 @@ impl Postings {
     pub fn build(vectors: &VectorTable, term_count: usize, parallel: bool) -> Self {
         let offsets = list_offsets(vectors, term_count);
         let entries = gather(vectors, &offsets, 0..term_count, parallel);
-        Self { offsets, entries }
+        Self {
+            offsets: offsets.into(),
+            entries: entries.into(),
+        }
     }
 
     /// Writes the postings of `vectors` to `path`, as [`Postings::build`] and [`Postings::write`] would,
@@ -96,8 +100,8 @@ impl Postings {
     pub fn read(path: &Path, slot_count: usize) -> Result<(Self, u64, u32)> {
         let (mut file, header) = FlatReader::open(path, 2)?;
         let (term_count, entry_count) = (header[0] as usize, header[1] as usize);
-        let offsets: Vec<u64> = file.array(term_count.saturating_add(1))?;
-        let entries: Vec<Posting> = file.array(entry_count)?;
+        let offsets = file.mapped(term_count.saturating_add(1))?;
+        let entries = file.mapped(entry_count)?;
         let postings = Self { offsets, entries };
         if let Some(reason) = postings.shape_error(slot_count) {
             return Err(file.corrupt(reason));

@@ -26,6 +26,7 @@ use crate::analysis::{Analyzer, AnalyzerConfig, Lang, Term};
 use crate::article::Article;
 use crate::error::{Error, Result};
 use crate::sparse::{SparseVector, TermId};
+use crate::string_table::{PositionIndex, StringTable};
 use crate::vector_table::VectorTable;
 
 /// Term weighting settings.
@@ -66,29 +67,25 @@ impl TfidfConfig {
 }
 
 /// The learned vocabulary: for each [`TermId`], its key, a readable surface form and its idf.
-/// Term ids follow the lexical order of keys, so the same corpus always gives the same ids.
+/// Term ids follow the lexical order of keys, so the same corpus always gives the same ids. Keys and
+/// surfaces live in [`StringTable`]s, looked up through a [`PositionIndex`] (no string per term on the heap).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(from = "VocabularyParts", into = "VocabularyParts")]
 pub struct Vocabulary {
     parts: VocabularyParts,
-    id_by_key: HashMap<String, TermId>,
+    id_by_key: PositionIndex,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct VocabularyParts {
-    keys: Vec<String>,
-    surfaces: Vec<String>,
+    keys: StringTable,
+    surfaces: StringTable,
     idf: Vec<f32>,
 }
 
 impl From<VocabularyParts> for Vocabulary {
     fn from(parts: VocabularyParts) -> Self {
-        let id_by_key = parts
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(id, key)| (key.clone(), id as TermId))
-            .collect();
+        let id_by_key = PositionIndex::build(parts.keys.len(), |id| parts.keys.get(id));
         Self { parts, id_by_key }
     }
 }
@@ -112,12 +109,14 @@ impl Vocabulary {
 
     /// The id of an index term, if it is in the vocabulary.
     pub fn id(&self, key: &str) -> Option<TermId> {
-        self.id_by_key.get(key).copied()
+        self.id_by_key
+            .find(key, |id| self.parts.keys.get(id))
+            .map(|id| id as TermId)
     }
 
     /// The most frequent way the term was written in the corpus, for explanations.
     pub fn surface(&self, term: TermId) -> &str {
-        &self.parts.surfaces[term as usize]
+        self.parts.surfaces.get(term as usize)
     }
 
     /// Inverse document frequency of a term.
@@ -302,16 +301,16 @@ fn learn_vocabulary(terms: &mut TermTable, counts: &TokenCounts, config: &TfidfC
         term_ids[term as usize] = id as TermId;
     }
     let mut parts = VocabularyParts {
-        keys: Vec::with_capacity(kept.len()),
-        surfaces: Vec::with_capacity(kept.len()),
+        keys: StringTable::default(),
+        surfaces: StringTable::default(),
         idf: Vec::with_capacity(kept.len()),
     };
     for &term in &kept {
         let term = term as usize;
-        parts.keys.push(std::mem::take(&mut terms.keys[term]));
+        parts.keys.push(&std::mem::take(&mut terms.keys[term]));
         parts
             .surfaces
-            .push(most_frequent(std::mem::take(&mut terms.surfaces[term])));
+            .push(&most_frequent(std::mem::take(&mut terms.surfaces[term])));
         parts.idf.push(((1.0 + n) / (1.0 + df[term] as f32)).ln() + 1.0);
     }
     (Vocabulary::from(parts), term_ids)

@@ -1,6 +1,7 @@
 use std::sync::OnceLock;
 
 use indicatif::ProgressBar;
+use weitere::article::Article;
 use weitere::engine::{BuildConfig, Engine};
 use weitere::ingest::{self, IngestOptions};
 use weitere::recommend::{Filter, Recommendation, RelatedQuery, Source};
@@ -11,6 +12,16 @@ pub const SAMPLE: &[u8] = include_bytes!("../../data/gnad-sample.jsonl.gz");
 /// Number of articles in [`SAMPLE`].
 pub const SAMPLE_ARTICLES: usize = 514;
 
+/// The sample's articles, bodies included; read once per test binary.
+pub fn sample_articles() -> &'static [Article] {
+    static ARTICLES: OnceLock<Vec<Article>> = OnceLock::new();
+    ARTICLES.get_or_init(|| {
+        let corpus = ingest::read_gzip_bytes(SAMPLE, "gnad-sample.jsonl.gz", IngestOptions::default()).unwrap();
+        assert_eq!(corpus.articles.len(), SAMPLE_ARTICLES);
+        corpus.articles
+    })
+}
+
 /// The sample, indexed with default settings; built once per test binary.
 pub fn sample_engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
@@ -19,9 +30,12 @@ pub fn sample_engine() -> &'static Engine {
 
 /// A fresh engine over the sample with default settings.
 pub fn build_sample_engine() -> Engine {
-    let corpus = ingest::read_gzip_bytes(SAMPLE, "gnad-sample.jsonl.gz", IngestOptions::default()).unwrap();
-    assert_eq!(corpus.articles.len(), SAMPLE_ARTICLES);
-    Engine::build(corpus.articles, &BuildConfig::default(), &ProgressBar::hidden()).unwrap()
+    Engine::build(
+        sample_articles().to_vec(),
+        &BuildConfig::default(),
+        &ProgressBar::hidden(),
+    )
+    .unwrap()
 }
 
 /// A request for the `k` stories related to stored article `id`, unfiltered.

@@ -266,7 +266,7 @@ async fn batch_beside_a_running_or_killed_server_sees_its_writes() {
     let (model, out) = (dir.path().join("model"), dir.path().join("links.jsonl"));
     let engine = build_sample_engine();
     engine.save(&model).unwrap();
-    let source = &engine.articles()[0].id;
+    let source = engine.articles().id(0);
     let retracted = ids(engine.related(&query(source, 5)).unwrap()).remove(0);
 
     let (server, mut client) = Server::start(&model).await;

@@ -287,7 +287,7 @@ fn readers_and_writers_run_together_without_losing_or_resurrecting_anything() {
         .articles()
         .iter()
         .step_by(7)
-        .map(|a| a.id.clone())
+        .map(|a| a.id.to_owned())
         .collect();
     // Ids enter `deleting` before their delete is sent and `deleted` once it is acknowledged.
     let deleting: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();

@@ -15,10 +15,10 @@ fn batch_equals_related_for_every_article() {
     let engine = sample_engine();
     let links = related_for_all(engine, &Filter::default(), 5, &ProgressBar::hidden()).unwrap();
     assert_eq!(links.len(), SAMPLE_ARTICLES);
-    for (source, article) in links.iter().zip(engine.articles()) {
+    for (source, article) in links.iter().zip(engine.articles().iter()) {
         assert_eq!(source.id, article.id, "batch keeps slot order");
         let related: Vec<&str> = source.related.iter().map(|story| story.id.as_str()).collect();
-        assert_eq!(related, ids_of(engine, &article.id, 5));
+        assert_eq!(related, ids_of(engine, article.id, 5));
     }
 }
 
@@ -48,7 +48,7 @@ fn graph_search_agrees_with_exact_search() {
     let agreeing = exact
         .articles()
         .iter()
-        .filter(|article| ids_of(&graph, &article.id, 10) == ids_of(&exact, &article.id, 10))
+        .filter(|article| ids_of(&graph, article.id, 10) == ids_of(&exact, article.id, 10))
         .count();
     assert!(
         agreeing as f64 >= 0.98 * SAMPLE_ARTICLES as f64,

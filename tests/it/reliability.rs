@@ -485,10 +485,10 @@ fn damaged_snapshots_are_refused_with_a_typed_error_never_a_panic_or_a_path_outs
     let graph_path = model.join(&graph_name);
     let mut graph = std::fs::read(&graph_path).unwrap();
     // Byte-order mark and field count, then the header (points, layers, entry), two sizes per layer, layer
-    // 0's offsets (points + 1), then its first link.
+    // 0's offsets (points + 1), then its first link, each array starting at a multiple of 8 bytes.
     let field = |at: usize| u64::from_ne_bytes(graph[at..at + 8].try_into().unwrap()) as usize;
     let (points, layers) = (field(16), field(24));
-    let first_link = 16 + 24 + 16 * layers + 4 * (points + 1);
+    let first_link = (16 + 24 + 16 * layers + 4 * (points + 1)).next_multiple_of(8);
     graph[first_link..first_link + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
     std::fs::write(&graph_path, &graph).unwrap();
     edit_manifest(&model, |manifest| {
