@@ -170,6 +170,7 @@ fn server_options(args: &ServeArgs) -> Result<ServerOptions> {
             request_timeout: args.request_timeout_ms.map(Duration::from_millis),
         },
         tls,
+        query_threads: args.query_threads,
     })
 }
 

@@ -308,6 +308,10 @@ pub struct ServeArgs {
     /// shorter grpc-timeout always applies). Without it, only client deadlines apply.
     #[arg(long, env = "WEITERE_REQUEST_TIMEOUT_MS")]
     pub request_timeout_ms: Option<u64>,
+    /// Threads that answer Related calls (0: one per core). Concurrent calls beyond them wait for a free
+    /// thread instead of sharing the cores with more threads.
+    #[arg(long, env = "WEITERE_QUERY_THREADS", default_value_t = 0)]
+    pub query_threads: usize,
     #[command(flatten)]
     pub policy: PolicyArgs,
 }

@@ -3,13 +3,15 @@
 //! grpcurl and grpc_health_probe work without the proto file.
 //!
 //! This layer only translates: each handler checks the caller's token ([`Access`]) and the request's size
-//! and deadline ([`Limits`]), converts the request into a core call ([`convert`]), runs it on the blocking
-//! pool, and maps the result or error back ([`status`]). No ranking or storage logic here.
+//! and deadline ([`Limits`]), converts the request into a core call ([`convert`]), runs it off the async
+//! workers (searches on a pool of one thread per core, the rest on tokio's blocking pool), and maps the
+//! result or error back ([`status`]). No ranking or storage logic here.
 
 mod auth;
 mod convert;
 mod limits;
 mod related;
+mod search_pool;
 mod status;
 
 use std::future::Future;
@@ -41,6 +43,8 @@ pub struct ServerOptions {
     pub limits: Limits,
     /// Certificate chain and private key to serve TLS with; `None` serves plain HTTP/2.
     pub tls: Option<Identity>,
+    /// Threads of the pool that answers `Related` (0: one per core).
+    pub query_threads: usize,
 }
 
 /// Reads a PEM certificate chain and private key for [`ServerOptions::tls`], and checks them as the TLS
@@ -126,12 +130,17 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let ServerOptions { access, limits, tls } = options;
+    let ServerOptions {
+        access,
+        limits,
+        tls,
+        query_threads,
+    } = options;
     let (max_message_bytes, request_timeout) = (limits.max_message_bytes, limits.request_timeout);
-    let related =
-        proto::related_stories_server::RelatedStoriesServer::new(RelatedStoriesService::new(index, access, limits))
-            .max_decoding_message_size(max_message_bytes)
-            .max_encoding_message_size(max_message_bytes);
+    let service = RelatedStoriesService::new(index, access, limits, query_threads)?;
+    let related = proto::related_stories_server::RelatedStoriesServer::new(service)
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
     let mut server = tonic::transport::Server::builder();
     if let Some(identity) = tls {
         server = server.tls_config(ServerTlsConfig::new().identity(identity))?;

@@ -1,5 +1,6 @@
 //! The `weitere.v1.RelatedStories` handlers. Each is a small adapter: validate → authorise → call the core
-//! on the blocking pool → map the result.
+//! off the async workers (searches on the [`SearchPool`]; writes, which wait on fsync, and body reads on
+//! tokio's blocking pool, so that they never hold a search thread) → map the result.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,6 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::auth::Access;
 use super::limits::{Limits, MAX_RELATED_RESPONSE_BYTES};
 use super::proto::related_stories_server::RelatedStories;
+use super::search_pool::SearchPool;
 use super::{convert, proto, to_status};
 use crate::error::{Result, check_deadline};
 use crate::live::{LiveIndex, WriteOutcome};
@@ -20,16 +22,39 @@ pub struct RelatedStoriesService {
     index: Arc<LiveIndex>,
     access: Arc<Access>,
     limits: Arc<Limits>,
+    searches: Arc<SearchPool>,
 }
 
 impl RelatedStoriesService {
-    /// A service answering from `index`, letting callers through as `access` says, within `limits`.
-    pub fn new(index: Arc<LiveIndex>, access: Access, limits: Limits) -> Self {
-        Self {
+    /// A service answering from `index`, letting callers through as `access` says, within `limits`, with
+    /// `query_threads` threads for searches (0: one per core).
+    pub fn new(index: Arc<LiveIndex>, access: Access, limits: Limits, query_threads: usize) -> Result<Self> {
+        Ok(Self {
             index,
             access: Arc::new(access),
             limits: Arc::new(limits),
-        }
+            searches: Arc::new(SearchPool::new(query_threads)?),
+        })
+    }
+
+    /// Runs a search on the search pool, unless `deadline` passed while it waited for a thread.
+    async fn search<T: Send + 'static>(
+        &self,
+        deadline: Option<Instant>,
+        work: impl FnOnce(&Arc<LiveIndex>) -> Result<T> + Send + 'static,
+    ) -> Result<T, Status> {
+        let index = Arc::clone(&self.index);
+        let (sender, answer) = tokio::sync::oneshot::channel();
+        self.searches.spawn(move || {
+            let result = check_deadline(deadline, "before the request was processed; nothing was done")
+                .and_then(|()| work(&index))
+                .map_err(to_status);
+            // The caller may have gone (cancelled or timed out); then nobody waits for the answer.
+            let _ = sender.send(result);
+        });
+        answer
+            .await
+            .map_err(|_| Status::internal("worker failed: the search panicked"))?
     }
 
     /// Lets a write through with the write token and returns its deadline.
@@ -120,7 +145,7 @@ impl RelatedStories for RelatedStoriesService {
         let deadline = self.limits.deadline(request.metadata());
         let query = convert::related_query(request.into_inner()).map_err(to_status)?;
         let recommendations = self
-            .run(deadline, move |index| index.related_until(&query, deadline))
+            .search(deadline, move |index| index.related_until(&query, deadline))
             .await?;
         let mut response = proto::RelatedResponse {
             stories: recommendations.into_iter().map(convert::related_story).collect(),

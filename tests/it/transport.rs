@@ -7,6 +7,7 @@ use weitere::service::proto::related_stories_client::RelatedStoriesClient;
 use weitere::service::proto::{self, StatsRequest, UpsertArticlesRequest};
 use weitere::service::{Access, Limits, ServerOptions};
 
+use crate::common::sample_articles;
 use crate::grpc::{TestServer, WRITE_TOKEN, by_id, is_stored};
 use crate::live::{union_story, upsert, with_token};
 
@@ -17,7 +18,7 @@ fn writable(limits: Limits) -> ServerOptions {
             read_token: None,
         },
         limits,
-        tls: None,
+        ..ServerOptions::default()
     }
 }
 
@@ -189,4 +190,36 @@ async fn tls_serves_trusted_clients_and_refuses_plaintext() {
 
     let missing = weitere::service::tls_identity(&dir.path().join("absent.pem"), &key_path).unwrap_err();
     assert!(missing.to_string().contains("absent.pem"), "{missing}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_searches_beyond_the_search_threads_queue_and_all_answer() {
+    let server = TestServer::start_with(ServerOptions {
+        query_threads: 1,
+        ..ServerOptions::default()
+    })
+    .await;
+    let ids: Vec<&str> = sample_articles()
+        .iter()
+        .step_by(31)
+        .map(|article| article.id.as_str())
+        .collect();
+    let mut client = server.client().await;
+    let mut serial = Vec::new();
+    for id in &ids {
+        serial.push(client.related(by_id(id, 5)).await.unwrap().into_inner());
+    }
+    let calls: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (mut client, request) = (client.clone(), by_id(id, 5));
+            tokio::spawn(async move { client.related(request).await })
+        })
+        .collect();
+    for (call, expected) in calls.into_iter().zip(serial) {
+        let answer = call.await.unwrap().unwrap().into_inner();
+        assert!(!answer.stories.is_empty());
+        assert_eq!(answer, expected, "a queued search answers as a serial one");
+    }
+    server.shutdown().await;
 }
