@@ -51,11 +51,12 @@ use crate::vector_table::{VECTORS_SUFFIX, VectorTable};
 ///   gained the flat files' header.
 /// - 6: the graph's links in a flat file of their own instead of hnsw_rs's dump; a checksum per body.
 /// - 7: every array of a flat file starts at a multiple of 8 bytes, so that vectors, postings and dense
-///   vectors are served from a memory map.
+///   vectors are served from a memory map; the article metadata, the vocabulary's words as columns.
+/// - 8: the compound splitter's lexicon as a string table with counts.
 ///
 /// Older snapshots are refused with [`Error::IncompatibleSnapshot`]; rebuild them from the archive with
 /// `weitere index`.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 
 const MANIFEST: &str = "manifest.json";
 const CORPUS_SUFFIX: &str = ".corpus.bin";

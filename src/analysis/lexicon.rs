@@ -6,20 +6,74 @@
 //! pruned with [`Lexicon::finish`] and stored in the snapshot, so queries split exactly like the
 //! index did.
 
-use rustc_hash::FxHashMap as HashMap;
-
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::normalize::lowercase_into;
 use super::{Lang, for_each_token};
+use crate::string_table::{PositionIndex, StringTable};
 
-/// Word frequencies of the corpus: lower-cased German surface forms and how often they occur.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Word frequencies of the corpus: lower-cased German surface forms and how often they occur. The words
+/// live in one [`StringTable`] with a [`PositionIndex`] over it (a million-article corpus keeps about a
+/// million forms: as `String` keys of a map they were a million allocations at every open).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(try_from = "StoredLexicon")]
 pub struct Lexicon {
-    /// Serialised in sorted order so that equal lexicons give byte-equal snapshots.
-    #[serde(serialize_with = "serialize_sorted")]
-    counts: HashMap<String, u32>,
+    words: StringTable,
+    /// `counts[i]` is how often `words.get(i)` occurs.
+    counts: Vec<u32>,
+    index: PositionIndex,
 }
+
+/// The lexicon as the snapshot stores it: words in sorted order, so that equal lexicons give byte-equal
+/// snapshots, with their counts.
+#[derive(Serialize, Deserialize)]
+struct StoredLexicon {
+    words: StringTable,
+    counts: Vec<u32>,
+}
+
+impl TryFrom<StoredLexicon> for Lexicon {
+    type Error = String;
+
+    fn try_from(stored: StoredLexicon) -> Result<Self, String> {
+        if stored.words.len() != stored.counts.len() {
+            return Err(format!(
+                "{} words with {} counts",
+                stored.words.len(),
+                stored.counts.len()
+            ));
+        }
+        let index = PositionIndex::build(stored.words.len(), |position| stored.words.get(position));
+        if index.len() != stored.words.len() {
+            return Err("a word is listed twice".into());
+        }
+        Ok(Self {
+            words: stored.words,
+            counts: stored.counts,
+            index,
+        })
+    }
+}
+
+impl Serialize for Lexicon {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_unstable_by_key(|&position| self.words.get(position));
+        StoredLexicon {
+            words: order.iter().map(|&position| self.words.get(position)).collect(),
+            counts: order.iter().map(|&position| self.counts[position]).collect(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl PartialEq for Lexicon {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(word, count)| other.count(word) == count)
+    }
+}
+
+impl Eq for Lexicon {}
 
 impl Lexicon {
     /// An empty lexicon.
@@ -48,53 +102,57 @@ impl Lexicon {
 
     /// Adds `count` occurrences of `word`, which must already be normalised and lower-cased.
     pub fn add_word(&mut self, word: &str, count: u32) {
-        match self.counts.get_mut(word) {
-            Some(total) => *total = total.saturating_add(count),
+        match self.index.find(word, |position| self.words.get(position)) {
+            Some(position) => self.counts[position] = self.counts[position].saturating_add(count),
             None => {
-                self.counts.insert(word.to_owned(), count);
+                let position = self.words.push(word);
+                self.counts.push(count);
+                self.index.insert(position, |position| self.words.get(position));
             }
         }
     }
 
     /// Adds the counts of `other` to this lexicon.
     pub fn merge(&mut self, mut other: Lexicon) {
-        if other.counts.len() > self.counts.len() {
+        if other.len() > self.len() {
             std::mem::swap(self, &mut other);
         }
-        for (word, count) in other.counts {
-            let total = self.counts.entry(word).or_insert(0);
-            *total = total.saturating_add(count);
+        for (word, count) in other.iter() {
+            self.add_word(word, count);
         }
     }
 
     /// Drops word forms seen fewer than `min_count` times: rare forms are mostly typos and names
     /// and would only license nonsense splits.
-    pub fn finish(mut self, min_count: u32) -> Lexicon {
-        self.counts.retain(|_, count| *count >= min_count);
-        self.counts.shrink_to_fit();
-        self
+    pub fn finish(self, min_count: u32) -> Lexicon {
+        let mut kept = Lexicon::new();
+        for (word, count) in self.iter().filter(|&(_, count)| count >= min_count) {
+            kept.add_word(word, count);
+        }
+        kept
     }
 
     /// Number of distinct word forms.
     pub fn len(&self) -> usize {
-        self.counts.len()
+        self.words.len()
     }
 
     /// Whether no word has been counted.
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
+        self.words.is_empty()
     }
 
     /// How often the lower-cased `word` occurs; 0 if unknown.
     pub fn count(&self, word: &str) -> u32 {
-        self.counts.get(word).copied().unwrap_or(0)
+        self.index
+            .find(word, |position| self.words.get(position))
+            .map_or(0, |position| self.counts[position])
     }
-}
 
-fn serialize_sorted<S: Serializer>(counts: &HashMap<String, u32>, serializer: S) -> Result<S::Ok, S::Error> {
-    let mut sorted: Vec<(&String, &u32)> = counts.iter().collect();
-    sorted.sort_unstable();
-    serializer.collect_map(sorted)
+    /// Every word form with its count, in the order they were first counted.
+    fn iter(&self) -> impl Iterator<Item = (&str, u32)> + '_ {
+        self.words.iter().zip(self.counts.iter().copied())
+    }
 }
 
 #[cfg(test)]
@@ -153,5 +211,20 @@ mod tests {
         assert_eq!(bytes, postcard::to_stdvec(&rebuilt).unwrap());
         let back: Lexicon = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back, lexicon);
+    }
+
+    #[test]
+    fn a_stored_lexicon_with_repeated_words_or_missing_counts_is_refused() {
+        let stored = |words: &[&str], counts: Vec<u32>| {
+            let bytes = postcard::to_stdvec(&StoredLexicon {
+                words: words.iter().collect(),
+                counts,
+            })
+            .unwrap();
+            postcard::from_bytes::<Lexicon>(&bytes)
+        };
+        assert_eq!(stored(&["atom", "bund"], vec![2, 3]).unwrap().count("bund"), 3);
+        assert!(stored(&["atom", "atom"], vec![2, 3]).is_err());
+        assert!(stored(&["atom", "bund"], vec![2]).is_err());
     }
 }
