@@ -2,7 +2,8 @@
 //! mark, a few `u64` header fields, then arrays of plain numbers, each written exactly as it lies in
 //! memory and starting at a multiple of 8 bytes. It is written as a stream. It is read through a memory
 //! map: a large array is served straight from the page cache ([`FlatArray`]), so opening a snapshot
-//! neither zeroes nor copies gigabytes, and only the pages a query touches become resident. The CRC-32
+//! neither zeroes nor copies gigabytes, and only the pages a query touches are mapped (a kernel that keeps
+//! the page cache in large folios maps a whole folio, up to 2 MB, per touch: measured on 6.18). The CRC-32
 //! and the shape checks still read every byte once at open; the pages they touched are handed back
 //! afterwards. A file written on a host of the other byte order is refused, not misread.
 //!

@@ -5,10 +5,11 @@
 //! so it is two allocations and decodes from a snapshot in one pass; [`PositionIndex`] finds a string's
 //! position by value through a hash table of positions, so no string is stored a second time as a key.
 
+use std::hash::BuildHasher;
+
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
-use std::hash::BuildHasher;
 
 /// Strings in one buffer, addressed by their position (the order they were pushed).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
