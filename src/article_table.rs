@@ -64,8 +64,8 @@ impl Article {
 }
 
 /// The metadata of the base articles, slot order; row `i` belongs to slot `i`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(try_from = "StoredColumns", into = "StoredColumns")]
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(try_from = "StoredColumns")]
 pub struct ArticleTable {
     columns: StoredColumns,
     section_index: PositionIndex,
@@ -169,9 +169,10 @@ impl TryFrom<StoredColumns> for ArticleTable {
     }
 }
 
-impl From<ArticleTable> for StoredColumns {
-    fn from(table: ArticleTable) -> Self {
-        table.columns
+/// Writes the columns alone, by reference (serde's `into` would copy the whole table first).
+impl Serialize for ArticleTable {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.columns.serialize(serializer)
     }
 }
 

@@ -46,11 +46,8 @@ impl RelatedStoriesService {
         let index = Arc::clone(&self.index);
         let (sender, answer) = tokio::sync::oneshot::channel();
         self.searches.spawn(move || {
-            let result = check_deadline(deadline, "before the request was processed; nothing was done")
-                .and_then(|()| work(&index))
-                .map_err(to_status);
             // The caller may have gone (cancelled or timed out); then nobody waits for the answer.
-            let _ = sender.send(result);
+            let _ = sender.send(unless_late(deadline, &index, work));
         });
         answer
             .await
@@ -71,12 +68,9 @@ impl RelatedStoriesService {
         work: impl FnOnce(&Arc<LiveIndex>) -> Result<T> + Send + 'static,
     ) -> Result<T, Status> {
         let index = Arc::clone(&self.index);
-        tokio::task::spawn_blocking(move || {
-            check_deadline(deadline, "before the request was processed; nothing was done").map_err(to_status)?;
-            work(&index).map_err(to_status)
-        })
-        .await
-        .map_err(|err| Status::internal(format!("worker failed: {err}")))?
+        tokio::task::spawn_blocking(move || unless_late(deadline, &index, work))
+            .await
+            .map_err(|err| Status::internal(format!("worker failed: {err}")))?
     }
 
     /// Upserts one batch: durable and visible when this returns.
@@ -114,6 +108,16 @@ impl RelatedStoriesService {
             .collect();
         Ok(convert::write_results(outcomes))
     }
+}
+
+/// Runs `work` on a worker thread, unless `deadline` passed while the call waited for that thread.
+fn unless_late<T>(
+    deadline: Option<Instant>,
+    index: &Arc<LiveIndex>,
+    work: impl FnOnce(&Arc<LiveIndex>) -> Result<T>,
+) -> Result<T, Status> {
+    check_deadline(deadline, "before the request was processed; nothing was done").map_err(to_status)?;
+    work(index).map_err(to_status)
 }
 
 /// Drops the lowest-ranked stories until the answer fits in [`MAX_RELATED_RESPONSE_BYTES`]. The field

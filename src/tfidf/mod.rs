@@ -69,8 +69,8 @@ impl TfidfConfig {
 /// The learned vocabulary: for each [`TermId`], its key, a readable surface form and its idf.
 /// Term ids follow the lexical order of keys, so the same corpus always gives the same ids. Keys and
 /// surfaces live in [`StringTable`]s, looked up through a [`PositionIndex`] (no string per term on the heap).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(from = "VocabularyParts", into = "VocabularyParts")]
+#[derive(Clone, Debug, Deserialize)]
+#[serde(from = "VocabularyParts")]
 pub struct Vocabulary {
     parts: VocabularyParts,
     id_by_key: PositionIndex,
@@ -90,9 +90,10 @@ impl From<VocabularyParts> for Vocabulary {
     }
 }
 
-impl From<Vocabulary> for VocabularyParts {
-    fn from(vocabulary: Vocabulary) -> Self {
-        vocabulary.parts
+/// Writes the parts alone, by reference (serde's `into` would copy the whole vocabulary first).
+impl Serialize for Vocabulary {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.parts.serialize(serializer)
     }
 }
 
