@@ -497,8 +497,12 @@ impl Engine {
             .filter_map(|id| self.slot(id).ok())
             .chain(source_slot)
             .collect();
-        let accept =
-            |slot: Slot| !excluded.contains(&slot) && !self.delta.is_masked(slot) && self.matches(&query.filter, slot);
+        let by_metadata = query.filter.restricts_metadata();
+        let accept = |slot: Slot| {
+            !excluded.contains(&slot)
+                && !self.delta.is_masked(slot)
+                && (!by_metadata || self.matches(&query.filter, slot))
+        };
         let mut wanted = (query.k + CANDIDATE_HEADROOM) * FIRST_ROUND_FACTOR;
         let ranked = loop {
             let neighbors = self.nearest(&vector, wanted, &query.filter, &accept);
@@ -557,11 +561,7 @@ impl Engine {
         if self.articles.len() <= scan_limit {
             return self.exact.search(vector, k, accept);
         }
-        let restricts = !filter.sections.is_empty()
-            || filter.lang.is_some()
-            || filter.published_after.is_some()
-            || filter.published_before.is_some();
-        if restricts {
+        if filter.restricts_metadata() {
             let allowed: Vec<Slot> = (0..self.articles.len() as Slot)
                 .filter(|&slot| accept(slot))
                 .take(scan_limit + 1)

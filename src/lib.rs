@@ -62,6 +62,7 @@ pub mod flat_file;
 pub mod index;
 pub mod ingest;
 pub mod live;
+pub mod prefetch;
 pub mod projection;
 pub mod recommend;
 pub mod service;

@@ -56,11 +56,15 @@ pub struct Filter {
 impl Filter {
     /// True when the filter lets every story through.
     pub fn is_empty(&self) -> bool {
-        self.sections.is_empty()
-            && self.lang.is_none()
-            && self.published_after.is_none()
-            && self.published_before.is_none()
-            && self.exclude_ids.is_empty()
+        !self.restricts_metadata() && self.exclude_ids.is_empty()
+    }
+
+    /// True when a field other than `exclude_ids` is set: when a story's metadata decides whether it passes.
+    pub fn restricts_metadata(&self) -> bool {
+        !self.sections.is_empty()
+            || self.lang.is_some()
+            || self.published_after.is_some()
+            || self.published_before.is_some()
     }
 }
 

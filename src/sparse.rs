@@ -136,11 +136,26 @@ impl<'a> SparseRef<'a> {
         self.shared_products(other).map(|(_, product)| product).sum()
     }
 
-    /// Dot product with the query loaded into `query`. Equal to [`SparseRef::dot`] with that query
-    /// (exactly, up to the sign of a zero): the shared terms are summed in the same term order, and the
-    /// others add exact zeros. For re-ranking many candidates against one query.
+    /// Dot product with the query loaded into `query`; equal to [`SparseRef::dot`] with that query, bit for
+    /// bit: the shared terms are summed in the same term order. For re-ranking many candidates against one
+    /// query. Each chunk of entries is first sifted through the query's bitmap without a branch, noting the
+    /// positions of shared terms, and only those are summed: a stored vector shares few of its terms with
+    /// the query, so neither a mispredicted branch per entry nor a chain of additions of zeros is paid.
     pub fn dot_with(self, query: &QueryWeights) -> f32 {
-        self.iter().map(|(term, weight)| weight * query.weight(term)).sum()
+        let mut sum = 0.0;
+        let mut shared = [0u8; DOT_CHUNK];
+        for (terms, weights) in self.terms.chunks(DOT_CHUNK).zip(self.weights.chunks(DOT_CHUNK)) {
+            let mut count = 0;
+            for (position, &term) in terms.iter().enumerate() {
+                shared[count] = position as u8;
+                count += usize::from(query.contains(term));
+            }
+            for &position in &shared[..count] {
+                let position = usize::from(position);
+                sum += weights[position] * query.weights[terms[position] as usize];
+            }
+        }
+        sum
     }
 
     /// The `n` shared terms that contribute most to the dot product, largest contribution first.
@@ -170,6 +185,9 @@ impl<'a> SparseRef<'a> {
         })
     }
 }
+
+/// Entries [`SparseRef::dot_with`] sifts at a time (positions in a chunk fit a byte).
+const DOT_CHUNK: usize = 64;
 
 /// One query's weights, laid out for the dot products of that query with many stored vectors: a bitmap
 /// of its terms (one bit per vocabulary term: 180 KB at 1.4 million terms, so it stays in the L2 cache)
@@ -206,12 +224,17 @@ impl QueryWeights {
 
     /// The weight of `term` in the loaded query, 0 when it is absent.
     pub fn weight(&self, term: TermId) -> f32 {
-        let word = self.present.get(term as usize / 64).copied().unwrap_or(0);
-        if word >> (term % 64) & 1 == 0 {
-            0.0
-        } else {
+        if self.contains(term) {
             self.weights[term as usize]
+        } else {
+            0.0
         }
+    }
+
+    /// True when `term` is in the loaded query.
+    fn contains(&self, term: TermId) -> bool {
+        let word = self.present.get(term as usize / 64).copied().unwrap_or(0);
+        word >> (term % 64) & 1 == 1
     }
 }
 
@@ -273,6 +296,9 @@ mod tests {
         let long = SparseVector::from_pairs((0..300).map(|term| (term * 7919, 1.0)).collect());
         weights.load(&long);
         assert!(long.iter().all(|(term, weight)| weights.weight(term) == weight));
+        let spanning_chunks =
+            SparseVector::from_pairs((0..500).map(|term| (term * 7919 / 3, 1.0 + (term % 7) as f32)).collect());
+        assert_eq!(spanning_chunks.view().dot_with(&weights), long.dot(&spanning_chunks));
     }
 
     #[test]

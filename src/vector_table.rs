@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::error::Result;
 use crate::flat_file::{FlatArray, FlatReader, FlatWriter};
+use crate::prefetch::prefetch_slice;
 use crate::sparse::{SparseRef, SparseVector, TermId};
 
 /// Suffix of a snapshot's vector file.
@@ -59,6 +60,22 @@ impl VectorTable {
     pub fn get(&self, slot: usize) -> SparseRef<'_> {
         let range = self.offsets[slot] as usize..self.offsets[slot + 1] as usize;
         SparseRef::new(&self.terms[range.clone()], &self.weights[range])
+    }
+
+    /// Asks the CPU to load where row `slot` lies ([`VectorTable::prefetch_row`] reads it); a hint.
+    pub fn prefetch_row_bounds(&self, slot: usize) {
+        if let Some(bounds) = self.offsets.get(slot..slot + 2) {
+            prefetch_slice(bounds);
+        }
+    }
+
+    /// Asks the CPU to load row `slot`'s terms and weights, for a dot product soon; a hint.
+    pub fn prefetch_row(&self, slot: usize) {
+        if slot < self.len() {
+            let row = self.get(slot);
+            prefetch_slice(row.terms());
+            prefetch_slice(row.weights());
+        }
     }
 
     /// Every row in slot order.

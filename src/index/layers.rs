@@ -21,6 +21,7 @@ use std::path::Path;
 use super::{Neighbor, Slot, rank_neighbors};
 use crate::error::Result;
 use crate::flat_file::{FlatReader, FlatWriter};
+use crate::prefetch::prefetch_slice;
 use crate::projection::DenseVectors;
 
 /// Suffix of a snapshot's graph file.
@@ -143,7 +144,7 @@ impl GraphLayers {
             entry = self.greedy(layer, entry, &similarity);
         }
         SCRATCH.with_borrow_mut(|scratch| {
-            let hits = scratch.search_layer0(self, entry, ef.max(n), &similarity, accept);
+            let hits = scratch.search_layer0(self, vectors, entry, ef.max(n), &similarity, accept);
             rank_neighbors(hits, n)
         })
     }
@@ -313,6 +314,7 @@ impl Scratch {
     fn search_layer0(
         &mut self,
         graph: &GraphLayers,
+        vectors: &DenseVectors,
         entry: Scored,
         ef: usize,
         similarity: &dyn Fn(Slot) -> f32,
@@ -332,7 +334,15 @@ impl Scratch {
             if self.results.len() >= ef && worst.is_some_and(|worst| current < worst) {
                 break;
             }
-            for &link in graph.links(0, current.slot) {
+            let links = graph.links(0, current.slot);
+            // The neighbours' vectors lie anywhere in the table: ask for all of them before the first
+            // distance, so that their cache misses overlap instead of following one another.
+            for &link in links {
+                if !self.visited.contains(link) {
+                    prefetch_slice(vectors.row(link as usize));
+                }
+            }
+            for &link in links {
                 if !self.visited.insert(link) {
                     continue;
                 }
@@ -380,6 +390,11 @@ impl VisitedSet {
         if self.words.len() < needed {
             self.words.resize(needed, 0);
         }
+    }
+
+    /// True when `slot` is in the set.
+    fn contains(&self, slot: Slot) -> bool {
+        self.words[slot as usize / 64] >> (slot % 64) & 1 == 1
     }
 
     /// Adds `slot`; false when it was already there.
