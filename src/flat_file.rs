@@ -2,10 +2,13 @@
 //! mark, a few `u64` header fields, then arrays of plain numbers, each written exactly as it lies in
 //! memory and starting at a multiple of 8 bytes. It is written as a stream. It is read through a memory
 //! map: a large array is served straight from the page cache ([`FlatArray`]), so opening a snapshot
-//! neither zeroes nor copies gigabytes, and only the pages a query touches are mapped (a kernel that keeps
-//! the page cache in large folios maps a whole folio, up to 2 MB, per touch: measured on 6.18). The CRC-32
-//! and the shape checks still read every byte once at open; the pages they touched are handed back
-//! afterwards. A file written on a host of the other byte order is refused, not misread.
+//! neither zeroes nor copies gigabytes. The CRC-32 and the shape checks read every byte once at open. The
+//! arrays the query path reads stay mapped after that, so that the first queries do not pay a page fault
+//! per first touch; the arrays it does not read are read as cold ([`FlatReader::mapped_cold`]) and their
+//! pages handed back to the page cache after the checks, so that they do not count towards the
+//! process's resident memory. (A kernel that keeps the page cache in large folios maps a whole folio,
+//! up to 2 MB, per touch, measured on 6.18: cold data must lie apart from hot data, not between it.) A
+//! file written on a host of the other byte order is refused, not misread.
 //!
 //! **The mapping's contract.** A mapped file must not change while it is mapped. A snapshot's data files
 //! are written under a new generation's names and never rewritten in place; a superseded generation is
@@ -158,6 +161,8 @@ pub struct FlatReader {
     map: Arc<Mmap>,
     path: PathBuf,
     position: usize,
+    /// Byte ranges of the arrays read by [`FlatReader::mapped_cold`].
+    cold: Vec<(usize, usize)>,
 }
 
 impl FlatReader {
@@ -178,6 +183,7 @@ impl FlatReader {
             map: Arc::new(map),
             path: path.to_owned(),
             position: 0,
+            cold: Vec::new(),
         };
         let preamble: Vec<u64> = reader.array(2)?;
         if preamble[0] != BYTE_ORDER_MARK {
@@ -199,7 +205,8 @@ impl FlatReader {
         Ok(self.mapped::<T>(len)?.to_vec())
     }
 
-    /// The next array, of `len` values, served from the map: for the large arrays.
+    /// The next array, of `len` values, served from the map: for the large arrays. Its pages stay mapped
+    /// after [`FlatReader::finish`].
     pub fn mapped<T: Pod>(&mut self, len: usize) -> Result<FlatArray<T>> {
         let start = self.position.next_multiple_of(ARRAY_ALIGNMENT).min(self.map.len());
         let bytes = (len as u64).saturating_mul(size_of::<T>() as u64);
@@ -220,10 +227,17 @@ impl FlatReader {
         })
     }
 
+    /// Like [`FlatReader::mapped`], for an array the query path does not read: its pages are handed back
+    /// by [`FlatReader::finish`], and later faulted in only where it is read.
+    pub fn mapped_cold<T: Pod>(&mut self, len: usize) -> Result<FlatArray<T>> {
+        let array = self.mapped(len)?;
+        self.cold.push((self.position - len * size_of::<T>(), self.position));
+        Ok(array)
+    }
+
     /// Checks that nothing follows the last array and computes the file's CRC-32, then hands back the
-    /// pages that reading it made resident (they stay in the page cache, and a mapped array faults in
-    /// only what it is asked for). Returns the file's size and CRC-32, for the caller to check against
-    /// the manifest before trusting what it read.
+    /// pages of the cold arrays (they stay in the page cache). Returns the file's size and CRC-32, for the
+    /// caller to check against the manifest before trusting what it read.
     pub fn finish(self) -> Result<(u64, u32)> {
         if self.position != self.map.len() {
             return Err(self.corrupt(format!(
@@ -232,9 +246,20 @@ impl FlatReader {
             )));
         }
         let crc32 = crc32fast::hash(&self.map);
-        // SAFETY: dropping the pages of a read-only shared file mapping only unmaps them; the next access
-        // faults the same file contents back in, so no reference into the map sees different bytes.
-        unsafe { self.map.unchecked_advise(UncheckedAdvice::DontNeed) }.map_err(|err| Error::io(&self.path, err))?;
+        let page = page_size();
+        for &(start, end) in &self.cold {
+            let (start, end) = (start.next_multiple_of(page), end - end % page);
+            if start < end {
+                // SAFETY: dropping the pages of a read-only shared file mapping only unmaps them; the next
+                // access faults the same file contents back in, so no reference into the map sees
+                // different bytes.
+                unsafe {
+                    self.map
+                        .unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start)
+                }
+                .map_err(|err| Error::io(&self.path, err))?;
+            }
+        }
         Ok((self.map.len() as u64, crc32))
     }
 
@@ -245,6 +270,13 @@ impl FlatReader {
             reason,
         }
     }
+}
+
+/// Bytes in a page of memory.
+fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system setting.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
 }
 
 #[cfg(test)]
@@ -269,13 +301,38 @@ mod tests {
         let (mut reader, header) = FlatReader::open(&path, 2).unwrap();
         assert_eq!(header, [3, 2]);
         assert_eq!(reader.array::<u64>(3).unwrap(), [1, 2, 3]);
-        assert_eq!(*reader.mapped::<f32>(3).unwrap(), [0.5, -1.0, 2.0]);
+        let cold = reader.mapped_cold::<f32>(3).unwrap();
         let mapped = reader.mapped::<u64>(2).unwrap();
         assert_eq!(reader.finish().unwrap(), (bytes.len() as u64, crc32fast::hash(&bytes)));
         assert_eq!(*mapped, [7, 8], "a mapped array outlives its reader");
+        assert_eq!(
+            *cold,
+            [0.5, -1.0, 2.0],
+            "a cold array reads the same after its pages were handed back"
+        );
         let mut grown = mapped.clone();
         grown.to_mut().push(9);
         assert_eq!((&*grown, &*mapped), (&[7, 8, 9][..], &[7, 8][..]));
+    }
+
+    #[test]
+    fn cold_arrays_over_many_pages_read_back_after_their_pages_are_handed_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.bin");
+        let (hot, cold): (Vec<u64>, Vec<u32>) = ((0..3_000).collect(), (0..50_000).rev().collect());
+        let mut writer = FlatWriter::create(&path, &[]).unwrap();
+        writer.array(&hot).unwrap();
+        writer.array(&cold).unwrap();
+        writer.array(&hot).unwrap();
+        writer.finish().unwrap();
+        let (mut reader, _) = FlatReader::open(&path, 0).unwrap();
+        let arrays = (
+            reader.mapped::<u64>(3_000).unwrap(),
+            reader.mapped_cold::<u32>(50_000).unwrap(),
+            reader.mapped::<u64>(3_000).unwrap(),
+        );
+        reader.finish().unwrap();
+        assert_eq!((&*arrays.0, &*arrays.1, &*arrays.2), (&hot[..], &cold[..], &hot[..]));
     }
 
     #[test]

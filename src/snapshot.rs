@@ -53,10 +53,12 @@ use crate::vector_table::{VECTORS_SUFFIX, VectorTable};
 /// - 7: every array of a flat file starts at a multiple of 8 bytes, so that vectors, postings and dense
 ///   vectors are served from a memory map; the article metadata, the vocabulary's words as columns.
 /// - 8: the compound splitter's lexicon as a string table with counts.
+/// - 9: each posting list split into a head (what the pruned scan reads) and a tail, all heads before all
+///   tails, so that the tails stay out of a server's resident memory.
 ///
 /// Older snapshots are refused with [`Error::IncompatibleSnapshot`]; rebuild them from the archive with
 /// `weitere index`.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 
 const MANIFEST: &str = "manifest.json";
 const CORPUS_SUFFIX: &str = ".corpus.bin";

@@ -296,8 +296,11 @@ mod tests {
         let long = SparseVector::from_pairs((0..300).map(|term| (term * 7919, 1.0)).collect());
         weights.load(&long);
         assert!(long.iter().all(|(term, weight)| weights.weight(term) == weight));
-        let spanning_chunks =
-            SparseVector::from_pairs((0..500).map(|term| (term * 7919 / 3, 1.0 + (term % 7) as f32)).collect());
+        let spanning_chunks = SparseVector::from_pairs(
+            (0..500)
+                .map(|term| (term * 7919 / 3, 1.0 + (term % 7) as f32))
+                .collect(),
+        );
         assert_eq!(spanning_chunks.view().dot_with(&weights), long.dot(&spanning_chunks));
     }
 

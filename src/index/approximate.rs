@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use indicatif::ProgressBar;
 
+use super::postings::HEAD_LENGTH;
 use super::{ExactIndex, HnswIndex, HnswParams, Neighbor, NeighborIndex, PruneLimits, Slot};
 use crate::error::Result;
 use crate::projection::{DenseVectors, Projection, ProjectionConfig};
@@ -38,7 +39,7 @@ pub const GRAPH_CANDIDATES: usize = 100;
 /// How much of the postings the second set of candidates reads.
 pub const TERM_PRUNING: PruneLimits = PruneLimits {
     terms: 64,
-    postings_per_term: 2_048,
+    postings_per_term: HEAD_LENGTH,
 };
 /// Candidates taken from the pruned postings scan.
 pub const TERM_CANDIDATES: usize = 400;

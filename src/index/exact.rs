@@ -161,22 +161,22 @@ impl ExactIndex {
             }
             let mut touched_count = 0;
             for (term, weight) in entries {
-                let list = postings.list(term);
-                let list = &list[..list.len().min(per_term)];
-                // Room for one write per posting, never more than one per slot and the one after the last.
-                let room = (touched_count + list.len()).min(scores.len() + 1);
-                if touched.len() < room {
-                    touched.resize(room, 0);
-                }
-                for (position, &Posting { slot, weight: stored }) in list.iter().enumerate() {
-                    if let Some(ahead) = list.get(position + PREFETCH_DISTANCE) {
-                        prefetch(scores.as_ptr().wrapping_add(ahead.slot as usize));
+                for list in postings.list(term).prefix(per_term) {
+                    // Room for one write per posting, never more than one per slot and the one after the last.
+                    let room = (touched_count + list.len()).min(scores.len() + 1);
+                    if touched.len() < room {
+                        touched.resize(room, 0);
                     }
-                    let score = &mut scores[slot as usize];
-                    // Noted without a branch: whether a slot is new is a coin toss the predictor loses.
-                    touched[touched_count] = slot;
-                    touched_count += usize::from(*score == 0.0);
-                    *score += weight * stored;
+                    for (position, &Posting { slot, weight: stored }) in list.iter().enumerate() {
+                        if let Some(ahead) = list.get(position + PREFETCH_DISTANCE) {
+                            prefetch(scores.as_ptr().wrapping_add(ahead.slot as usize));
+                        }
+                        let score = &mut scores[slot as usize];
+                        // Noted without a branch: whether a slot is new is a coin toss the predictor loses.
+                        touched[touched_count] = slot;
+                        touched_count += usize::from(*score == 0.0);
+                        *score += weight * stored;
+                    }
                 }
             }
             hits.clear();
