@@ -497,12 +497,8 @@ impl Engine {
             .filter_map(|id| self.slot(id).ok())
             .chain(source_slot)
             .collect();
-        let by_metadata = query.filter.restricts_metadata();
-        let accept = |slot: Slot| {
-            !excluded.contains(&slot)
-                && !self.delta.is_masked(slot)
-                && (!by_metadata || self.matches(&query.filter, slot))
-        };
+        let accept =
+            |slot: Slot| !excluded.contains(&slot) && !self.delta.is_masked(slot) && self.matches(&query.filter, slot);
         let mut wanted = (query.k + CANDIDATE_HEADROOM) * FIRST_ROUND_FACTOR;
         let ranked = loop {
             let neighbors = self.nearest(&vector, wanted, &query.filter, &accept);
@@ -573,8 +569,12 @@ impl Engine {
         self.approximate.search(vector, k, accept)
     }
 
-    /// True when the article in `slot` passes every field of `filter` except `exclude_ids`.
+    /// True when the article in `slot` passes every field of `filter` except `exclude_ids`. Reads the
+    /// article's metadata only when the filter restricts it (three string tables, a cache miss each).
     pub fn matches(&self, filter: &Filter, slot: Slot) -> bool {
+        if !filter.restricts_metadata() {
+            return true;
+        }
         let article = self.article_at(slot);
         (filter.sections.is_empty() || filter.sections.iter().any(|section| section == article.section))
             && filter

@@ -82,15 +82,10 @@ impl Postings {
     pub fn build(vectors: &VectorTable, term_count: usize, parallel: bool) -> Self {
         let offsets = list_offsets(vectors, term_count);
         let entries = gather(vectors, &offsets, 0..term_count, parallel);
-        let lists = || (0..term_count).map(|term| &entries[offsets[term] as usize..offsets[term + 1] as usize]);
-        let heads: Vec<Posting> = lists()
-            .flat_map(|list| list.iter().take(HEAD_LENGTH))
-            .copied()
-            .collect();
-        let tails: Vec<Posting> = lists()
-            .flat_map(|list| list.iter().skip(HEAD_LENGTH))
-            .copied()
-            .collect();
+        let lists =
+            || (0..term_count).map(|term| split_list(&entries[offsets[term] as usize..offsets[term + 1] as usize]));
+        let heads: Vec<Posting> = lists().flat_map(|(head, _)| head).copied().collect();
+        let tails: Vec<Posting> = lists().flat_map(|(_, tail)| tail).copied().collect();
         let (head_offsets, tail_offsets) = split_offsets(&offsets);
         Self {
             head_offsets: head_offsets.into(),
@@ -120,18 +115,15 @@ impl Postings {
             ranges.push(first..end);
             first = end;
         }
-        for (part_offsets, part) in [
-            (&head_offsets, 0..HEAD_LENGTH),
-            (&tail_offsets, HEAD_LENGTH..usize::MAX),
-        ] {
+        for (part_offsets, tails) in [(&head_offsets, false), (&tail_offsets, true)] {
             out.array(part_offsets)?;
             for terms in &ranges {
                 let entries = gather(vectors, &offsets, terms.clone(), true);
                 let base = offsets[terms.start];
                 for term in terms.clone() {
                     let list = &entries[(offsets[term] - base) as usize..(offsets[term + 1] - base) as usize];
-                    let end = part.end.min(list.len());
-                    out.array(&list[part.start.min(end)..end])?;
+                    let (head, tail) = split_list(list);
+                    out.array(if tails { tail } else { head })?;
                 }
             }
         }
@@ -228,6 +220,11 @@ impl Postings {
         }
         None
     }
+}
+
+/// A list's head (its first [`HEAD_LENGTH`] entries) and its tail.
+fn split_list(list: &[Posting]) -> (&[Posting], &[Posting]) {
+    list.split_at(list.len().min(HEAD_LENGTH))
 }
 
 /// Splits list offsets into the offsets of the heads and of the tails.
