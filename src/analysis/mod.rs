@@ -6,7 +6,8 @@
 //! 1. **Normalise** (`normalize`): Unicode NFC, typographic apostrophes to `'`, soft hyphens and
 //!    other invisible break hints removed, Unicode hyphens to `-`, and lower-casing of each word.
 //!    Equal words must give equal terms whichever way the CMS encoded them.
-//! 2. **Tokenise** (`tokenize`): Unicode word boundaries (UAX #29) plus news-text rules:
+//! 2. **Tokenise** (`tokenize`): Unicode word boundaries (UAX #29, `segment`: a fast path for Latin-script
+//!    text, `unicode-segmentation` for the rest) plus news-text rules:
 //!    hyphenated words give their pieces ("Nato-Generalsekretär" → "nato", "generalsekretär"),
 //!    a trailing `'s` is dropped ("Britain's" → "britain"), initialisms lose their dots ("U.S." →
 //!    "us"), pure numbers are dropped except years 1900–2099 (unless
@@ -51,6 +52,7 @@
 mod decompound;
 mod lexicon;
 mod normalize;
+mod segment;
 mod stem;
 mod stop_words;
 mod tokenize;

@@ -15,25 +15,41 @@ use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 /// Writes the NFC form of `text` to `out`, with apostrophes, hyphens and invisible characters
 /// folded as described in the module docs. Letter case is left alone.
 pub(super) fn normalize(text: &str, out: &mut String) {
-    // Most text arrives in NFC already; the quick check spares it the composing iterator.
+    // Most text arrives in NFC already; the quick check spares it the composing iterator, and the runs of
+    // characters that need no folding are copied in one go.
     if is_nfc_quick(text.chars()) == IsNormalized::Yes {
-        text.chars().for_each(|c| fold_into(c, out));
+        let mut kept_from = 0;
+        for (at, c) in text.char_indices() {
+            if let Some(replacement) = replacement(c) {
+                out.push_str(&text[kept_from..at]);
+                out.push_str(replacement);
+                kept_from = at + c.len_utf8();
+            }
+        }
+        out.push_str(&text[kept_from..]);
     } else {
-        text.nfc().for_each(|c| fold_into(c, out));
+        for c in text.nfc() {
+            match replacement(c) {
+                Some(replacement) => out.push_str(replacement),
+                None => out.push(c),
+            }
+        }
     }
 }
 
-fn fold_into(c: char, out: &mut String) {
+/// What `c` is folded to, if it is folded.
+fn replacement(c: char) -> Option<&'static str> {
     match c {
+        ' ' => None,
         // Right and left single quotation marks, modifier letter apostrophe, grave and acute
         // accents: all are typed where an apostrophe is meant ("geht´s", "Britain’s").
-        '\u{2019}' | '\u{2018}' | '\u{02BC}' | '`' | '\u{00B4}' => out.push('\''),
+        '\u{2019}' | '\u{2018}' | '\u{02BC}' | '`' | '\u{00B4}' => Some("'"),
         // Hyphen and non-breaking hyphen.
-        '\u{2010}' | '\u{2011}' => out.push('-'),
+        '\u{2010}' | '\u{2011}' => Some("-"),
         // Soft hyphen, zero width space, word joiner, zero width no-break space (BOM).
-        '\u{00AD}' | '\u{200B}' | '\u{2060}' | '\u{FEFF}' => {}
-        c if c.is_whitespace() => out.push(' '),
-        _ => out.push(c),
+        '\u{00AD}' | '\u{200B}' | '\u{2060}' | '\u{FEFF}' => Some(""),
+        c if c.is_whitespace() => Some(" "),
+        _ => None,
     }
 }
 

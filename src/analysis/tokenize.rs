@@ -1,6 +1,6 @@
 //! Tokenisation: cut normalised text into words.
 //!
-//! Word boundaries follow Unicode UAX #29 (`unicode-segmentation`), then a few news-text rules:
+//! Word boundaries follow Unicode UAX #29 (`segment`), then a few news-text rules:
 //!
 //! - A hyphen always separates: "Nato-Generalsekretär" gives "Nato" and "Generalsekretär".
 //! - A German word ending in a hyphen before a coordination ("Ergänzungsstrich": "Raketen- und
@@ -18,9 +18,8 @@
 
 use std::ops::Range;
 
-use unicode_segmentation::{UWordBoundIndices, UnicodeSegmentation};
-
 use super::Lang;
+use super::segment::{Segments, segments};
 
 /// Longest word kept, in characters. Long enough for real German compounds.
 const MAX_WORD_CHARS: usize = 64;
@@ -62,7 +61,7 @@ pub(super) struct Token {
 
 /// Appends the tokens of the normalised `text` to `out`.
 pub(super) fn tokenize(text: &str, lang: Lang, keep_numbers: bool, out: &mut Vec<Token>) {
-    let mut segments = text.split_word_bound_indices();
+    let mut segments = segments(text);
     while let Some((start, segment)) = segments.next() {
         if !is_word(segment) {
             continue;
@@ -134,7 +133,7 @@ fn word_range(text: &str, mut range: Range<usize>, keep_numbers: bool) -> Option
 /// Given the segments after a word, finds the word completing it if it is a truncated compound:
 /// a hyphen right after the word, then only coordinators, punctuation and further truncated
 /// compounds up to the completing word.
-fn completion(mut rest: UWordBoundIndices<'_>) -> Option<Range<usize>> {
+fn completion(mut rest: Segments<'_>) -> Option<Range<usize>> {
     if rest.next()?.1 != "-" {
         return None;
     }
@@ -163,7 +162,7 @@ fn completion(mut rest: UWordBoundIndices<'_>) -> Option<Range<usize>> {
 }
 
 /// Whether the segments after a word start with a hyphen that is not followed by a word.
-fn is_truncated(mut rest: UWordBoundIndices<'_>) -> bool {
+fn is_truncated(mut rest: Segments<'_>) -> bool {
     rest.next().is_some_and(|(_, segment)| segment == "-") && rest.next().is_none_or(|(_, segment)| !is_word(segment))
 }
 
