@@ -121,6 +121,7 @@ const fn ascii_class(byte: u8) -> Option<Class> {
     })
 }
 
+/// Why the fast path never meets a character without a class.
 const COVERED: &str = "segments() checked that every character is covered";
 
 /// UAX #29 segments of a text in which every character has a [`class_of`].
@@ -143,9 +144,10 @@ impl<'a> LatinSegments<'a> {
         Some((class, c.len_utf8()))
     }
 
-    /// Where the segment that starts with a letter, number or connector at `start` ends.
-    fn word_end(&self, start: usize, first: Class) -> usize {
-        let (mut previous, mut end) = (first, start + self.class_at(start).map_or(0, |(_, len)| len));
+    /// Where the segment ends that starts with a letter, number or connector of class `first`, ending at
+    /// byte `end`.
+    fn word_end(&self, first: Class, mut end: usize) -> usize {
+        let mut previous = first;
         while let Some((next, len)) = self.class_at(end) {
             let joins = match (previous, next) {
                 // WB5, WB8, WB9, WB10.
@@ -181,7 +183,7 @@ impl<'a> Iterator for LatinSegments<'a> {
         let start = self.position;
         let (first, len) = self.class_at(start)?;
         let end = match first {
-            Class::Letter | Class::Numeric | Class::ExtendNumLet => self.word_end(start, first),
+            Class::Letter | Class::Numeric | Class::ExtendNumLet => self.word_end(first, start + len),
             // WB3d: horizontal white space stays together.
             Class::Space => {
                 let mut end = start + len;
