@@ -35,6 +35,12 @@ struct Args {
     /// Upserts of one article per call.
     #[arg(long, default_value_t = 300)]
     single: usize,
+    /// Concurrent writers of the group-commit phase (one article per call each).
+    #[arg(long, default_value_t = 16)]
+    writers: usize,
+    /// Upserts of one article per call in the group-commit phase, over all writers.
+    #[arg(long, default_value_t = 4_000)]
+    concurrent_upserts: usize,
     /// Articles per batched call (and per stream message).
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
@@ -50,6 +56,10 @@ struct Args {
     /// Concurrent readers in the read phases.
     #[arg(long, default_value_t = 2)]
     readers: usize,
+    /// Extra arguments for `weitere serve`, e.g. "--rebuild-min-changes 1000000" to measure writes without
+    /// background rebuilds.
+    #[arg(long, num_args = 1.., allow_hyphen_values = true)]
+    serve_args: Vec<String>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -62,11 +72,12 @@ struct Server {
 }
 
 impl Server {
-    fn start(model: &Path, addr: &str, log: PathBuf) -> Self {
+    fn start(model: &Path, addr: &str, extra: &[String], log: PathBuf) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_weitere"))
             .args(["serve", "--model"])
             .arg(model)
             .args(["--addr", addr, "--write-token", TOKEN, "--log-format", "json"])
+            .args(extra)
             .env("RUST_LOG", "weitere=info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("create the server log"))
@@ -113,7 +124,8 @@ impl Server {
 }
 
 /// Articles from the second half of the corpus under ids of their own: inserts on the first pass, then
-/// updates (the same id and text again), as a CMS re-saving its stories sends them.
+/// updates (the same id, the text revised by a line per pass), as a CMS re-saving edited stories sends
+/// them. (An unchanged text would be accepted without a commit.)
 struct Supply {
     articles: Vec<Article>,
     next: AtomicUsize,
@@ -123,10 +135,15 @@ impl Supply {
     fn take(&self) -> proto::Article {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let article = &self.articles[n % self.articles.len()];
+        let pass = n / self.articles.len();
+        let body = match pass {
+            0 => article.body.clone(),
+            pass => format!("{}\n\nAktualisiert (Fassung {}).", article.body, pass + 1),
+        };
         proto::Article {
             id: format!("{}~live", article.id),
             title: article.title.clone(),
-            body: article.body.clone(),
+            body,
             url: article.url.clone(),
             section: article.section.clone(),
             lang: article.lang.clone(),
@@ -167,6 +184,16 @@ async fn related_ids(client: &mut RelatedStoriesClient<Channel>, source: related
     };
     let stories = client.related(request).await.expect("related").into_inner().stories;
     stories.into_iter().map(|story| story.id).collect()
+}
+
+/// Commits of the server's change log so far.
+async fn change_log_commits(client: &mut RelatedStoriesClient<Channel>) -> u64 {
+    client
+        .stats(proto::StatsRequest {})
+        .await
+        .expect("stats")
+        .into_inner()
+        .change_log_commits
 }
 
 /// Median, p99 and max of `samples`, in milliseconds.
@@ -278,7 +305,7 @@ async fn main() {
         .and_then(|listener| listener.local_addr())
         .expect("free port")
         .to_string();
-    let server = Server::start(&model, &addr, dir.path().join("serve.log"));
+    let server = Server::start(&model, &addr, &args.serve_args, dir.path().join("serve.log"));
     let channel = loop {
         match Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
@@ -338,6 +365,30 @@ async fn main() {
     println!(
         "upsert, 1 article per call:      {single_rate:>8.0} articles/s ({} calls)",
         args.single
+    );
+
+    let commits_before = change_log_commits(&mut client).await;
+    let started = Instant::now();
+    let writers: Vec<_> = (0..args.writers)
+        .map(|writer| {
+            let (mut client, supply) = (client.clone(), Arc::clone(&supply));
+            let calls =
+                args.concurrent_upserts / args.writers + usize::from(writer < args.concurrent_upserts % args.writers);
+            tokio::spawn(async move {
+                for _ in 0..calls {
+                    upsert(&mut client, vec![supply.take()]).await;
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let concurrent_rate = args.concurrent_upserts as f64 / started.elapsed().as_secs_f64();
+    let commits = change_log_commits(&mut client).await - commits_before;
+    println!(
+        "upsert, 1 per call, {} writers:  {concurrent_rate:>8.0} articles/s ({} calls, {commits} commits)",
+        args.writers, args.concurrent_upserts
     );
 
     let started = Instant::now();

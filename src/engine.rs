@@ -126,6 +126,16 @@ pub enum PreparedChange {
     Delete(String),
 }
 
+impl From<PreparedChange> for Change {
+    /// The change as it was before it was prepared (to prepare it again against another vocabulary).
+    fn from(change: PreparedChange) -> Self {
+        match change {
+            PreparedChange::Upsert(article, _) => Change::Upsert(*article),
+            PreparedChange::Delete(id) => Change::Delete(id),
+        }
+    }
+}
+
 impl Engine {
     /// Analyses, weights and indexes `articles` (ids must be unique, as [`crate::ingest`] guarantees).
     /// `progress` is re-used for each phase: analysis, then graph insertion.
@@ -314,6 +324,14 @@ impl Engine {
                 self.delta.delete(&id, base_slot)
             }
         }
+    }
+
+    /// True when the live article with `article`'s id is exactly `article`, metadata and body: upserting
+    /// it again would change nothing. False also when the stored body cannot be read.
+    pub fn holds_identical(&self, article: &Article) -> bool {
+        self.slot(&article.id)
+            .and_then(|slot| self.article_with_body(slot))
+            .is_ok_and(|live| live == *article)
     }
 
     /// Live changes applied since the base was built.

@@ -10,9 +10,17 @@
 //! meanwhile and swaps the new engine in under a short write lock. Queries are served from the old engine
 //! throughout.
 //!
-//! **Locking.** Readers share a read lock on the engine for the length of one query. Writers take the write
-//! mutex (so log order is apply order), append, vectorise under a read lock, and take the engine's write
-//! lock only to apply the prepared changes.
+//! **Group commit.** A writer checks, encodes and vectorises its changes in its own thread and queues
+//! them; whoever takes the commit lock next appends everything queued in one transaction of the log (one
+//! fsync), applies it in that order and answers each writer. Writers that arrive while a commit is
+//! flushing share the next one, and each is acknowledged only after the fsync that covers its write. An
+//! upsert identical to the live article (metadata and body) is accepted without a change.
+//!
+//! **Locking.** Readers share a read lock on the engine for the length of one query; a commit takes the
+//! engine's write lock only to apply the prepared changes.
+//!
+//! **Rebuild failures** are logged and counted ([`LiveStats::rebuilds`]); the next attempt waits
+//! [`REBUILD_BACKOFF_FIRST`], doubling with each failure in a row up to [`REBUILD_BACKOFF_MAX`].
 //!
 //! **A lost or damaged log.** At open the log must be the one the snapshot's manifest names (see
 //! [`crate::store`]); otherwise opening fails, unless [`LostLog::SetAside`] says to accept the loss: then
@@ -25,8 +33,9 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -34,11 +43,11 @@ use indicatif::ProgressBar;
 use tokio::sync::watch;
 
 use crate::article::{Article, DEFAULT_MAX_BODY_BYTES, MAX_ID_BYTES, check_id, check_text};
-use crate::engine::{Engine, Stats};
+use crate::engine::{Engine, PreparedChange, Stats};
 use crate::error::{Error, QUOTED_BYTES, Result, prefix};
 use crate::recommend::{Recommendation, RelatedQuery, Source};
 use crate::snapshot;
-use crate::store::{self, Change, ChangeLog, ChangeSeq, LOG_FILE};
+use crate::store::{self, Change, ChangeLog, ChangeSeq, LOG_FILE, Record};
 
 /// When the background rebuild starts.
 #[derive(Clone, Debug, PartialEq)]
@@ -119,20 +128,94 @@ pub struct LiveStats {
     pub index: Stats,
     /// Whether writes can be made durable.
     pub writes: WriteHealth,
+    /// Changes applied since the snapshot was built: what the next rebuild folds in.
+    pub changes_since_snapshot: u64,
+    /// Background rebuilds since the server started.
+    pub rebuilds: RebuildCounts,
+    /// Commits of the change log since the server started; one covers every write that arrived while
+    /// the one before was being flushed (group commit).
+    pub log_commits: u64,
+}
+
+/// Background rebuilds since the server started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RebuildCounts {
+    /// Rebuilds started.
+    pub started: u64,
+    /// Rebuilds that swapped a new index in.
+    pub finished: u64,
+    /// Rebuilds that failed; the old index kept serving.
+    pub failed: u64,
+}
+
+/// Wait after a failed rebuild before the next may start; it doubles with each failure in a row, up to
+/// [`REBUILD_BACKOFF_MAX`], so that a rebuild that cannot succeed (a full disk, say) is not retried on
+/// every write.
+pub const REBUILD_BACKOFF_FIRST: Duration = Duration::from_secs(30);
+
+/// Longest wait between two failing rebuilds.
+pub const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(3_600);
+
+/// The background rebuild: its thread, its counts, and when the next may start after failures.
+#[derive(Default)]
+struct RebuildState {
+    thread: Option<JoinHandle<()>>,
+    counts: RebuildCounts,
+    failures_in_a_row: u32,
+    not_before: Option<Instant>,
+}
+
+impl RebuildState {
+    /// Records the end of a rebuild; after a failure, returns how long the next must wait.
+    fn record(&mut self, outcome: &Result<()>) -> Option<Duration> {
+        match outcome {
+            Ok(()) => {
+                self.counts.finished += 1;
+                self.failures_in_a_row = 0;
+                self.not_before = None;
+                None
+            }
+            Err(_) => {
+                self.counts.failed += 1;
+                self.failures_in_a_row += 1;
+                let doublings = (self.failures_in_a_row - 1).min(16);
+                let wait = (REBUILD_BACKOFF_FIRST * 2u32.pow(doublings)).min(REBUILD_BACKOFF_MAX);
+                self.not_before = Some(Instant::now() + wait);
+                Some(wait)
+            }
+        }
+    }
 }
 
 /// Least time between two attempts to reopen a failed change log, so that a client retrying in a loop
 /// does not make the server recover the file on every call.
 pub const REOPEN_INTERVAL: Duration = Duration::from_millis(500);
 
+/// A write waiting for a group commit: its changes encoded for the log and made ready to apply, and where
+/// its outcome goes.
+struct PendingWrite {
+    records: Vec<Record>,
+    prepared: Vec<PreparedChange>,
+    /// [`LiveIndex::generation`] when `prepared` was vectorised.
+    prepared_in: u64,
+    reply: SyncSender<Result<()>>,
+}
+
 /// An engine that accepts durable upserts and deletes while serving queries.
 pub struct LiveIndex {
     dir: PathBuf,
     engine: RwLock<Engine>,
     log: ChangeLog,
+    /// The newest change applied; held by whoever commits, so that log order is apply order.
     writes: Mutex<ChangeSeq>,
+    /// Writes waiting for the next commit.
+    pending: Mutex<Vec<PendingWrite>>,
+    /// Engines swapped in by rebuilds so far: a write vectorised in an older one is vectorised again.
+    generation: AtomicU64,
+    /// Commits of the change log so far.
+    log_commits: AtomicU64,
     rebuild_policy: RebuildPolicy,
-    rebuild_thread: Mutex<Option<JoinHandle<()>>>,
+    rebuilds: Mutex<RebuildState>,
     closing: AtomicBool,
     max_body_bytes: usize,
     write_health: watch::Sender<WriteHealth>,
@@ -180,8 +263,11 @@ impl LiveIndex {
             engine: RwLock::new(engine),
             log,
             writes: Mutex::new(applied),
+            pending: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
+            log_commits: AtomicU64::new(0),
             rebuild_policy,
-            rebuild_thread: Mutex::new(None),
+            rebuilds: Mutex::new(RebuildState::default()),
             closing: AtomicBool::new(false),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             write_health: watch::Sender::new(WriteHealth::Available),
@@ -242,37 +328,60 @@ impl LiveIndex {
 
     /// Live size and provenance, and whether writes can be made durable.
     pub fn stats(&self) -> LiveStats {
+        let (index, changes) = {
+            let engine = self.read();
+            (engine.stats(), engine.delta().change_count())
+        };
         LiveStats {
-            index: self.read().stats(),
+            index,
             writes: self.write_health(),
+            changes_since_snapshot: changes as u64,
+            rebuilds: self.lock_rebuilds().counts,
+            log_commits: self.log_commits.load(Ordering::Relaxed),
         }
     }
 
     /// Inserts or replaces `articles`. Invalid ones are rejected one by one (with the reason); the rest are
-    /// durable and visible when this returns `Ok`. On `Err` nothing of this call was written.
+    /// durable and visible when this returns `Ok`. On `Err` nothing of this call was written. An article
+    /// identical to the live one with its id (metadata and body) is accepted without a change.
     pub fn upsert(self: &Arc<Self>, articles: Vec<Article>) -> Result<Vec<WriteOutcome>> {
         let mut outcomes = Vec::with_capacity(articles.len());
         let mut changes = Vec::with_capacity(articles.len());
-        for article in articles {
-            match article.rejection_reason(self.max_body_bytes) {
-                Some(reason) => outcomes.push(WriteOutcome::rejected(&article.id, reason)),
-                None => {
-                    outcomes.push(WriteOutcome::accepted(&article.id));
-                    changes.push(Change::Upsert(article));
+        let write = {
+            let engine = self.read();
+            let mut upserting = HashSet::new();
+            for article in articles {
+                match article.rejection_reason(self.max_body_bytes) {
+                    Some(reason) => outcomes.push(WriteOutcome::rejected(&article.id, reason)),
+                    None => {
+                        outcomes.push(WriteOutcome::accepted(&article.id));
+                        // A later version in the same call is written even if it equals the live one.
+                        let first_version = upserting.insert(article.id.clone());
+                        if !(first_version && engine.holds_identical(&article)) {
+                            changes.push(Change::Upsert(article));
+                        }
+                    }
                 }
             }
+            self.pending_write(&engine, changes)
+        };
+        if let Some((write, answer)) = write {
+            self.pending.lock().unwrap_or_else(PoisonError::into_inner).push(write);
+            self.commit_group(self.lock_writes());
+            answer.recv().expect("every pending write is answered")?;
         }
-        self.commit(changes)?;
         Ok(outcomes)
     }
 
     /// Deletes the articles with `ids`. Unknown ids are reported one by one; the others are deleted,
     /// durably, when this returns `Ok`.
     pub fn delete(self: &Arc<Self>, ids: Vec<String>) -> Result<Vec<WriteOutcome>> {
-        let writes = self.writes.lock().expect("write lock poisoned");
+        // Checked against the engine under the write lock, so that no other delete comes between; the
+        // upserts waiting for the same commit cannot make a live id unknown.
+        let writes = self.lock_writes();
         let mut outcomes = Vec::with_capacity(ids.len());
         let mut changes = Vec::with_capacity(ids.len());
-        {
+        let write = {
             let engine = self.read();
             let mut deleting = HashSet::new();
             for id in ids {
@@ -285,25 +394,84 @@ impl LiveIndex {
                     changes.push(Change::Delete(id));
                 }
             }
+            self.pending_write(&engine, changes)
+        };
+        match write {
+            Some((write, answer)) => {
+                self.pending.lock().unwrap_or_else(PoisonError::into_inner).push(write);
+                self.commit_group(writes);
+                answer.recv().expect("every pending write is answered")?;
+            }
+            None => drop(writes),
         }
-        self.commit_locked(writes, changes)?;
         Ok(outcomes)
     }
 
-    fn commit(self: &Arc<Self>, changes: Vec<Change>) -> Result<()> {
-        let writes = self.writes.lock().expect("write lock poisoned");
-        self.commit_locked(writes, changes)
+    /// Encodes `changes` for the log and vectorises their articles against `engine`, in the writer's own
+    /// thread, so that the commit that takes them only appends and applies. `None` for no change.
+    fn pending_write(&self, engine: &Engine, changes: Vec<Change>) -> Option<(PendingWrite, Receiver<Result<()>>)> {
+        if changes.is_empty() {
+            return None;
+        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        let write = PendingWrite {
+            records: changes.iter().map(Record::encode).collect(),
+            prepared: changes.into_iter().map(|change| engine.prepare(change)).collect(),
+            prepared_in: self.generation.load(Ordering::Acquire),
+            reply,
+        };
+        Some((write, answer))
     }
 
-    /// Appends `changes` durably, then applies them; `writes` serialises writers.
-    fn commit_locked(self: &Arc<Self>, mut writes: MutexGuard<'_, ChangeSeq>, changes: Vec<Change>) -> Result<()> {
-        if changes.is_empty() {
-            return Ok(());
+    fn lock_writes(&self) -> MutexGuard<'_, ChangeSeq> {
+        self.writes.lock().expect("write lock poisoned")
+    }
+
+    /// Commits every pending write in one transaction of the log (one fsync), applies them in that order
+    /// and answers each writer; `writes` serialises commits. A writer whose write an earlier commit took
+    /// finds nothing pending and only waits for its answer.
+    fn commit_group(self: &Arc<Self>, mut writes: MutexGuard<'_, ChangeSeq>) {
+        let group = std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        if group.is_empty() {
+            return;
         }
+        let mut records = Vec::new();
+        let mut prepared = Vec::new();
+        let mut replies = Vec::with_capacity(group.len());
+        for write in group {
+            records.extend(write.records);
+            replies.push(write.reply);
+            if write.prepared_in == self.generation.load(Ordering::Acquire) {
+                prepared.extend(write.prepared);
+            } else {
+                // A rebuild swapped the vocabulary since: vectorise again.
+                let engine = self.read();
+                prepared.extend(write.prepared.into_iter().map(|change| engine.prepare(change.into())));
+            }
+        }
+        let committed = self.append_and_apply(&mut writes, &records, prepared);
+        drop(writes);
+        for reply in replies {
+            // A writer that has gone (its thread panicked) needs no answer.
+            let _ = reply.send(committed.as_ref().map(|_| ()).map_err(copy_for_writer));
+        }
+        if committed.is_ok_and(|rebuild_due| rebuild_due) {
+            self.start_rebuild();
+        }
+    }
+
+    /// Appends `records` durably, then applies `prepared` (the same changes); returns whether a rebuild is
+    /// due. `applied` is the newest change applied.
+    fn append_and_apply(
+        &self,
+        applied: &mut ChangeSeq,
+        records: &[Record],
+        prepared: Vec<PreparedChange>,
+    ) -> Result<bool> {
         if !self.log.is_open() {
-            self.recover(&mut writes)?;
+            self.recover(applied)?;
         }
-        let seqs = match self.log.append(&changes) {
+        let seqs = match self.log.append(records) {
             Ok(seqs) => seqs,
             Err(err) => {
                 self.log.close_after_failure();
@@ -312,23 +480,13 @@ impl LiveIndex {
                 return Err(err);
             }
         };
-        let prepared: Vec<_> = {
-            let engine = self.read();
-            changes.into_iter().map(|change| engine.prepare(change)).collect()
-        };
-        let due = {
-            let mut engine = self.engine.write().expect("engine lock poisoned");
-            for change in prepared {
-                engine.apply(change);
-            }
-            self.rebuild_due(&engine)
-        };
-        *writes = *seqs.end();
-        drop(writes);
-        if due {
-            self.start_rebuild();
+        self.log_commits.fetch_add(1, Ordering::Relaxed);
+        let mut engine = self.engine.write().expect("engine lock poisoned");
+        for change in prepared {
+            engine.apply(change);
         }
-        Ok(())
+        *applied = *seqs.end();
+        Ok(self.rebuild_due(&engine))
     }
 
     /// Reopens the change log after a failed commit (at most once per [`REOPEN_INTERVAL`]) and applies the
@@ -374,16 +532,34 @@ impl LiveIndex {
         changes >= self.rebuild_policy.min_changes && changes as f64 >= self.rebuild_policy.ratio * live
     }
 
+    fn lock_rebuilds(&self) -> MutexGuard<'_, RebuildState> {
+        // Every update of the state is a few assignments that a panic cannot leave half-done.
+        self.rebuilds.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts a background rebuild, unless one is running, the index is closing or a failed one's
+    /// back-off has not passed.
     fn start_rebuild(self: &Arc<Self>) {
-        let mut thread = self.rebuild_thread.lock().expect("rebuild lock poisoned");
-        let running = thread.as_ref().is_some_and(|handle| !handle.is_finished());
-        if running || self.closing.load(Ordering::Acquire) {
+        let mut rebuilds = self.lock_rebuilds();
+        let running = rebuilds.thread.as_ref().is_some_and(|handle| !handle.is_finished());
+        let backing_off = rebuilds.not_before.is_some_and(|at| Instant::now() < at);
+        if running || backing_off || self.closing.load(Ordering::Acquire) {
             return;
         }
+        rebuilds.counts.started += 1;
         let live = Arc::clone(self);
-        *thread = Some(std::thread::spawn(move || {
-            if let Err(err) = live.rebuild() {
-                tracing::error!(%err, "background rebuild failed; serving the old index");
+        rebuilds.thread = Some(std::thread::spawn(move || {
+            let outcome = live.rebuild();
+            let mut rebuilds = live.lock_rebuilds();
+            if let Some(wait) = rebuilds.record(&outcome) {
+                let err = outcome.expect_err("a wait follows a failure");
+                tracing::error!(
+                    %err,
+                    failed = rebuilds.counts.failed,
+                    in_a_row = rebuilds.failures_in_a_row,
+                    retry_after_seconds = wait.as_secs(),
+                    "background rebuild failed; serving the old index"
+                );
             }
         }));
     }
@@ -394,7 +570,7 @@ impl LiveIndex {
     /// change log closes when the last handle to the index is dropped.
     pub fn shut_down(&self) {
         self.closing.store(true, Ordering::Release);
-        let rebuild = self.rebuild_thread.lock().expect("rebuild lock poisoned").take();
+        let rebuild = self.lock_rebuilds().thread.take();
         if let Some(handle) = rebuild {
             if !handle.is_finished() {
                 tracing::info!("waiting for the background rebuild to finish");
@@ -403,7 +579,7 @@ impl LiveIndex {
                 tracing::error!("the background rebuild panicked");
             }
         }
-        let last_change = *self.writes.lock().expect("write lock poisoned");
+        let last_change = *self.lock_writes();
         // Record the exact end of the log, so that the next start can tell an older copy from it.
         if self.log.is_open() {
             if let Err(err) = self
@@ -422,7 +598,7 @@ impl LiveIndex {
     pub fn rebuild(&self) -> Result<()> {
         let started = Instant::now();
         let (articles, config, seq) = {
-            let writes = self.writes.lock().expect("write lock poisoned");
+            let writes = self.lock_writes();
             let engine = self.read();
             (engine.live_articles()?, engine.build_config(), *writes)
         };
@@ -440,9 +616,11 @@ impl LiveIndex {
             rebuilt.set_search(engine.search());
         }
         let old = {
-            let _writes = self.writes.lock().expect("write lock poisoned");
+            let _writes = self.lock_writes();
             replay(&mut rebuilt, self.log.since(seq)?);
-            std::mem::replace(&mut *self.engine.write().expect("engine lock poisoned"), rebuilt)
+            let old = std::mem::replace(&mut *self.engine.write().expect("engine lock poisoned"), rebuilt);
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            old
         };
         drop(old);
         self.log.drop_through(seq)?;
@@ -513,10 +691,137 @@ fn set_aside(path: &Path) -> Result<Option<PathBuf>> {
     Ok(Some(aside))
 }
 
+/// The error of a failed group commit, for each of its writers (errors are not `Clone`): the variant
+/// kept where it says more than that the log is unavailable.
+fn copy_for_writer(err: &Error) -> Error {
+    match err {
+        Error::CorruptChangeLog { path, seq, reason } => Error::corrupt_log(path, *seq, reason.clone()),
+        Error::ChangeLogUnavailable { path, reason } => Error::ChangeLogUnavailable {
+            path: path.clone(),
+            reason: reason.clone(),
+        },
+        Error::Store { path, source } => Error::ChangeLogUnavailable {
+            path: path.clone(),
+            reason: source.to_string(),
+        },
+        other => Error::Index(other.to_string()),
+    }
+}
+
 /// Applies logged `changes` on top of `engine`, in order.
 fn replay(engine: &mut Engine, changes: Vec<(ChangeSeq, Change)>) {
     for (_, change) in changes {
         let prepared = engine.prepare(change);
         engine.apply(prepared);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::article::test_article;
+    use crate::engine::BuildConfig;
+
+    fn small_live_index(dir: &Path, rebuild_policy: RebuildPolicy) -> Arc<LiveIndex> {
+        let articles = (0..30)
+            .map(|i| {
+                test_article(
+                    &format!("a-{i}"),
+                    &format!("Meldung {i}"),
+                    &format!("Text über Thema {}", i % 5),
+                )
+            })
+            .collect();
+        let engine = Engine::build(articles, &BuildConfig::default(), &ProgressBar::hidden()).unwrap();
+        Arc::new(LiveIndex::open(dir, engine, rebuild_policy).unwrap())
+    }
+
+    #[test]
+    fn writers_that_arrive_during_a_commit_share_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = small_live_index(dir.path(), RebuildPolicy::default());
+        const WRITERS: usize = 16;
+        std::thread::scope(|scope| {
+            // Held as a commit in progress would hold it, until every writer is waiting.
+            let writes = index.lock_writes();
+            for writer in 0..WRITERS {
+                let index = &index;
+                scope.spawn(move || {
+                    let article = test_article(&format!("new-{writer}"), "Neue Meldung", "Text über Thema 1");
+                    index.upsert(vec![article]).unwrap()
+                });
+            }
+            while index.pending.lock().unwrap().len() < WRITERS {
+                std::thread::yield_now();
+            }
+            drop(writes);
+        });
+        let stats = index.stats();
+        assert_eq!(stats.log_commits, 1, "one commit for all sixteen");
+        assert_eq!(stats.changes_since_snapshot, WRITERS as u64);
+        assert_eq!(index.log.last_seq().unwrap(), WRITERS as u64);
+        for writer in 0..WRITERS {
+            assert!(index.article(&format!("new-{writer}")).is_ok());
+        }
+    }
+
+    #[test]
+    fn upserting_an_identical_article_again_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = small_live_index(dir.path(), RebuildPolicy::default());
+        let stored = index.article("a-3").unwrap();
+        index.upsert(vec![stored.clone()]).unwrap();
+        let fresh = test_article("fresh", "Frisch", "Ganz neuer Text");
+        index.upsert(vec![fresh.clone()]).unwrap();
+        let outcomes = index.upsert(vec![fresh.clone(), stored.clone()]).unwrap();
+        assert!(outcomes.iter().all(|outcome| outcome.rejected.is_none()), "accepted");
+        let stats = index.stats();
+        assert_eq!(stats.changes_since_snapshot, 1, "only the new article is a change");
+        assert_eq!((stats.log_commits, index.log.last_seq().unwrap()), (1, 1));
+
+        let edited = Article {
+            section: "Kultur".into(),
+            ..stored.clone()
+        };
+        index.upsert(vec![edited, stored.clone()]).unwrap();
+        assert_eq!(
+            index.article("a-3").unwrap(),
+            stored,
+            "a later version in one call is written"
+        );
+        assert_eq!(index.stats().changes_since_snapshot, 3);
+    }
+
+    #[test]
+    fn a_failing_rebuild_backs_off_instead_of_retrying_on_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = RebuildPolicy {
+            min_changes: 1,
+            ratio: 0.0,
+        };
+        let index = small_live_index(dir.path(), policy);
+        // With every article deleted there is nothing to build: the rebuild fails.
+        index.delete((0..30).map(|i| format!("a-{i}")).collect()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while index.stats().rebuilds.failed == 0 {
+            assert!(Instant::now() < deadline, "the rebuild did not fail");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for i in 0..5 {
+            let id = format!("b-{i}");
+            index.upsert(vec![test_article(&id, "Kurz", "Text")]).unwrap();
+            index.delete(vec![id]).unwrap();
+        }
+        let rebuilds = index.stats().rebuilds;
+        assert_eq!(
+            rebuilds,
+            RebuildCounts {
+                started: 1,
+                finished: 0,
+                failed: 1
+            },
+            "no new attempt during the back-off"
+        );
+        assert_eq!(index.stats().index.article_count, 0);
     }
 }

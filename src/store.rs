@@ -107,14 +107,14 @@ impl ChangeLog {
         })
     }
 
-    /// Appends `changes` in one durable transaction and returns their sequence numbers. When this returns
-    /// `Ok`, the changes are on disk; on `Err`, none of them is acknowledged (after an I/O error redb
-    /// may still have written them; [`ChangeLog::reopen`] tells).
-    pub fn append(&self, changes: &[Change]) -> Result<RangeInclusive<ChangeSeq>> {
-        self.with_db(|db| self.append_to(db, changes))
+    /// Appends `records` in one durable transaction (one fsync) and returns their sequence numbers. When
+    /// this returns `Ok`, the changes are on disk; on `Err`, none of them is acknowledged (after an I/O
+    /// error redb may still have written them; [`ChangeLog::reopen`] tells).
+    pub fn append(&self, records: &[Record]) -> Result<RangeInclusive<ChangeSeq>> {
+        self.with_db(|db| self.append_to(db, records))
     }
 
-    fn append_to(&self, db: &Database, changes: &[Change]) -> Result<RangeInclusive<ChangeSeq>> {
+    fn append_to(&self, db: &Database, records: &[Record]) -> Result<RangeInclusive<ChangeSeq>> {
         let txn = db.begin_write().map_err(|err| self.error(err))?;
         let first = {
             let mut meta = txn.open_table(META).map_err(|err| self.error(err))?;
@@ -123,17 +123,17 @@ impl ChangeLog {
                 .map_err(|err| self.error(err))?
                 .map_or(0, |seq| seq.value());
             let mut table = txn.open_table(CHANGES).map_err(|err| self.error(err))?;
-            for (offset, change) in changes.iter().enumerate() {
+            for (offset, record) in records.iter().enumerate() {
                 table
-                    .insert(last + 1 + offset as u64, encode(change).as_slice())
+                    .insert(last + 1 + offset as u64, record.0.as_slice())
                     .map_err(|err| self.error(err))?;
             }
-            meta.insert(LAST_SEQ, last + changes.len() as u64)
+            meta.insert(LAST_SEQ, last + records.len() as u64)
                 .map_err(|err| self.error(err))?;
             last + 1
         };
         txn.commit().map_err(|err| self.error(err))?;
-        Ok(first..=first + changes.len() as u64 - 1)
+        Ok(first..=first + records.len() as u64 - 1)
     }
 
     /// Every change with a sequence number above `after`, in order; each record's checksum is verified.
@@ -334,16 +334,23 @@ pub fn check_identity(path: &Path, id: u64, last_seq: ChangeSeq, expected: Optio
     Ok(())
 }
 
-/// A record: the CRC-32 of the postcard bytes, little-endian, then the bytes.
-fn encode(change: &Change) -> Vec<u8> {
-    let bytes = postcard::to_stdvec(change).expect("changes serialise");
-    let mut record = Vec::with_capacity(4 + bytes.len());
-    record.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
-    record.extend_from_slice(&bytes);
-    record
+/// A change encoded for the log: the CRC-32 of its postcard bytes, little-endian, then the bytes. Encoded
+/// by each writer before it waits for a commit, so that the one committing for a group only copies bytes.
+#[derive(Clone, Debug)]
+pub struct Record(Vec<u8>);
+
+impl Record {
+    /// Encodes `change`.
+    pub fn encode(change: &Change) -> Self {
+        let bytes = postcard::to_stdvec(change).expect("changes serialise");
+        let mut record = Vec::with_capacity(4 + bytes.len());
+        record.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
+        record.extend_from_slice(&bytes);
+        Self(record)
+    }
 }
 
-/// The change in a record written by [`encode`], or why it is damaged.
+/// The change in a record written by [`Record::encode`], or why it is damaged.
 fn decode(record: &[u8]) -> std::result::Result<Change, String> {
     let Some((checksum, bytes)) = record.split_first_chunk::<4>() else {
         return Err(format!("{} bytes, too short for a record", record.len()));
@@ -439,6 +446,10 @@ mod tests {
     use super::*;
     use crate::article::test_article;
 
+    fn records<const N: usize>(changes: [Change; N]) -> Vec<Record> {
+        changes.iter().map(Record::encode).collect()
+    }
+
     fn article(id: &str) -> Article {
         Article {
             published_at: Some(crate::article::Timestamp::from_seconds(1_700_000_000)),
@@ -454,11 +465,11 @@ mod tests {
         {
             let log = ChangeLog::open(&path, 0).unwrap();
             assert_eq!(
-                log.append(&[Change::Upsert(article("a")), Change::Upsert(article("b"))])
+                log.append(&records([Change::Upsert(article("a")), Change::Upsert(article("b"))]))
                     .unwrap(),
                 1..=2
             );
-            assert_eq!(log.append(&[Change::Delete("a".into())]).unwrap(), 3..=3);
+            assert_eq!(log.append(&records([Change::Delete("a".into())])).unwrap(), 3..=3);
         }
         let log = ChangeLog::open(&path, 0).unwrap();
         let changes = log.since(1).unwrap();
@@ -473,11 +484,11 @@ mod tests {
     fn dropped_changes_never_reuse_their_numbers() {
         let dir = tempfile::tempdir().unwrap();
         let log = ChangeLog::open(&dir.path().join(LOG_FILE), 0).unwrap();
-        log.append(&[Change::Upsert(article("a")), Change::Upsert(article("b"))])
+        log.append(&records([Change::Upsert(article("a")), Change::Upsert(article("b"))]))
             .unwrap();
         log.drop_through(2).unwrap();
         assert!(log.since(0).unwrap().is_empty());
-        assert_eq!(log.append(&[Change::Delete("b".into())]).unwrap(), 3..=3);
+        assert_eq!(log.append(&records([Change::Delete("b".into())])).unwrap(), 3..=3);
         assert_eq!(log.since(0).unwrap().len(), 1);
     }
 
@@ -487,7 +498,7 @@ mod tests {
         let path = dir.path().join(LOG_FILE);
         assert_eq!(read_after(&path, 0, None).unwrap(), Some(Vec::new()), "no log yet");
         let log = ChangeLog::open(&path, 0).unwrap();
-        log.append(&[Change::Upsert(article("a")), Change::Upsert(article("b"))])
+        log.append(&records([Change::Upsert(article("a")), Change::Upsert(article("b"))]))
             .unwrap();
         assert_eq!(
             read_after(&path, 1, None).unwrap(),
@@ -496,7 +507,7 @@ mod tests {
         log.drop_through(2).unwrap();
         assert_eq!(read_after(&path, 0, None).unwrap(), None, "changes 1 and 2 are gone");
         assert_eq!(read_after(&path, 2, None).unwrap(), Some(Vec::new()));
-        log.append(&[Change::Delete("a".into())]).unwrap();
+        log.append(&records([Change::Delete("a".into())])).unwrap();
         assert_eq!(
             read_after(&path, 2, None).unwrap(),
             Some(vec![(3, Change::Delete("a".into()))])
@@ -518,7 +529,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LOG_FILE);
         let log = ChangeLog::open(&path, 0).unwrap();
-        log.append(&[Change::Upsert(article("a")), Change::Upsert(article("b"))])
+        log.append(&records([Change::Upsert(article("a")), Change::Upsert(article("b"))]))
             .unwrap();
         drop(log);
         // Flip one byte of record 2 inside redb (a write that bypasses our encoding).
@@ -543,7 +554,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LOG_FILE);
         let log = ChangeLog::open(&path, 0).unwrap();
-        log.append(&[Change::Upsert(article("a"))]).unwrap();
+        log.append(&records([Change::Upsert(article("a"))])).unwrap();
         let binding = log.binding().unwrap();
         assert_eq!(binding.last_seq, 1);
         assert!(check_binding(&path, Some(&binding), 0).is_ok());
@@ -590,11 +601,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LOG_FILE);
         let log = ChangeLog::open(&path, 41).unwrap();
-        assert_eq!(log.append(&[Change::Delete("a".into())]).unwrap(), 42..=42);
+        assert_eq!(log.append(&records([Change::Delete("a".into())])).unwrap(), 42..=42);
         let id = log.id();
         log.close_after_failure();
         assert!(!log.is_open());
-        assert!(matches!(log.append(&[]), Err(Error::ChangeLogUnavailable { .. })));
+        assert!(matches!(
+            log.append(&records([])),
+            Err(Error::ChangeLogUnavailable { .. })
+        ));
         log.reopen().unwrap();
         assert_eq!(log.id(), id);
         assert_eq!(log.last_seq().unwrap(), 42);

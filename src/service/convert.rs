@@ -162,6 +162,9 @@ pub fn stats(stats: LiveStats) -> proto::StatsResponse {
                 built_at,
             },
         writes,
+        changes_since_snapshot,
+        rebuilds,
+        log_commits,
     } = stats;
     let writes_unavailable_reason = match writes {
         WriteHealth::Available => None,
@@ -174,6 +177,11 @@ pub fn stats(stats: LiveStats) -> proto::StatsResponse {
         built_at: Some(timestamp(Timestamp::from_seconds(built_at))),
         writes_available: writes_unavailable_reason.is_none(),
         writes_unavailable_reason: writes_unavailable_reason.unwrap_or_default(),
+        changes_since_snapshot,
+        rebuilds_started: rebuilds.started,
+        rebuilds_finished: rebuilds.finished,
+        rebuilds_failed: rebuilds.failed,
+        change_log_commits: log_commits,
     }
 }
 

@@ -16,7 +16,7 @@ pub const TOKEN: &str = "crash-test-token";
 /// `kill -9` cycles of [`kill_dash_nine_loses_no_acknowledged_write`].
 const CYCLES: usize = 10;
 /// Concurrent writers in each cycle.
-const WRITERS: usize = 4;
+const WRITERS: usize = 8;
 
 /// `weitere serve` as a child process on a free port.
 pub struct Server {
