@@ -21,10 +21,10 @@ use crate::index::{ApproximateIndex, ExactIndex, HnswParams, Neighbor, NeighborI
 use crate::projection::ProjectionConfig;
 use crate::recommend::{Candidate, Filter, RankingPolicy, Recommendation, RelatedQuery, Source};
 use crate::snapshot::{self, FORMAT_VERSION, Manifest, SnapshotRef};
-use crate::sparse::{SparseRef, SparseVector};
+use crate::sparse::{SparseRef, SparseVector, TermId};
 use crate::store::{Change, ChangeSeq, LogBinding};
 use crate::string_table::PositionIndex;
-use crate::tfidf::{TfidfConfig, Vectorizer};
+use crate::tfidf::{AnalysedText, LiveTerms, TfidfConfig, Vectorizer};
 use crate::vector_table::VectorTable;
 
 /// When at most this many articles may be returned (the whole index, or what a filter lets through),
@@ -115,13 +115,16 @@ pub struct Engine {
     /// The change log the snapshot expects beside it.
     change_log: Option<LogBinding>,
     delta: Delta,
+    /// Terms first seen in live upserts, after the vocabulary's.
+    live_terms: LiveTerms,
 }
 
-/// A change made ready to apply: upserted text already vectorised, so applying it is quick.
+/// A change made ready to apply: upserted text already analysed, so applying it is quick (it gives the
+/// terms the vocabulary lacks their live ids and weighs them).
 #[derive(Clone, Debug)]
 pub enum PreparedChange {
-    /// Insert or replace this article with its vector.
-    Upsert(Box<Article>, SparseVector),
+    /// Insert or replace this article, with its analysed text.
+    Upsert(Box<Article>, AnalysedText),
     /// Remove the article with this id.
     Delete(String),
 }
@@ -229,6 +232,7 @@ impl Engine {
         let slot_by_id = PositionIndex::build(articles.len(), |slot| articles.id(slot));
         Self {
             delta: Delta::new(articles.len()),
+            live_terms: LiveTerms::new(vectorizer.vocabulary().len()),
             base_change: 0,
             change_log: None,
             bodies,
@@ -299,31 +303,83 @@ impl Engine {
         }
     }
 
-    /// Vectorises an upsert against the current vocabulary; deletes pass through.
+    /// Analyses an upsert against the current vocabulary; deletes pass through.
     pub fn prepare(&self, change: Change) -> PreparedChange {
         match change {
             Change::Upsert(article) => {
-                let vector = self.vectorizer.vectorize(&article);
-                PreparedChange::Upsert(Box::new(article), vector)
+                let analysed = self
+                    .vectorizer
+                    .analyse_until(&article, None)
+                    .expect("analysing without a deadline cannot miss it");
+                PreparedChange::Upsert(Box::new(article), analysed)
             }
             Change::Delete(id) => PreparedChange::Delete(id),
         }
     }
 
-    /// Applies a live change on top of the base: visible to the next query. Returns false for a delete of
-    /// an id that is not live.
+    /// Applies a live change on top of the base: visible to the next query. An upserted term that the
+    /// vocabulary lacks becomes a live term ([`LiveTerms`]), weighted by its live document frequency.
+    /// Returns false for a delete of an id that is not live.
     pub fn apply(&mut self, change: PreparedChange) -> bool {
         match change {
-            PreparedChange::Upsert(article, vector) => {
+            PreparedChange::Upsert(article, analysed) => {
+                let is_new = self.slot(&article.id).is_err();
+                self.uncount_fresh_version(&article.id);
+                let mut frequencies = analysed.known;
+                let mut new_terms = Vec::with_capacity(analysed.unknown.len());
+                for term in analysed.unknown {
+                    let id = self.live_terms.intern(term.key, term.surface);
+                    frequencies.push((id, term.frequency));
+                    new_terms.push(id);
+                }
+                self.live_terms.add_document(new_terms);
+                let live_articles = self.live_count() + usize::from(is_new);
+                let vector = self.weigh_live(frequencies, live_articles);
                 let base_slot = self.base_slot(&article.id);
                 self.delta.upsert(*article, vector, base_slot);
                 true
             }
             PreparedChange::Delete(id) => {
+                self.uncount_fresh_version(&id);
                 let base_slot = self.base_slot(&id);
                 self.delta.delete(&id, base_slot)
             }
         }
+    }
+
+    /// Takes the fresh version of `id`, if there is one, out of the live terms' document frequencies.
+    fn uncount_fresh_version(&mut self, id: &str) {
+        if let Some(slot) = self.delta.slot(id) {
+            let (_, vector) = self.delta.get(slot).expect("the delta's own slot");
+            self.live_terms.remove_document(vector);
+        }
+    }
+
+    /// Weighs raw term frequencies: the vocabulary's terms by their idf from the snapshot, live terms by
+    /// their live document frequency among `live_articles`.
+    fn weigh_live(&self, frequencies: Vec<(TermId, f32)>, live_articles: usize) -> SparseVector {
+        let vocabulary = self.vectorizer.vocabulary();
+        self.vectorizer.weigh_with(frequencies.into_iter(), |term| {
+            if self.live_terms.holds(term) {
+                self.live_terms.idf(term, live_articles)
+            } else {
+                vocabulary.idf(term)
+            }
+        })
+    }
+
+    /// How a term was written: the vocabulary's surface, or a live term's.
+    fn surface(&self, term: TermId) -> &str {
+        if self.live_terms.holds(term) {
+            self.live_terms.surface(term)
+        } else {
+            self.vectorizer.vocabulary().surface(term)
+        }
+    }
+
+    /// Articles live now: the base's not replaced or deleted, and the fresh ones.
+    fn live_count(&self) -> usize {
+        self.articles.len() - self.delta.masked_count() + self.delta.fresh_count()
     }
 
     /// True when the live article with `article`'s id is exactly `article`, metadata and body: upserting
@@ -420,8 +476,8 @@ impl Engine {
     /// Size and provenance of the loaded snapshot.
     pub fn stats(&self) -> Stats {
         Stats {
-            article_count: (self.articles.len() - self.delta.masked_count() + self.delta.fresh_count()) as u64,
-            vocabulary_size: self.vectorizer.vocabulary().len() as u64,
+            article_count: self.live_count() as u64,
+            vocabulary_size: (self.vectorizer.vocabulary().len() + self.live_terms.len()) as u64,
             snapshot_version: FORMAT_VERSION,
             built_at: self.built_at,
         }
@@ -487,8 +543,15 @@ impl Engine {
                     category: None,
                 };
                 let now = Timestamp::from_seconds(chrono::Utc::now().timestamp());
-                let vector = self.vectorizer.vectorize_until(&article, deadline)?;
-                Ok((vector, None, Some(now)))
+                let analysed = self.vectorizer.analyse_until(&article, deadline)?;
+                let mut frequencies = analysed.known;
+                frequencies.extend(
+                    analysed
+                        .unknown
+                        .iter()
+                        .filter_map(|term| Some((self.live_terms.id(&term.key)?, term.frequency))),
+                );
+                Ok((self.weigh_live(frequencies, self.live_count()), None, Some(now)))
             }
         }
     }
@@ -609,7 +672,6 @@ impl Engine {
 
     fn recommendation(&self, source: &SparseVector, slot: Slot, score: f32) -> Recommendation {
         let article = self.article_at(slot);
-        let vocabulary = self.vectorizer.vocabulary();
         Recommendation {
             id: article.id.to_owned(),
             title: article.title.to_owned(),
@@ -621,7 +683,7 @@ impl Engine {
                 .view()
                 .top_shared_terms(self.vector_at(slot), self.policy.explain_terms)
                 .into_iter()
-                .map(|term| vocabulary.surface(term).to_owned())
+                .map(|term| self.surface(term).to_owned())
                 .collect(),
         }
     }

@@ -2,7 +2,8 @@
 //! change log ([`crate::store`]): a write is appended to the log (fsync), then applied to the engine's
 //! delta, and only then acknowledged — visible to the next query, without rebuilding anything.
 //!
-//! **Rebuilds.** The delta is searched exactly and scored with the base's idf, so as it grows, queries slow
+//! **Rebuilds.** The delta is searched exactly and scored with the base's idf (terms the base lacks get
+//! theirs from live document frequencies, see [`crate::tfidf::LiveTerms`]), so as it grows, queries slow
 //! down and idf drifts from the live corpus. When the changes since the base reach both
 //! [`RebuildPolicy::min_changes`] and [`RebuildPolicy::ratio`] of the live articles, a background thread
 //! re-analyses every live article, refits idf, builds a new graph and snapshot (the cost of `weitere index`

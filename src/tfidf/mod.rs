@@ -3,7 +3,9 @@
 //! `ln((1 + n) / (1 + df)) + 1`, terms pruned by `min_df` and `max_df_ratio`, vectors L2-normalised.
 //!
 //! [`Vectorizer::fit`] learns the vocabulary from a corpus (index time); [`Vectorizer::vectorize`] turns any
-//! text into a vector against that fixed vocabulary (query time), dropping unknown terms.
+//! text into a vector against that fixed vocabulary (query time), dropping unknown terms, and
+//! [`Vectorizer::analyse_until`] keeps them by key for the live index, which gives them ids and idf of their
+//! own ([`LiveTerms`]).
 //!
 //! Defaults, checked with `weitere eval --k 5` on the gnad10k dev half (precision@5 by category): title
 //! weight 1 and 2 tie (0.647), 3 is lower (0.643) — gnad's "titles" are teaser sentences, so the product
@@ -19,8 +21,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 mod corpus_counts;
+mod live_terms;
 
 use corpus_counts::{TermTable, TokenCounts};
+pub use live_terms::LiveTerms;
 
 use crate::analysis::{Analyzer, AnalyzerConfig, Lang, Term};
 use crate::article::Article;
@@ -133,8 +137,27 @@ pub struct Vectorizer {
     config: TfidfConfig,
 }
 
-/// Raw term frequencies of one text (title occurrences already weighted).
-type TermFrequencies = HashMap<String, f32>;
+/// One article's terms as the analyser found them, with their frequencies (title occurrences already
+/// weighted): the vocabulary's by id, the others by key. Weighed by [`Vectorizer::weigh_with`] once the
+/// others have ids (or are dropped).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AnalysedText {
+    /// Terms of the vocabulary, with their frequencies.
+    pub known: Vec<(TermId, f32)>,
+    /// Terms the vocabulary lacks.
+    pub unknown: Vec<UnknownTerm>,
+}
+
+/// A term that the vocabulary lacks, as found in one text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnknownTerm {
+    /// The index term.
+    pub key: String,
+    /// The word as first written in the text, for explanations.
+    pub surface: String,
+    /// Its frequency in the text (title occurrences already weighted).
+    pub frequency: f32,
+}
 
 /// Every article of a corpus tokenised once, with its token counts: all that [`Vectorizer::fit_tokenized`]
 /// needs of the texts, so that the bodies can leave memory before the vocabulary is learned.
@@ -235,46 +258,59 @@ impl Vectorizer {
     /// The vector of an article's text against the fixed vocabulary; terms never seen at index time are
     /// dropped.
     pub fn vectorize(&self, article: &Article) -> SparseVector {
-        self.vectorize_until(article, None)
-            .expect("vectorising without a deadline cannot miss it")
+        let analysed = self
+            .analyse_until(article, None)
+            .expect("analysing without a deadline cannot miss it");
+        self.weigh(analysed.known.into_iter())
     }
 
-    /// Like [`Vectorizer::vectorize`], but gives up with [`crate::error::Error::DeadlineExceeded`] once
-    /// `deadline` has passed.
-    pub fn vectorize_until(&self, article: &Article, deadline: Option<Instant>) -> Result<SparseVector> {
-        let frequencies = term_frequencies(&self.analyzer, &self.config, article, deadline, &mut Vec::new())?;
-        let known = frequencies
-            .iter()
-            .filter_map(|(key, &tf)| Some((self.vocabulary.id(key)?, tf)));
-        Ok(self.weigh(known))
+    /// Analyses an article's title and body into its terms, the vocabulary's by id and the others by key;
+    /// gives up with [`crate::error::Error::DeadlineExceeded`] once `deadline` has passed.
+    pub fn analyse_until(&self, article: &Article, deadline: Option<Instant>) -> Result<AnalysedText> {
+        let lang: Lang = article.analysis_lang();
+        let mut known: HashMap<TermId, f32> = HashMap::default();
+        let mut unknown: HashMap<String, (f32, String)> = HashMap::default();
+        let mut scratch: Vec<Term> = Vec::new();
+        for (text, weight) in [(&article.title, self.config.title_weight), (&article.body, 1.0)] {
+            scratch.clear();
+            self.analyzer.analyze_until(text, lang, deadline, &mut scratch)?;
+            for Term { key, surface } in scratch.drain(..) {
+                match self.vocabulary.id(&key) {
+                    Some(id) => *known.entry(id).or_default() += weight,
+                    None => unknown.entry(key).or_insert((0.0, surface)).0 += weight,
+                }
+            }
+        }
+        Ok(AnalysedText {
+            known: known.into_iter().collect(),
+            unknown: unknown
+                .into_iter()
+                .map(|(key, (frequency, surface))| UnknownTerm {
+                    key,
+                    surface,
+                    frequency,
+                })
+                .collect(),
+        })
     }
 
-    /// The vector of raw term frequencies (title occurrences already weighted).
+    /// The vector of raw term frequencies (title occurrences already weighted), with the vocabulary's idf.
     fn weigh(&self, frequencies: impl Iterator<Item = (TermId, f32)>) -> SparseVector {
+        self.weigh_with(frequencies, |term| self.vocabulary.idf(term))
+    }
+
+    /// The vector of raw term frequencies, each term weighted by `idf`: sublinear term frequency times
+    /// idf, L2-normalised.
+    pub fn weigh_with(
+        &self,
+        frequencies: impl Iterator<Item = (TermId, f32)>,
+        idf: impl Fn(TermId) -> f32,
+    ) -> SparseVector {
         let pairs = frequencies
-            .map(|(term, tf)| (term, (1.0 + tf.ln()) * self.vocabulary.idf(term)))
+            .map(|(term, tf)| (term, (1.0 + tf.ln()) * idf(term)))
             .collect();
         SparseVector::from_pairs(pairs)
     }
-}
-
-fn term_frequencies(
-    analyzer: &Analyzer,
-    config: &TfidfConfig,
-    article: &Article,
-    deadline: Option<Instant>,
-    scratch: &mut Vec<Term>,
-) -> Result<TermFrequencies> {
-    let lang: Lang = article.analysis_lang();
-    let mut frequencies = TermFrequencies::default();
-    for (text, weight) in [(&article.title, config.title_weight), (&article.body, 1.0)] {
-        scratch.clear();
-        analyzer.analyze_until(text, lang, deadline, scratch)?;
-        for term in scratch.drain(..) {
-            *frequencies.entry(term.key).or_default() += weight;
-        }
-    }
-    Ok(frequencies)
 }
 
 /// Marks a term of the [`TermTable`] that did not make it into the vocabulary.

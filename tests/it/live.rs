@@ -2,10 +2,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use indicatif::ProgressBar;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 use weitere::article::Article;
-use weitere::engine::Engine;
+use weitere::engine::{BuildConfig, Engine};
 use weitere::error::Error;
 use weitere::live::{LiveIndex, RebuildPolicy};
 use weitere::recommend::{Draft, Filter, RelatedQuery, Source};
@@ -123,6 +124,114 @@ async fn upsert_update_and_delete_are_visible_at_once() {
     let stats = client.stats(StatsRequest {}).await.unwrap().into_inner();
     assert_eq!(stats.article_count, SAMPLE_ARTICLES as u64 - 1);
     server.shutdown().await;
+}
+
+/// A fresh story about the invented start-up "Zyphrax", a name the snapshot never saw.
+fn zyphrax_story(id: &str, title: &str, body: &str) -> proto::Article {
+    proto::Article {
+        title: title.into(),
+        body: body.into(),
+        section: "Wirtschaft".into(),
+        ..union_story(id)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_word_relates_fresh_articles_at_once_and_explains_it() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let vocabulary_before = client
+        .stats(StatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .vocabulary_size;
+    let first = zyphrax_story(
+        "zyphrax-1",
+        "Zyphrax stellt Quantencomputer vor",
+        "Das Start-up Zyphrax aus Graz hat einen Quantencomputer vorgestellt. Zyphrax will damit einen Rekord \
+         aufgestellt haben.",
+    );
+    let second = zyphrax_story(
+        "zyphrax-2",
+        "Investoren steigen bei Zyphrax ein",
+        "Zyphrax sammelt zwölf Millionen Euro ein. Die Gründer von Zyphrax wollen in Graz Personal aufnehmen.",
+    );
+    client.upsert_articles(upsert(vec![first, second])).await.unwrap();
+    let stats = client.stats(StatsRequest {}).await.unwrap().into_inner();
+    assert!(
+        stats.vocabulary_size > vocabulary_before,
+        "the vocabulary grew: {vocabulary_before} -> {}",
+        stats.vocabulary_size
+    );
+
+    let related = client
+        .related(by_id("zyphrax-2", 5))
+        .await
+        .unwrap()
+        .into_inner()
+        .stories;
+    assert_eq!(related[0].id, "zyphrax-1", "{related:?}");
+    assert!(
+        related[0].shared_terms.iter().any(|term| term == "Zyphrax"),
+        "the new name explains the link: {:?}",
+        related[0].shared_terms
+    );
+    let draft = proto::RelatedRequest {
+        source: Some(proto::related_request::Source::Draft(proto::Draft {
+            title: "Was Zyphrax vorhat".into(),
+            body: String::new(),
+            lang: "de".into(),
+        })),
+        k: 5,
+        filter: None,
+    };
+    let related = client.related(draft.clone()).await.unwrap().into_inner().stories;
+    let found: HashSet<&str> = related.iter().take(2).map(|story| story.id.as_str()).collect();
+    assert_eq!(
+        found,
+        HashSet::from(["zyphrax-1", "zyphrax-2"]),
+        "a draft finds both by the name"
+    );
+
+    client
+        .delete_articles(delete(&["zyphrax-1", "zyphrax-2"]))
+        .await
+        .unwrap();
+    let related = client.related(draft).await.unwrap().into_inner().stories;
+    assert!(related.is_empty(), "nothing live holds the name any more: {related:?}");
+    server.shutdown().await;
+}
+
+#[test]
+fn after_a_rebuild_an_upserted_article_has_the_vector_index_gives_it() {
+    let articles = crate::common::sample_articles();
+    let (base, upserted) = articles.split_at(articles.len() - 20);
+    let dir = tempfile::tempdir().unwrap();
+    Engine::build(base.to_vec(), &BuildConfig::default(), &ProgressBar::hidden())
+        .unwrap()
+        .save(dir.path())
+        .unwrap();
+    let index =
+        Arc::new(LiveIndex::open(dir.path(), Engine::open(dir.path()).unwrap(), RebuildPolicy::default()).unwrap());
+    index.upsert(upserted.to_vec()).unwrap();
+    index.rebuild().unwrap();
+
+    let indexed = build_sample_engine();
+    let rebuilt = index.read();
+    assert_eq!(rebuilt.stats().vocabulary_size, indexed.stats().vocabulary_size);
+    for article in upserted {
+        let slot = |engine: &Engine| {
+            engine
+                .articles()
+                .iter()
+                .position(|stored| stored.id == article.id)
+                .unwrap()
+        };
+        let from_rebuild = rebuilt.vectors().get(slot(&rebuilt)).to_vector();
+        let from_index = indexed.vectors().get(slot(&indexed)).to_vector();
+        assert_eq!(from_rebuild, from_index, "{}", article.id);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
