@@ -2,21 +2,34 @@
 //! index until the next rebuild folds them in: base articles that were replaced or deleted are masked
 //! (filtered out during every search), and new or updated articles sit in a small fresh segment that is
 //! searched exactly. Fresh articles get slots after the base's, so the rest of the engine sees one slot space.
+//!
+//! The delta is a persistent value (`imbl`'s structurally shared maps and vectors): cloning it is cheap and
+//! a change to the clone copies only the path it touches, so each commit makes a new version while queries
+//! go on reading the one they started with.
 
-use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
+
+use imbl::shared_ptr::DefaultSharedPtr;
+use rustc_hash::FxHasher;
 
 use crate::article::Article;
 use crate::index::{Neighbor, Slot};
 use crate::sparse::SparseVector;
 
+type FxBuild = BuildHasherDefault<FxHasher>;
+
+/// A fresh article with its vector.
+pub type FreshArticle = (Article, SparseVector);
+
 /// Changes on top of a base of `base_len` slots.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Delta {
     base_len: usize,
-    masked: HashSet<Slot>,
+    masked: imbl::GenericHashSet<Slot, FxBuild, DefaultSharedPtr>,
     /// Slot `base_len + i` is `fresh[i]`; `None` once replaced or deleted again.
-    fresh: Vec<Option<(Article, SparseVector)>>,
-    fresh_by_id: HashMap<String, Slot>,
+    fresh: imbl::Vector<Option<Arc<FreshArticle>>>,
+    fresh_by_id: imbl::GenericHashMap<String, Slot, FxBuild, DefaultSharedPtr>,
     changes: usize,
 }
 
@@ -46,7 +59,7 @@ impl Delta {
 
     /// True when the base article in `slot` was replaced or deleted.
     pub fn is_masked(&self, slot: Slot) -> bool {
-        self.masked.contains(&slot)
+        !self.masked.is_empty() && self.masked.contains(&slot)
     }
 
     /// The live fresh slot of `id`, if the article was upserted since the base.
@@ -55,24 +68,26 @@ impl Delta {
     }
 
     /// The fresh article and vector in `slot` (a slot at or after the base's end).
-    pub fn get(&self, slot: Slot) -> Option<&(Article, SparseVector)> {
-        self.fresh.get(slot as usize - self.base_len)?.as_ref()
+    pub fn get(&self, slot: Slot) -> Option<&FreshArticle> {
+        self.fresh.get(slot as usize - self.base_len)?.as_deref()
     }
 
     /// Stores `article` with its `vector`, replacing any fresh version and masking `base_slot`.
     pub fn upsert(&mut self, article: Article, vector: SparseVector, base_slot: Option<Slot>) {
         self.remove_fresh(&article.id);
-        self.masked.extend(base_slot);
+        if let Some(slot) = base_slot {
+            self.masked.insert(slot);
+        }
         let slot = (self.base_len + self.fresh.len()) as Slot;
         self.fresh_by_id.insert(article.id.clone(), slot);
-        self.fresh.push(Some((article, vector)));
+        self.fresh.push_back(Some(Arc::new((article, vector))));
         self.changes += 1;
     }
 
     /// Removes `id`: its fresh version and the base article in `base_slot`. Returns whether anything was live.
     pub fn delete(&mut self, id: &str, base_slot: Option<Slot>) -> bool {
         let fresh = self.remove_fresh(id);
-        let base = base_slot.is_some_and(|slot| self.masked.insert(slot));
+        let base = base_slot.is_some_and(|slot| self.masked.insert(slot).is_none());
         self.changes += 1;
         fresh || base
     }
@@ -81,14 +96,14 @@ impl Delta {
         let Some(slot) = self.fresh_by_id.remove(id) else {
             return false;
         };
-        self.fresh[slot as usize - self.base_len] = None;
+        self.fresh.set(slot as usize - self.base_len, None);
         true
     }
 
     /// Live fresh articles in slot order.
     pub fn live(&self) -> impl Iterator<Item = (Slot, &Article, &SparseVector)> {
         self.fresh.iter().enumerate().filter_map(|(index, entry)| {
-            let (article, vector) = entry.as_ref()?;
+            let (article, vector) = entry.as_deref()?;
             Some(((self.base_len + index) as Slot, article, vector))
         })
     }
@@ -130,6 +145,19 @@ mod tests {
         assert_eq!(delta.fresh_count(), 1);
         assert_eq!(delta.search(&vector(2), &|_| true).len(), 1);
         assert!(delta.search(&vector(1), &|_| true).is_empty());
+    }
+
+    #[test]
+    fn a_clone_keeps_its_version_while_the_original_changes() {
+        let mut delta = Delta::new(10);
+        delta.upsert(article("a"), vector(1), Some(3));
+        let version = delta.clone();
+        delta.upsert(article("b"), vector(2), Some(4));
+        delta.delete("a", Some(3));
+        assert_eq!((version.fresh_count(), version.masked_count()), (1, 1));
+        assert!(version.slot("a").is_some() && !version.is_masked(4));
+        assert_eq!((delta.fresh_count(), delta.masked_count()), (1, 2));
+        assert!(delta.slot("a").is_none());
     }
 
     #[test]

@@ -97,17 +97,12 @@ enum BaseBodies {
     File(BodyFile),
 }
 
-/// A queryable index: one snapshot in memory plus the ranking policy.
+/// A queryable index: one snapshot in memory plus the ranking policy and the live changes on top of it.
+/// Cloning is cheap (the snapshot is shared, the changes are persistent values), so a live index makes a
+/// new version per commit while queries read the one they started with.
+#[derive(Clone)]
 pub struct Engine {
-    vectorizer: Vectorizer,
-    /// Base articles' metadata, slot order.
-    articles: ArticleTable,
-    bodies: BaseBodies,
-    vectors: Arc<VectorTable>,
-    slot_by_id: PositionIndex,
-    exact: Arc<ExactIndex>,
-    approximate: ApproximateIndex,
-    built_at: i64,
+    base: Arc<Base>,
     policy: RankingPolicy,
     search: SearchStrategy,
     /// Newest change-log entry the base (and its snapshot) includes.
@@ -117,6 +112,19 @@ pub struct Engine {
     delta: Delta,
     /// Terms first seen in live upserts, after the vocabulary's.
     live_terms: LiveTerms,
+}
+
+/// The immutable part of an engine: one snapshot.
+struct Base {
+    vectorizer: Vectorizer,
+    /// Base articles' metadata, slot order.
+    articles: ArticleTable,
+    bodies: BaseBodies,
+    vectors: Arc<VectorTable>,
+    slot_by_id: PositionIndex,
+    exact: Arc<ExactIndex>,
+    approximate: ApproximateIndex,
+    built_at: i64,
 }
 
 /// A change made ready to apply: upserted text already analysed, so applying it is quick (it gives the
@@ -235,16 +243,18 @@ impl Engine {
             live_terms: LiveTerms::new(vectorizer.vocabulary().len()),
             base_change: 0,
             change_log: None,
-            bodies,
-            vectorizer,
-            articles,
-            vectors: Arc::clone(exact.vectors()),
-            exact,
-            slot_by_id,
-            approximate,
-            built_at,
             policy: RankingPolicy::default(),
             search: SearchStrategy::default(),
+            base: Arc::new(Base {
+                bodies,
+                vectorizer,
+                articles,
+                vectors: Arc::clone(exact.vectors()),
+                exact,
+                slot_by_id,
+                approximate,
+                built_at,
+            }),
         }
     }
 
@@ -256,26 +266,31 @@ impl Engine {
 
     /// Like [`Engine::save`], recording in the manifest that the change log `binding` names belongs to it.
     pub fn save_bound(&self, dir: &Path, binding: Option<&LogBinding>) -> Result<Manifest> {
-        let analyzer = self.vectorizer.analyzer();
+        let analyzer = self.base.vectorizer.analyzer();
         let data = SnapshotRef {
             analyzer: analyzer.config(),
             lexicon: analyzer.lexicon(),
-            tfidf: self.vectorizer.config(),
-            vocabulary: self.vectorizer.vocabulary(),
-            articles: &self.articles,
-            projection: self.approximate.projection(),
-            exact: &self.exact,
+            tfidf: self.base.vectorizer.config(),
+            vocabulary: self.base.vectorizer.vocabulary(),
+            articles: &self.base.articles,
+            projection: self.base.approximate.projection(),
+            exact: &self.base.exact,
         };
         let body = |slot: usize| self.body(slot as Slot);
         snapshot::write(
             dir,
-            self.built_at,
+            self.base.built_at,
             self.base_change,
             binding,
             &data,
             body,
-            &self.approximate,
+            &self.base.approximate,
         )
+    }
+
+    /// True when both are versions of one snapshot (with the same vocabulary).
+    pub fn shares_snapshot_with(&self, other: &Engine) -> bool {
+        Arc::ptr_eq(&self.base, &other.base)
     }
 
     /// Newest change-log entry that the base includes (0 for a snapshot built from files).
@@ -296,10 +311,10 @@ impl Engine {
     /// The settings this engine was built with.
     pub fn build_config(&self) -> BuildConfig {
         BuildConfig {
-            analysis: self.vectorizer.analyzer().config().clone(),
-            tfidf: self.vectorizer.config().clone(),
-            hnsw: self.approximate.params().clone(),
-            projection: self.approximate.projection().config().clone(),
+            analysis: self.base.vectorizer.analyzer().config().clone(),
+            tfidf: self.base.vectorizer.config().clone(),
+            hnsw: self.base.approximate.params().clone(),
+            projection: self.base.approximate.projection().config().clone(),
         }
     }
 
@@ -308,6 +323,7 @@ impl Engine {
         match change {
             Change::Upsert(article) => {
                 let analysed = self
+                    .base
                     .vectorizer
                     .analyse_until(&article, None)
                     .expect("analysing without a deadline cannot miss it");
@@ -358,8 +374,8 @@ impl Engine {
     /// Weighs raw term frequencies: the vocabulary's terms by their idf from the snapshot, live terms by
     /// their live document frequency among `live_articles`.
     fn weigh_live(&self, frequencies: Vec<(TermId, f32)>, live_articles: usize) -> SparseVector {
-        let vocabulary = self.vectorizer.vocabulary();
-        self.vectorizer.weigh_with(frequencies.into_iter(), |term| {
+        let vocabulary = self.base.vectorizer.vocabulary();
+        self.base.vectorizer.weigh_with(frequencies.into_iter(), |term| {
             if self.live_terms.holds(term) {
                 self.live_terms.idf(term, live_articles)
             } else {
@@ -373,13 +389,13 @@ impl Engine {
         if self.live_terms.holds(term) {
             self.live_terms.surface(term)
         } else {
-            self.vectorizer.vocabulary().surface(term)
+            self.base.vectorizer.vocabulary().surface(term)
         }
     }
 
     /// Articles live now: the base's not replaced or deleted, and the fresh ones.
     fn live_count(&self) -> usize {
-        self.articles.len() - self.delta.masked_count() + self.delta.fresh_count()
+        self.base.articles.len() - self.delta.masked_count() + self.delta.fresh_count()
     }
 
     /// True when the live article with `article`'s id is exactly `article`, metadata and body: upserting
@@ -398,9 +414,9 @@ impl Engine {
     /// Every live article with its slot: the base's that were neither replaced nor deleted, then the fresh
     /// ones.
     pub fn live(&self) -> impl Iterator<Item = (Slot, ArticleRef<'_>)> {
-        let base = (0..self.articles.len() as Slot)
+        let base = (0..self.base.articles.len() as Slot)
             .filter(|&slot| !self.delta.is_masked(slot))
-            .map(|slot| (slot, self.articles.get(slot as usize)));
+            .map(|slot| (slot, self.base.articles.get(slot as usize)));
         base.chain(self.delta.live().map(|(slot, article, _)| (slot, article.metadata())))
     }
 
@@ -412,8 +428,8 @@ impl Engine {
     /// The body of the article in `slot`: from memory, or read from the snapshot's body file.
     pub fn body(&self, slot: Slot) -> Result<Cow<'_, str>> {
         let index = slot as usize;
-        match &self.bodies {
-            _ if index >= self.articles.len() => Ok(Cow::Borrowed(
+        match &self.base.bodies {
+            _ if index >= self.base.articles.len() => Ok(Cow::Borrowed(
                 &self.delta.get(slot).expect("slots come from the engine").0.body,
             )),
             BaseBodies::InMemory(bodies) => Ok(Cow::Borrowed(&bodies[index])),
@@ -455,31 +471,31 @@ impl Engine {
     /// The base snapshot's articles' metadata, in slot order (live changes not included); [`Engine::body`]
     /// reads a body.
     pub fn articles(&self) -> &ArticleTable {
-        &self.articles
+        &self.base.articles
     }
 
     /// The base snapshot's vectors, in slot order.
     pub fn vectors(&self) -> &Arc<VectorTable> {
-        &self.vectors
+        &self.base.vectors
     }
 
     /// The approximate index: graph candidates re-ranked exactly.
     pub fn approximate(&self) -> &ApproximateIndex {
-        &self.approximate
+        &self.base.approximate
     }
 
     /// The exact index over the same vectors.
     pub fn exact(&self) -> &ExactIndex {
-        &self.exact
+        &self.base.exact
     }
 
     /// Size and provenance of the loaded snapshot.
     pub fn stats(&self) -> Stats {
         Stats {
             article_count: self.live_count() as u64,
-            vocabulary_size: (self.vectorizer.vocabulary().len() + self.live_terms.len()) as u64,
+            vocabulary_size: (self.base.vectorizer.vocabulary().len() + self.live_terms.len()) as u64,
             snapshot_version: FORMAT_VERSION,
-            built_at: self.built_at,
+            built_at: self.base.built_at,
         }
     }
 
@@ -493,22 +509,23 @@ impl Engine {
 
     /// The base slot of `id`, masked or not.
     fn base_slot(&self, id: &str) -> Option<Slot> {
-        self.slot_by_id
-            .find(id, |slot| self.articles.id(slot))
+        self.base
+            .slot_by_id
+            .find(id, |slot| self.base.articles.id(slot))
             .map(|slot| slot as Slot)
     }
 
     fn article_at(&self, slot: Slot) -> ArticleRef<'_> {
-        if (slot as usize) < self.articles.len() {
-            self.articles.get(slot as usize)
+        if (slot as usize) < self.base.articles.len() {
+            self.base.articles.get(slot as usize)
         } else {
             self.delta.get(slot).expect("slots come from the engine").0.metadata()
         }
     }
 
     fn vector_at(&self, slot: Slot) -> SparseRef<'_> {
-        if (slot as usize) < self.vectors.len() {
-            self.vectors.get(slot as usize)
+        if (slot as usize) < self.base.vectors.len() {
+            self.base.vectors.get(slot as usize)
         } else {
             self.delta.get(slot).expect("slots come from the engine").1.view()
         }
@@ -543,7 +560,7 @@ impl Engine {
                     category: None,
                 };
                 let now = Timestamp::from_seconds(chrono::Utc::now().timestamp());
-                let analysed = self.vectorizer.analyse_until(&article, deadline)?;
+                let analysed = self.base.vectorizer.analyse_until(&article, deadline)?;
                 let mut frequencies = analysed.known;
                 frequencies.extend(
                     analysed
@@ -631,23 +648,23 @@ impl Engine {
         accept: &dyn Fn(Slot) -> bool,
     ) -> Vec<Neighbor> {
         let scan_limit = match self.search {
-            SearchStrategy::Hnsw => return self.approximate.search(vector, k, accept),
+            SearchStrategy::Hnsw => return self.base.approximate.search(vector, k, accept),
             SearchStrategy::Exact => usize::MAX,
             SearchStrategy::Auto => EXACT_SCAN_LIMIT,
         };
-        if self.articles.len() <= scan_limit {
-            return self.exact.search(vector, k, accept);
+        if self.base.articles.len() <= scan_limit {
+            return self.base.exact.search(vector, k, accept);
         }
         if filter.restricts_metadata() {
-            let allowed: Vec<Slot> = (0..self.articles.len() as Slot)
+            let allowed: Vec<Slot> = (0..self.base.articles.len() as Slot)
                 .filter(|&slot| accept(slot))
                 .take(scan_limit + 1)
                 .collect();
             if allowed.len() <= scan_limit {
-                return self.exact.search_among(vector, &allowed, k);
+                return self.base.exact.search_among(vector, &allowed, k);
             }
         }
-        self.approximate.search(vector, k, accept)
+        self.base.approximate.search(vector, k, accept)
     }
 
     /// True when the article in `slot` passes every field of `filter` except `exclude_ids`. Reads the

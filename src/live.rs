@@ -8,8 +8,8 @@
 //! [`RebuildPolicy::min_changes`] and [`RebuildPolicy::ratio`] of the live articles, a background thread
 //! re-analyses every live article, refits idf, builds a new graph and snapshot (the cost of `weitere index`
 //! on the live corpus), loads that snapshot (so that bodies stay on disk), replays the changes that arrived
-//! meanwhile and swaps the new engine in under a short write lock. Queries are served from the old engine
-//! throughout.
+//! meanwhile (all but the last [`CATCH_UP_UNDER_LOCK`] while writers go on, those under the commit lock)
+//! and publishes the new engine. Queries are served from the old engine throughout.
 //!
 //! **Group commit.** A writer checks, encodes and vectorises its changes in its own thread and queues
 //! them; whoever takes the commit lock next appends everything queued in one transaction of the log (one
@@ -17,8 +17,11 @@
 //! flushing share the next one, and each is acknowledged only after the fsync that covers its write. An
 //! upsert identical to the live article (metadata and body) is accepted without a change.
 //!
-//! **Locking.** Readers share a read lock on the engine for the length of one query; a commit takes the
-//! engine's write lock only to apply the prepared changes.
+//! **Readers never wait.** Queries read an immutable version of the engine ([`LiveIndex::read`], an
+//! `arc-swap` load): a commit applies its changes to a clone (cheap: the snapshot is shared and the delta
+//! is a persistent value) and publishes it, and a rebuild publishes its new engine the same way. No lock
+//! is shared between readers and writers, so a panicking write cannot poison reads; it closes the log as a
+//! failed commit would, and the next write reopens and replays it.
 //!
 //! **Rebuild failures** are logged and counted ([`LiveStats::rebuilds`]); the next attempt waits
 //! [`REBUILD_BACKOFF_FIRST`], doubling with each failure in a row up to [`REBUILD_BACKOFF_MAX`].
@@ -36,10 +39,11 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use indicatif::ProgressBar;
 use tokio::sync::watch;
 
@@ -197,22 +201,22 @@ pub const REOPEN_INTERVAL: Duration = Duration::from_millis(500);
 struct PendingWrite {
     records: Vec<Record>,
     prepared: Vec<PreparedChange>,
-    /// [`LiveIndex::generation`] when `prepared` was vectorised.
-    prepared_in: u64,
+    /// The engine `prepared` was analysed against: if a rebuild has swapped another vocabulary in since,
+    /// the commit analyses the write again.
+    prepared_in: Arc<Engine>,
     reply: SyncSender<Result<()>>,
 }
 
 /// An engine that accepts durable upserts and deletes while serving queries.
 pub struct LiveIndex {
     dir: PathBuf,
-    engine: RwLock<Engine>,
+    /// The version queries read; each commit and each rebuild publishes a new one.
+    engine: ArcSwap<Engine>,
     log: ChangeLog,
     /// The newest change applied; held by whoever commits, so that log order is apply order.
     writes: Mutex<ChangeSeq>,
     /// Writes waiting for the next commit.
     pending: Mutex<Vec<PendingWrite>>,
-    /// Engines swapped in by rebuilds so far: a write vectorised in an older one is vectorised again.
-    generation: AtomicU64,
     /// Commits of the change log so far.
     log_commits: AtomicU64,
     rebuild_policy: RebuildPolicy,
@@ -261,11 +265,10 @@ impl LiveIndex {
         );
         Ok(Self {
             dir: dir.to_owned(),
-            engine: RwLock::new(engine),
+            engine: ArcSwap::from_pointee(engine),
             log,
             writes: Mutex::new(applied),
             pending: Mutex::new(Vec::new()),
-            generation: AtomicU64::new(0),
             log_commits: AtomicU64::new(0),
             rebuild_policy,
             rebuilds: Mutex::new(RebuildState::default()),
@@ -301,9 +304,10 @@ impl LiveIndex {
         self
     }
 
-    /// The engine for reading; hold the guard only as long as one query.
-    pub fn read(&self) -> RwLockReadGuard<'_, Engine> {
-        self.engine.read().expect("engine lock poisoned")
+    /// The engine as of the newest commit, for reading. Never waits: commits and rebuilds publish new
+    /// versions instead of changing this one.
+    pub fn read(&self) -> Arc<Engine> {
+        self.engine.load_full()
     }
 
     /// Related stories for `query`, including every acknowledged change.
@@ -367,9 +371,10 @@ impl LiveIndex {
             self.pending_write(&engine, changes)
         };
         if let Some((write, answer)) = write {
-            self.pending.lock().unwrap_or_else(PoisonError::into_inner).push(write);
+            // Queued before waiting for the commit lock, so that the commit in progress' successor takes it.
+            self.enqueue(write);
             self.commit_group(self.lock_writes());
-            answer.recv().expect("every pending write is answered")?;
+            self.outcome(answer)?;
         }
         Ok(outcomes)
     }
@@ -399,9 +404,9 @@ impl LiveIndex {
         };
         match write {
             Some((write, answer)) => {
-                self.pending.lock().unwrap_or_else(PoisonError::into_inner).push(write);
+                self.enqueue(write);
                 self.commit_group(writes);
-                answer.recv().expect("every pending write is answered")?;
+                self.outcome(answer)?;
             }
             None => drop(writes),
         }
@@ -410,7 +415,11 @@ impl LiveIndex {
 
     /// Encodes `changes` for the log and vectorises their articles against `engine`, in the writer's own
     /// thread, so that the commit that takes them only appends and applies. `None` for no change.
-    fn pending_write(&self, engine: &Engine, changes: Vec<Change>) -> Option<(PendingWrite, Receiver<Result<()>>)> {
+    fn pending_write(
+        &self,
+        engine: &Arc<Engine>,
+        changes: Vec<Change>,
+    ) -> Option<(PendingWrite, Receiver<Result<()>>)> {
         if changes.is_empty() {
             return None;
         }
@@ -418,14 +427,38 @@ impl LiveIndex {
         let write = PendingWrite {
             records: changes.iter().map(Record::encode).collect(),
             prepared: changes.into_iter().map(|change| engine.prepare(change)).collect(),
-            prepared_in: self.generation.load(Ordering::Acquire),
+            prepared_in: Arc::clone(engine),
             reply,
         };
         Some((write, answer))
     }
 
+    /// Takes the commit lock. If a commit panicked while holding it, what that commit appended may not be
+    /// applied: the log is then closed as after a failed commit, so that this write reopens it and applies
+    /// whatever reached it first ([`LiveIndex::recover`]).
     fn lock_writes(&self) -> MutexGuard<'_, ChangeSeq> {
-        self.writes.lock().expect("write lock poisoned")
+        self.writes.lock().unwrap_or_else(|poisoned| {
+            self.writes.clear_poison();
+            self.log.close_after_failure();
+            tracing::error!("a commit panicked part-way; the change log is reopened and replayed");
+            self.set_write_health(WriteHealth::Unavailable("a commit failed part-way".into()));
+            poisoned.into_inner()
+        })
+    }
+
+    /// Queues `write` for the next commit.
+    fn enqueue(&self, write: PendingWrite) {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).push(write);
+    }
+
+    /// The outcome of a queued write, once the commit that took it has answered.
+    fn outcome(&self, answer: Receiver<Result<()>>) -> Result<()> {
+        answer.recv().unwrap_or_else(|_| {
+            Err(Error::ChangeLogUnavailable {
+                path: self.log.path().to_owned(),
+                reason: "the commit that took this write failed part-way; it may still be replayed".into(),
+            })
+        })
     }
 
     /// Commits every pending write in one transaction of the log (one fsync), applies them in that order
@@ -439,17 +472,17 @@ impl LiveIndex {
         let mut records = Vec::new();
         let mut prepared = Vec::new();
         let mut replies = Vec::with_capacity(group.len());
+        let engine = self.read();
         for write in group {
             records.extend(write.records);
             replies.push(write.reply);
-            if write.prepared_in == self.generation.load(Ordering::Acquire) {
+            if write.prepared_in.shares_snapshot_with(&engine) {
                 prepared.extend(write.prepared);
             } else {
-                // A rebuild swapped the vocabulary since: vectorise again.
-                let engine = self.read();
                 prepared.extend(write.prepared.into_iter().map(|change| engine.prepare(change.into())));
             }
         }
+        drop(engine);
         let committed = self.append_and_apply(&mut writes, &records, prepared);
         drop(writes);
         for reply in replies {
@@ -482,12 +515,22 @@ impl LiveIndex {
             }
         };
         self.log_commits.fetch_add(1, Ordering::Relaxed);
-        let mut engine = self.engine.write().expect("engine lock poisoned");
-        for change in prepared {
-            engine.apply(change);
-        }
         *applied = *seqs.end();
-        Ok(self.rebuild_due(&engine))
+        Ok(self.publish(|engine| {
+            for change in prepared {
+                engine.apply(change);
+            }
+            self.rebuild_due(engine)
+        }))
+    }
+
+    /// Makes the next version of the engine with `change` and publishes it; the caller holds the commit
+    /// lock. Queries still reading the previous version finish on it.
+    fn publish<T>(&self, change: impl FnOnce(&mut Engine) -> T) -> T {
+        let mut next = Engine::clone(&self.engine.load());
+        let outcome = change(&mut next);
+        self.engine.store(Arc::new(next));
+        outcome
     }
 
     /// Reopens the change log after a failed commit (at most once per [`REOPEN_INTERVAL`]) and applies the
@@ -519,7 +562,7 @@ impl LiveIndex {
                 changes = reached_disk.len(),
                 "changes whose commit reported an error had reached the disk; applying them"
             );
-            replay(&mut self.engine.write().expect("engine lock poisoned"), reached_disk);
+            self.publish(|engine| replay(engine, reached_disk));
         }
         *applied = (*applied).max(self.log.last_seq()?);
         tracing::info!(last_change = *applied, "change log reopened: writes resume");
@@ -616,14 +659,22 @@ impl LiveIndex {
             rebuilt.set_policy(engine.policy().clone())?;
             rebuilt.set_search(engine.search());
         }
-        let old = {
+        // Catch up on the changes that arrived meanwhile while writers go on, then take the commit lock
+        // only for the last few.
+        let mut caught_up = seq;
+        loop {
+            let changes = self.log.since(caught_up)?;
+            if changes.len() <= CATCH_UP_UNDER_LOCK {
+                break;
+            }
+            caught_up = changes.last().map_or(caught_up, |(seq, _)| *seq);
+            replay(&mut rebuilt, changes);
+        }
+        {
             let _writes = self.lock_writes();
-            replay(&mut rebuilt, self.log.since(seq)?);
-            let old = std::mem::replace(&mut *self.engine.write().expect("engine lock poisoned"), rebuilt);
-            self.generation.fetch_add(1, Ordering::AcqRel);
-            old
-        };
-        drop(old);
+            replay(&mut rebuilt, self.log.since(caught_up)?);
+            self.engine.store(Arc::new(rebuilt));
+        }
         self.log.drop_through(seq)?;
         tracing::info!(
             articles = article_count,
@@ -634,6 +685,10 @@ impl LiveIndex {
         Ok(())
     }
 }
+
+/// Changes since a rebuild began that it may still replay under the commit lock; more are replayed
+/// first, while writers go on.
+const CATCH_UP_UNDER_LOCK: usize = 100;
 
 /// How often [`open_current`] reads the snapshot again when a rebuild replaces it during the read.
 const SNAPSHOT_READ_ATTEMPTS: usize = 3;
@@ -764,6 +819,32 @@ mod tests {
         for writer in 0..WRITERS {
             assert!(index.article(&format!("new-{writer}")).is_ok());
         }
+    }
+
+    #[test]
+    fn a_commit_that_panics_poisons_neither_reads_nor_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = small_live_index(dir.path(), RebuildPolicy::default());
+        let panicking = Arc::clone(&index);
+        let commit = std::thread::spawn(move || {
+            let _writes = panicking.lock_writes();
+            panic!("a commit panics part-way");
+        });
+        assert!(commit.join().is_err());
+        let query = RelatedQuery {
+            source: Source::Article("a-1".into()),
+            k: 3,
+            filter: crate::recommend::Filter::default(),
+        };
+        assert!(
+            index.related(&query).is_ok() && index.article("a-1").is_ok(),
+            "reads go on"
+        );
+        index
+            .upsert(vec![test_article("after", "Nachher", "Text über Thema 1")])
+            .unwrap();
+        assert!(index.article("after").is_ok());
+        assert_eq!(index.write_health(), WriteHealth::Available, "the log was reopened");
     }
 
     #[test]

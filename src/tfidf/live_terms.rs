@@ -2,9 +2,13 @@
 //! vocabulary lacks, first seen in a live upsert. Each gets an id after the vocabulary's and a document
 //! frequency that upserts, updates and deletes keep right, so that a new name relates two fresh articles
 //! at once; its idf is smoothed as at fit time, over the live article count. A rebuild folds the terms
-//! into the vocabulary (pruned by `min_df` and `max_df_ratio` as every term is).
+//! into the vocabulary (pruned by `min_df` and `max_df_ratio` as every term is). A persistent value, like
+//! the delta it belongs with (see [`crate::delta`]): cheap to clone, each commit changes its own version.
 
-use rustc_hash::FxHashMap as HashMap;
+use std::hash::BuildHasherDefault;
+
+use imbl::shared_ptr::DefaultSharedPtr;
+use rustc_hash::FxHasher;
 
 use crate::sparse::{SparseVector, TermId};
 
@@ -13,11 +17,11 @@ use crate::sparse::{SparseVector, TermId};
 pub struct LiveTerms {
     /// The id of the first live term: the vocabulary's size.
     first_id: TermId,
-    id_by_key: HashMap<String, TermId>,
+    id_by_key: imbl::GenericHashMap<String, TermId, BuildHasherDefault<FxHasher>, DefaultSharedPtr>,
     /// By `id - first_id`: the term as first written, for explanations.
-    surfaces: Vec<String>,
+    surfaces: imbl::Vector<String>,
     /// By `id - first_id`: live articles holding the term.
-    document_frequencies: Vec<u32>,
+    document_frequencies: imbl::Vector<u32>,
 }
 
 impl LiveTerms {
@@ -56,8 +60,8 @@ impl LiveTerms {
         }
         let id = self.first_id + self.surfaces.len() as TermId;
         self.id_by_key.insert(key, id);
-        self.surfaces.push(surface);
-        self.document_frequencies.push(0);
+        self.surfaces.push_back(surface);
+        self.document_frequencies.push_back(0);
         id
     }
 
