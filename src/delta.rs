@@ -1,7 +1,14 @@
 //! What changed since the snapshot was built? Live upserts and deletes kept beside the immutable base
 //! index until the next rebuild folds them in: base articles that were replaced or deleted are masked
-//! (filtered out during every search), and new or updated articles sit in a small fresh segment that is
-//! searched exactly. Fresh articles get slots after the base's, so the rest of the engine sees one slot space.
+//! (filtered out during every search), and new or updated articles sit in a fresh segment with postings
+//! of its own. Fresh articles get slots after the base's, so the rest of the engine sees one slot space.
+//!
+//! **Searching the fresh segment** costs the same however many changes there are: like the base's pruned
+//! scan (see [`crate::index::ApproximateIndex`]), it reads the query's [`FRESH_QUERY_TERMS`] heaviest terms,
+//! each through its newest [`FRESH_POSTINGS_PER_TERM`] postings, and re-ranks the
+//! [`FRESH_CANDIDATES`] best partial scores by the exact cosine. Until a term's fresh postings outgrow that
+//! budget the result is exact; beyond it the newest articles are the ones read, which news favours anyway.
+//! Terms first seen live ([`crate::tfidf::LiveTerms`]) have postings here like any other.
 //!
 //! The delta is a persistent value (`imbl`'s structurally shared maps and vectors): cloning it is cheap and
 //! a change to the clone copies only the path it touches, so each commit makes a new version while queries
@@ -14,13 +21,22 @@ use imbl::shared_ptr::DefaultSharedPtr;
 use rustc_hash::FxHasher;
 
 use crate::article::Article;
-use crate::index::{Neighbor, Slot};
-use crate::sparse::SparseVector;
+use crate::index::{Neighbor, Slot, rank_neighbors};
+use crate::sparse::{SparseVector, TermId};
 
 type FxBuild = BuildHasherDefault<FxHasher>;
 
 /// A fresh article with its vector.
 pub type FreshArticle = (Article, SparseVector);
+
+/// Query terms a fresh-segment search reads, heaviest first (as the base's pruned scan).
+pub const FRESH_QUERY_TERMS: usize = 64;
+
+/// Postings read per query term in the fresh segment, newest first.
+pub const FRESH_POSTINGS_PER_TERM: usize = 2_048;
+
+/// Fresh candidates re-ranked by the exact cosine (at least `k`).
+pub const FRESH_CANDIDATES: usize = 400;
 
 /// Changes on top of a base of `base_len` slots.
 #[derive(Clone, Debug, Default)]
@@ -30,6 +46,9 @@ pub struct Delta {
     /// Slot `base_len + i` is `fresh[i]`; `None` once replaced or deleted again.
     fresh: imbl::Vector<Option<Arc<FreshArticle>>>,
     fresh_by_id: imbl::GenericHashMap<String, Slot, FxBuild, DefaultSharedPtr>,
+    /// For each term, the fresh slots whose vector holds it (oldest first) with its weight there; slots
+    /// replaced or deleted since stay until the next rebuild and are skipped.
+    postings: imbl::GenericHashMap<TermId, imbl::Vector<(Slot, f32)>, FxBuild, DefaultSharedPtr>,
     changes: usize,
 }
 
@@ -79,6 +98,9 @@ impl Delta {
             self.masked.insert(slot);
         }
         let slot = (self.base_len + self.fresh.len()) as Slot;
+        for (term, weight) in vector.iter() {
+            self.postings.entry(term).or_default().push_back((slot, weight));
+        }
         self.fresh_by_id.insert(article.id.clone(), slot);
         self.fresh.push_back(Some(Arc::new((article, vector))));
         self.changes += 1;
@@ -108,16 +130,39 @@ impl Delta {
         })
     }
 
-    /// Fresh articles that `accept` lets through, scored against `query` (similarity above 0 only).
-    pub fn search(&self, query: &SparseVector, accept: &dyn Fn(Slot) -> bool) -> Vec<Neighbor> {
-        self.live()
-            .filter(|&(slot, _, _)| accept(slot))
-            .map(|(slot, _, vector)| Neighbor {
-                slot,
-                similarity: query.dot(vector),
+    /// The `k` fresh articles most similar to `query` that `accept` lets through (similarity above 0
+    /// only), best first; found through the fresh postings within the budget the module docs describe.
+    pub fn search(&self, query: &SparseVector, k: usize, accept: &dyn Fn(Slot) -> bool) -> Vec<Neighbor> {
+        if self.fresh_by_id.is_empty() {
+            return Vec::new();
+        }
+        let mut terms: Vec<(TermId, f32)> = query.iter().collect();
+        if terms.len() > FRESH_QUERY_TERMS {
+            terms.select_nth_unstable_by(FRESH_QUERY_TERMS - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            terms.truncate(FRESH_QUERY_TERMS);
+        }
+        let mut partial: rustc_hash::FxHashMap<Slot, f32> = rustc_hash::FxHashMap::default();
+        for (term, weight) in terms {
+            let Some(list) = self.postings.get(&term) else {
+                continue;
+            };
+            for &(slot, stored) in list.iter().rev().take(FRESH_POSTINGS_PER_TERM) {
+                *partial.entry(slot).or_default() += weight * stored;
+            }
+        }
+        let candidates = partial
+            .into_iter()
+            .filter(|&(slot, _)| self.get(slot).is_some() && accept(slot))
+            .map(|(slot, similarity)| Neighbor { slot, similarity })
+            .collect();
+        let exact = rank_neighbors(candidates, FRESH_CANDIDATES.max(k))
+            .into_iter()
+            .map(|candidate| Neighbor {
+                slot: candidate.slot,
+                similarity: query.dot(&self.get(candidate.slot).expect("a live fresh slot").1),
             })
-            .filter(|hit| hit.similarity > 0.0)
-            .collect()
+            .collect();
+        rank_neighbors(exact, k)
     }
 }
 
@@ -143,8 +188,8 @@ mod tests {
         assert_eq!(delta.slot("a"), Some(11));
         assert!(delta.get(10).is_none(), "the first fresh version is gone");
         assert_eq!(delta.fresh_count(), 1);
-        assert_eq!(delta.search(&vector(2), &|_| true).len(), 1);
-        assert!(delta.search(&vector(1), &|_| true).is_empty());
+        assert_eq!(delta.search(&vector(2), 10, &|_| true).len(), 1);
+        assert!(delta.search(&vector(1), 10, &|_| true).is_empty());
     }
 
     #[test]
@@ -158,6 +203,36 @@ mod tests {
         assert!(version.slot("a").is_some() && !version.is_masked(4));
         assert_eq!((delta.fresh_count(), delta.masked_count()), (1, 2));
         assert!(delta.slot("a").is_none());
+    }
+
+    #[test]
+    fn the_fresh_postings_find_what_a_full_scan_finds_within_their_budget() {
+        let mut delta = Delta::new(1_000);
+        let vector_of = |i: u32| {
+            SparseVector::from_pairs(
+                (0..12)
+                    .map(|j| ((i * 7 + j * 13) % 97, 1.0 + ((i + j) % 5) as f32))
+                    .collect(),
+            )
+        };
+        for i in 0..300 {
+            delta.upsert(article(&format!("f-{i}")), vector_of(i), None);
+        }
+        delta.upsert(article("f-7"), vector_of(1_234), None);
+        let query = vector_of(7);
+        let accept = |slot: Slot| slot % 3 != 0;
+        let scanned: Vec<Neighbor> = delta
+            .live()
+            .filter(|&(slot, _, _)| accept(slot))
+            .map(|(slot, _, vector)| Neighbor {
+                slot,
+                similarity: query.dot(vector),
+            })
+            .filter(|hit| hit.similarity > 0.0)
+            .collect();
+        let expected = rank_neighbors(scanned, 10);
+        assert_eq!(expected.len(), 10);
+        assert_eq!(delta.search(&query, 10, &accept), expected);
     }
 
     #[test]

@@ -634,7 +634,7 @@ impl Engine {
         accept: &dyn Fn(Slot) -> bool,
     ) -> Vec<Neighbor> {
         let mut hits = self.nearest_in_base(vector, k, filter, accept);
-        hits.extend(self.delta.search(vector, accept));
+        hits.extend(self.delta.search(vector, k, accept));
         rank_neighbors(hits, k)
     }
 
