@@ -23,11 +23,20 @@ use rustc_hash::FxHasher;
 use crate::article::Article;
 use crate::index::{Neighbor, Slot, rank_neighbors};
 use crate::sparse::{SparseVector, TermId};
+use crate::tfidf::ArticleTokens;
 
 type FxBuild = BuildHasherDefault<FxHasher>;
 
-/// A fresh article with its vector.
-pub type FreshArticle = (Article, SparseVector);
+/// A fresh article with its vector and its token counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FreshArticle {
+    /// The article as upserted.
+    pub article: Article,
+    /// Its TF-IDF vector.
+    pub vector: SparseVector,
+    /// Its tokens with their counts: what a rebuild learns from instead of the text.
+    pub tokens: ArticleTokens,
+}
 
 /// Query terms a fresh-segment search reads, heaviest first (as the base's pruned scan).
 pub const FRESH_QUERY_TERMS: usize = 64;
@@ -91,18 +100,18 @@ impl Delta {
         self.fresh.get(slot as usize - self.base_len)?.as_deref()
     }
 
-    /// Stores `article` with its `vector`, replacing any fresh version and masking `base_slot`.
-    pub fn upsert(&mut self, article: Article, vector: SparseVector, base_slot: Option<Slot>) {
-        self.remove_fresh(&article.id);
+    /// Stores `fresh`, replacing any fresh version of its article and masking `base_slot`.
+    pub fn upsert(&mut self, fresh: FreshArticle, base_slot: Option<Slot>) {
+        self.remove_fresh(&fresh.article.id);
         if let Some(slot) = base_slot {
             self.masked.insert(slot);
         }
         let slot = (self.base_len + self.fresh.len()) as Slot;
-        for (term, weight) in vector.iter() {
+        for (term, weight) in fresh.vector.iter() {
             self.postings.entry(term).or_default().push_back((slot, weight));
         }
-        self.fresh_by_id.insert(article.id.clone(), slot);
-        self.fresh.push_back(Some(Arc::new((article, vector))));
+        self.fresh_by_id.insert(fresh.article.id.clone(), slot);
+        self.fresh.push_back(Some(Arc::new(fresh)));
         self.changes += 1;
     }
 
@@ -123,11 +132,11 @@ impl Delta {
     }
 
     /// Live fresh articles in slot order.
-    pub fn live(&self) -> impl Iterator<Item = (Slot, &Article, &SparseVector)> {
-        self.fresh.iter().enumerate().filter_map(|(index, entry)| {
-            let (article, vector) = entry.as_deref()?;
-            Some(((self.base_len + index) as Slot, article, vector))
-        })
+    pub fn live(&self) -> impl Iterator<Item = (Slot, &FreshArticle)> {
+        self.fresh
+            .iter()
+            .enumerate()
+            .filter_map(|(index, entry)| Some(((self.base_len + index) as Slot, entry.as_deref()?)))
     }
 
     /// The `k` fresh articles most similar to `query` that `accept` lets through (similarity above 0
@@ -159,7 +168,7 @@ impl Delta {
             .into_iter()
             .map(|candidate| Neighbor {
                 slot: candidate.slot,
-                similarity: query.dot(&self.get(candidate.slot).expect("a live fresh slot").1),
+                similarity: query.dot(&self.get(candidate.slot).expect("a live fresh slot").vector),
             })
             .collect();
         rank_neighbors(exact, k)
@@ -179,11 +188,19 @@ mod tests {
         SparseVector::from_pairs(vec![(term, 1.0)])
     }
 
+    fn fresh(id: &str, vector: SparseVector) -> FreshArticle {
+        FreshArticle {
+            article: article(id),
+            tokens: ArticleTokens::default(),
+            vector,
+        }
+    }
+
     #[test]
     fn an_update_masks_the_base_and_replaces_the_fresh_version() {
         let mut delta = Delta::new(10);
-        delta.upsert(article("a"), vector(1), Some(3));
-        delta.upsert(article("a"), vector(2), Some(3));
+        delta.upsert(fresh("a", vector(1)), Some(3));
+        delta.upsert(fresh("a", vector(2)), Some(3));
         assert!(delta.is_masked(3));
         assert_eq!(delta.slot("a"), Some(11));
         assert!(delta.get(10).is_none(), "the first fresh version is gone");
@@ -195,9 +212,9 @@ mod tests {
     #[test]
     fn a_clone_keeps_its_version_while_the_original_changes() {
         let mut delta = Delta::new(10);
-        delta.upsert(article("a"), vector(1), Some(3));
+        delta.upsert(fresh("a", vector(1)), Some(3));
         let version = delta.clone();
-        delta.upsert(article("b"), vector(2), Some(4));
+        delta.upsert(fresh("b", vector(2)), Some(4));
         delta.delete("a", Some(3));
         assert_eq!((version.fresh_count(), version.masked_count()), (1, 1));
         assert!(version.slot("a").is_some() && !version.is_masked(4));
@@ -216,17 +233,17 @@ mod tests {
             )
         };
         for i in 0..300 {
-            delta.upsert(article(&format!("f-{i}")), vector_of(i), None);
+            delta.upsert(fresh(&format!("f-{i}"), vector_of(i)), None);
         }
-        delta.upsert(article("f-7"), vector_of(1_234), None);
+        delta.upsert(fresh("f-7", vector_of(1_234)), None);
         let query = vector_of(7);
         let accept = |slot: Slot| slot % 3 != 0;
         let scanned: Vec<Neighbor> = delta
             .live()
-            .filter(|&(slot, _, _)| accept(slot))
-            .map(|(slot, _, vector)| Neighbor {
+            .filter(|&(slot, _)| accept(slot))
+            .map(|(slot, fresh)| Neighbor {
                 slot,
-                similarity: query.dot(vector),
+                similarity: query.dot(&fresh.vector),
             })
             .filter(|hit| hit.similarity > 0.0)
             .collect();
@@ -238,7 +255,7 @@ mod tests {
     #[test]
     fn delete_reports_whether_anything_was_live() {
         let mut delta = Delta::new(5);
-        delta.upsert(article("new"), vector(1), None);
+        delta.upsert(fresh("new", vector(1)), None);
         assert!(delta.delete("new", None));
         assert!(!delta.delete("new", None));
         assert!(delta.delete("old", Some(2)));

@@ -15,16 +15,16 @@ use crate::analysis::{Analyzer, AnalyzerConfig};
 use crate::article::{Article, Timestamp};
 use crate::article_table::{ArticleRef, ArticleTable};
 use crate::bodies::{self, BodyFile};
-use crate::delta::Delta;
+use crate::delta::{Delta, FreshArticle};
 use crate::error::{Error, Result, check_deadline};
 use crate::index::{ApproximateIndex, ExactIndex, HnswParams, Neighbor, NeighborIndex, Slot, rank_neighbors};
 use crate::projection::ProjectionConfig;
 use crate::recommend::{Candidate, Filter, RankingPolicy, Recommendation, RelatedQuery, Source};
-use crate::snapshot::{self, FORMAT_VERSION, Manifest, SnapshotRef};
+use crate::snapshot::{self, FORMAT_VERSION, Manifest, SnapshotRef, StoredCounts};
 use crate::sparse::{SparseRef, SparseVector, TermId};
 use crate::store::{Change, ChangeSeq, LogBinding};
 use crate::string_table::PositionIndex;
-use crate::tfidf::{AnalysedText, LiveTerms, TfidfConfig, Vectorizer};
+use crate::tfidf::{AnalysedText, ArticleTokens, LiveTerms, TfidfConfig, TokenCounts, TokenCountsBuilder, Vectorizer};
 use crate::vector_table::VectorTable;
 
 /// When at most this many articles may be returned (the whole index, or what a filter lets through),
@@ -97,6 +97,23 @@ enum BaseBodies {
     File(BodyFile),
 }
 
+/// The base articles' token counts, slot order: what a rebuild learns from.
+enum BaseCounts {
+    /// An engine just built holds them.
+    InMemory(Arc<TokenCounts>),
+    /// A loaded engine reads them from its snapshot when a rebuild needs them.
+    Stored(StoredCounts),
+}
+
+impl BaseCounts {
+    fn load(&self) -> Result<Arc<TokenCounts>> {
+        match self {
+            BaseCounts::InMemory(counts) => Ok(Arc::clone(counts)),
+            BaseCounts::Stored(stored) => Ok(Arc::new(stored.load()?)),
+        }
+    }
+}
+
 /// A queryable index: one snapshot in memory plus the ranking policy and the live changes on top of it.
 /// Cloning is cheap (the snapshot is shared, the changes are persistent values), so a live index makes a
 /// new version per commit while queries read the one they started with.
@@ -120,6 +137,7 @@ struct Base {
     /// Base articles' metadata, slot order.
     articles: ArticleTable,
     bodies: BaseBodies,
+    counts: BaseCounts,
     vectors: Arc<VectorTable>,
     slot_by_id: PositionIndex,
     exact: Arc<ExactIndex>,
@@ -127,12 +145,12 @@ struct Base {
     built_at: i64,
 }
 
-/// A change made ready to apply: upserted text already analysed, so applying it is quick (it gives the
-/// terms the vocabulary lacks their live ids and weighs them).
+/// A change made ready to apply: upserted text already tokenised and analysed, so applying it is quick (it
+/// gives the terms the vocabulary lacks their live ids and weighs them).
 #[derive(Clone, Debug)]
 pub enum PreparedChange {
-    /// Insert or replace this article, with its analysed text.
-    Upsert(Box<Article>, AnalysedText),
+    /// Insert or replace this article, with its analysed text and its token counts (kept for rebuilds).
+    Upsert(Box<Article>, AnalysedText, ArticleTokens),
     /// Remove the article with this id.
     Delete(String),
 }
@@ -141,7 +159,7 @@ impl From<PreparedChange> for Change {
     /// The change as it was before it was prepared (to prepare it again against another vocabulary).
     fn from(change: PreparedChange) -> Self {
         match change {
-            PreparedChange::Upsert(article, _) => Change::Upsert(*article),
+            PreparedChange::Upsert(article, _, _) => Change::Upsert(*article),
             PreparedChange::Delete(id) => Change::Delete(id),
         }
     }
@@ -180,17 +198,48 @@ impl Engine {
         config.hnsw.validate()?;
         config.projection.validate()?;
         let phase = start_phase(progress, "analysing", articles.len());
-        let tokens = Vectorizer::tokenize(&articles, &config.analysis, &config.tfidf, progress)?;
+        let counts = Vectorizer::tokenize(&articles, &config.analysis, &config.tfidf, progress)?;
         let spilled = scratch_dir.map(|dir| bodies::spill(dir, &mut articles)).transpose()?;
         return_freed_memory();
-        let (vectorizer, vectors) = Vectorizer::fit_tokenized(tokens, config.analysis.clone(), config.tfidf.clone())?;
+        let (vectorizer, exact, approximate) =
+            Self::index_counts(&counts, config, progress, phase, scratch_dir.is_none())?;
+        let table = articles.iter().collect();
+        let bodies = match spilled {
+            Some(file) => BaseBodies::File(file),
+            None => BaseBodies::InMemory(articles.into_iter().map(|article| article.body).collect()),
+        };
+        let built_at = chrono::Utc::now().timestamp();
+        let counts = BaseCounts::InMemory(Arc::new(counts));
+        Ok(Self::assemble(
+            vectorizer,
+            table,
+            bodies,
+            counts,
+            exact,
+            approximate,
+            built_at,
+        ))
+    }
+
+    /// Everything an index learns from token counts: lexicon, vocabulary and idf, the vectors (their
+    /// postings built in memory if `prepare_postings`), the projection and the graph. `progress` shows the
+    /// graph's insertions; `analysis` is when the analysis phase began, for the log.
+    fn index_counts(
+        counts: &TokenCounts,
+        config: &BuildConfig,
+        progress: &ProgressBar,
+        analysis: Instant,
+        prepare_postings: bool,
+    ) -> Result<(Vectorizer, Arc<ExactIndex>, ApproximateIndex)> {
+        let articles = counts.article_count();
+        let (vectorizer, vectors) = Vectorizer::fit_tokenized(counts, config.analysis.clone(), config.tfidf.clone())?;
         return_freed_memory();
         let exact = Arc::new(ExactIndex::new(Arc::new(vectors)));
-        if scratch_dir.is_none() {
+        if prepare_postings {
             exact.prepare();
         }
-        end_phase(phase, "analysed and weighted", articles.len());
-        let phase = start_phase(progress, "projecting, then building graph", articles.len());
+        end_phase(analysis, "analysed and weighted", articles);
+        let phase = start_phase(progress, "projecting, then building graph", articles);
         let approximate = ApproximateIndex::build(
             Arc::clone(&exact),
             vectorizer.vocabulary().len(),
@@ -198,15 +247,9 @@ impl Engine {
             config.hnsw.clone(),
             progress,
         )?;
-        end_phase(phase, "projected and built the graph", articles.len());
+        end_phase(phase, "projected and built the graph", articles);
         progress.finish_and_clear();
-        let table = articles.iter().collect();
-        let bodies = match spilled {
-            Some(file) => BaseBodies::File(file),
-            None => BaseBodies::InMemory(articles.into_iter().map(|article| article.body).collect()),
-        };
-        let built_at = chrono::Utc::now().timestamp();
-        Ok(Self::assemble(vectorizer, table, bodies, exact, approximate, built_at))
+        Ok((vectorizer, exact, approximate))
     }
 
     /// Loads the snapshot in `dir`, verifying version and checksums.
@@ -223,7 +266,16 @@ impl Engine {
         let exact = Arc::new(data.exact);
         let approximate = ApproximateIndex::from_parts(Arc::clone(&exact), data.projection, data.dense, data.graph);
         let bodies = BaseBodies::File(data.bodies);
-        let mut engine = Self::assemble(vectorizer, data.articles, bodies, exact, approximate, manifest.built_at);
+        let counts = BaseCounts::Stored(data.counts);
+        let mut engine = Self::assemble(
+            vectorizer,
+            data.articles,
+            bodies,
+            counts,
+            exact,
+            approximate,
+            manifest.built_at,
+        );
         engine.base_change = manifest.applied_change;
         engine.change_log = manifest.change_log;
         Ok(engine)
@@ -233,6 +285,7 @@ impl Engine {
         vectorizer: Vectorizer,
         articles: ArticleTable,
         bodies: BaseBodies,
+        counts: BaseCounts,
         exact: Arc<ExactIndex>,
         approximate: ApproximateIndex,
         built_at: i64,
@@ -247,6 +300,7 @@ impl Engine {
             search: SearchStrategy::default(),
             base: Arc::new(Base {
                 bodies,
+                counts,
                 vectorizer,
                 articles,
                 vectors: Arc::clone(exact.vectors()),
@@ -266,6 +320,7 @@ impl Engine {
 
     /// Like [`Engine::save`], recording in the manifest that the change log `binding` names belongs to it.
     pub fn save_bound(&self, dir: &Path, binding: Option<&LogBinding>) -> Result<Manifest> {
+        let counts = self.base.counts.load()?;
         let analyzer = self.base.vectorizer.analyzer();
         let data = SnapshotRef {
             analyzer: analyzer.config(),
@@ -275,6 +330,7 @@ impl Engine {
             articles: &self.base.articles,
             projection: self.base.approximate.projection(),
             exact: &self.base.exact,
+            counts: &counts,
         };
         let body = |slot: usize| self.body(slot as Slot);
         snapshot::write(
@@ -318,16 +374,14 @@ impl Engine {
         }
     }
 
-    /// Analyses an upsert against the current vocabulary; deletes pass through.
+    /// Tokenises an upsert and analyses it against the current vocabulary; deletes pass through.
     pub fn prepare(&self, change: Change) -> PreparedChange {
         match change {
             Change::Upsert(article) => {
-                let analysed = self
-                    .base
-                    .vectorizer
-                    .analyse_until(&article, None)
-                    .expect("analysing without a deadline cannot miss it");
-                PreparedChange::Upsert(Box::new(article), analysed)
+                let vectorizer = &self.base.vectorizer;
+                let tokens = ArticleTokens::gather(&article, vectorizer.analyzer().config().keep_numbers);
+                let analysed = vectorizer.analyse_tokens(&tokens);
+                PreparedChange::Upsert(Box::new(article), analysed, tokens)
             }
             Change::Delete(id) => PreparedChange::Delete(id),
         }
@@ -338,7 +392,7 @@ impl Engine {
     /// Returns false for a delete of an id that is not live.
     pub fn apply(&mut self, change: PreparedChange) -> bool {
         match change {
-            PreparedChange::Upsert(article, analysed) => {
+            PreparedChange::Upsert(article, analysed, tokens) => {
                 let is_new = self.slot(&article.id).is_err();
                 self.uncount_fresh_version(&article.id);
                 let mut frequencies = analysed.known;
@@ -352,7 +406,12 @@ impl Engine {
                 let live_articles = self.live_count() + usize::from(is_new);
                 let vector = self.weigh_live(frequencies, live_articles);
                 let base_slot = self.base_slot(&article.id);
-                self.delta.upsert(*article, vector, base_slot);
+                let fresh = FreshArticle {
+                    article: *article,
+                    vector,
+                    tokens,
+                };
+                self.delta.upsert(fresh, base_slot);
                 true
             }
             PreparedChange::Delete(id) => {
@@ -366,8 +425,8 @@ impl Engine {
     /// Takes the fresh version of `id`, if there is one, out of the live terms' document frequencies.
     fn uncount_fresh_version(&mut self, id: &str) {
         if let Some(slot) = self.delta.slot(id) {
-            let (_, vector) = self.delta.get(slot).expect("the delta's own slot");
-            self.live_terms.remove_document(vector);
+            let fresh = self.delta.get(slot).expect("the delta's own slot");
+            self.live_terms.remove_document(&fresh.vector);
         }
     }
 
@@ -394,7 +453,7 @@ impl Engine {
     }
 
     /// Articles live now: the base's not replaced or deleted, and the fresh ones.
-    fn live_count(&self) -> usize {
+    pub fn live_count(&self) -> usize {
         self.base.articles.len() - self.delta.masked_count() + self.delta.fresh_count()
     }
 
@@ -417,12 +476,62 @@ impl Engine {
         let base = (0..self.base.articles.len() as Slot)
             .filter(|&slot| !self.delta.is_masked(slot))
             .map(|slot| (slot, self.base.articles.get(slot as usize)));
-        base.chain(self.delta.live().map(|(slot, article, _)| (slot, article.metadata())))
+        base.chain(self.delta.live().map(|(slot, fresh)| (slot, fresh.article.metadata())))
     }
 
-    /// Copies of every live article with its body, in the order of [`Engine::live`].
-    pub fn live_articles(&self) -> Result<Vec<Article>> {
-        self.live().map(|(slot, _)| self.article_with_body(slot)).collect()
+    /// Writes a new snapshot of the live articles into `dir`, learned from their token counts (the base's
+    /// from its snapshot, each fresh article's kept since its upsert): lexicon, vocabulary, idf, vectors,
+    /// projection and graph are what `weitere index` over the same articles would give, and no text is
+    /// tokenised again; the bodies are copied one at a time from where they are. The new snapshot includes
+    /// the change log through `applied_change` (and records `binding`); it is returned opened from `dir`,
+    /// its bodies and counts on disk.
+    pub fn rebuild(&self, dir: &Path, applied_change: ChangeSeq, binding: Option<&LogBinding>) -> Result<Engine> {
+        // What is built here is dropped before the snapshot is opened, so that the built index and the one
+        // served from its files are never both in memory.
+        {
+            let config = self.build_config();
+            let counts = self.live_token_counts()?;
+            if counts.article_count() == 0 {
+                return Err(Error::EmptyCorpus("no live article to rebuild from".into()));
+            }
+            let (vectorizer, exact, approximate) =
+                Self::index_counts(&counts, &config, &ProgressBar::hidden(), Instant::now(), false)?;
+            let mut articles = ArticleTable::default();
+            let mut from_slot = Vec::with_capacity(counts.article_count());
+            for (slot, article) in self.live() {
+                articles.push(article);
+                from_slot.push(slot);
+            }
+            let analyzer = vectorizer.analyzer();
+            let data = SnapshotRef {
+                analyzer: analyzer.config(),
+                lexicon: analyzer.lexicon(),
+                tfidf: &config.tfidf,
+                vocabulary: vectorizer.vocabulary(),
+                articles: &articles,
+                projection: approximate.projection(),
+                exact: &exact,
+                counts: &counts,
+            };
+            let body = |slot: usize| self.body(from_slot[slot]);
+            let built_at = chrono::Utc::now().timestamp();
+            snapshot::write(dir, built_at, applied_change, binding, &data, body, &approximate)?;
+        }
+        Engine::open(dir)
+    }
+
+    /// The token counts of every live article, in the order of [`Engine::live`].
+    fn live_token_counts(&self) -> Result<TokenCounts> {
+        let base = self.base.counts.load()?;
+        let mut counts = TokenCountsBuilder::new(&base);
+        for (slot, _) in self.live() {
+            if (slot as usize) < self.base.articles.len() {
+                counts.push_base(slot as usize);
+            } else {
+                counts.push_tokens(&self.delta.get(slot).expect("live slots come from the delta").tokens);
+            }
+        }
+        Ok(counts.finish())
     }
 
     /// The body of the article in `slot`: from memory, or read from the snapshot's body file.
@@ -430,7 +539,7 @@ impl Engine {
         let index = slot as usize;
         match &self.base.bodies {
             _ if index >= self.base.articles.len() => Ok(Cow::Borrowed(
-                &self.delta.get(slot).expect("slots come from the engine").0.body,
+                &self.delta.get(slot).expect("slots come from the engine").article.body,
             )),
             BaseBodies::InMemory(bodies) => Ok(Cow::Borrowed(&bodies[index])),
             BaseBodies::File(file) => Ok(Cow::Owned(file.read(index)?)),
@@ -519,7 +628,11 @@ impl Engine {
         if (slot as usize) < self.base.articles.len() {
             self.base.articles.get(slot as usize)
         } else {
-            self.delta.get(slot).expect("slots come from the engine").0.metadata()
+            self.delta
+                .get(slot)
+                .expect("slots come from the engine")
+                .article
+                .metadata()
         }
     }
 
@@ -527,7 +640,7 @@ impl Engine {
         if (slot as usize) < self.base.vectors.len() {
             self.base.vectors.get(slot as usize)
         } else {
-            self.delta.get(slot).expect("slots come from the engine").1.view()
+            self.delta.get(slot).expect("slots come from the engine").vector.view()
         }
     }
 

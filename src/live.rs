@@ -44,7 +44,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use indicatif::ProgressBar;
 use tokio::sync::watch;
 
 use crate::article::{Article, DEFAULT_MAX_BODY_BYTES, MAX_ID_BYTES, check_id, check_text};
@@ -641,24 +640,17 @@ impl LiveIndex {
     /// arrived meanwhile and swaps it in. Blocks the caller (the background thread) for the build.
     pub fn rebuild(&self) -> Result<()> {
         let started = Instant::now();
-        let (articles, config, seq) = {
+        let (engine, seq) = {
             let writes = self.lock_writes();
-            let engine = self.read();
-            (engine.live_articles()?, engine.build_config(), *writes)
+            (self.read(), *writes)
         };
-        let article_count = articles.len();
+        let article_count = engine.live_count();
         tracing::info!(articles = article_count, through_change = seq, "rebuilding the index");
-        let mut built = Engine::build(articles, &config, &ProgressBar::hidden())?;
-        built.set_base_change(seq);
-        built.save_bound(&self.dir, Some(&self.log.binding()?))?;
-        // Served from the snapshot just written, so that the bodies stay on disk.
-        drop(built);
-        let mut rebuilt = Engine::open(&self.dir)?;
-        {
-            let engine = self.read();
-            rebuilt.set_policy(engine.policy().clone())?;
-            rebuilt.set_search(engine.search());
-        }
+        let mut rebuilt = engine.rebuild(&self.dir, seq, Some(&self.log.binding()?))?;
+        rebuilt.set_policy(engine.policy().clone())?;
+        rebuilt.set_search(engine.search());
+        // The version the rebuild read from is not needed any more; readers hold their own.
+        drop(engine);
         // Catch up on the changes that arrived meanwhile while writers go on, then take the commit lock
         // only for the last few.
         let mut caught_up = seq;
@@ -777,6 +769,7 @@ mod tests {
     use super::*;
     use crate::article::test_article;
     use crate::engine::BuildConfig;
+    use indicatif::ProgressBar;
 
     fn small_live_index(dir: &Path, rebuild_policy: RebuildPolicy) -> Arc<LiveIndex> {
         let articles = (0..30)

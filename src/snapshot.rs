@@ -13,14 +13,18 @@
 //!   that opening a snapshot does not rebuild it.
 //! - `{generation}.dense.bin`: the articles' dense projections, the vectors of the graph ([`crate::dense_file`]).
 //! - `{generation}.graph.bin`: the HNSW graph's links, layer by layer ([`crate::index::HnswIndex`]).
+//! - `{generation}.counts.bin` and `{generation}.tokens.bin`: every article's token counts, title and body
+//!   apart, over every token of the corpus ([`crate::tfidf::TokenCounts`]): what a rebuild learns from
+//!   instead of tokenising the text again. Read only by a rebuild ([`StoredCounts`]).
 //!
 //! **Atomicity.** Data files carry a fresh generation name, so writing them never touches the files the
 //! current manifest points to. The manifest is written to a temporary file, synced and renamed over the old
 //! one: that rename is the commit point. A crash before it leaves the previous snapshot intact; files of
 //! other generations are removed after it. Loading verifies the format version and every checksum before
 //! anything is decoded, so a damaged or truncated snapshot is a typed error, never a panic or garbage. The
-//! bodies are the exception: their file's length is checked at load, each body's own checksum when it is
-//! read, since the query path never reads them.
+//! bodies and the term counts are the exception, since the query path never reads them: their files'
+//! lengths are checked at load, each body's own checksum when it is read, the counts' checksums when a
+//! rebuild reads them.
 
 use std::borrow::Cow;
 use std::fs::{self, File};
@@ -38,7 +42,8 @@ use crate::error::{Error, Result, quote};
 use crate::index::{ApproximateIndex, ExactIndex, GRAPH_SUFFIX, HnswIndex, HnswParams, POSTINGS_SUFFIX, Postings};
 use crate::projection::{DenseVectors, Projection, ProjectionConfig};
 use crate::store::LogBinding;
-use crate::tfidf::{TfidfConfig, Vocabulary};
+use crate::string_table::StringTable;
+use crate::tfidf::{TfidfConfig, TokenCounts, Vocabulary};
 use crate::vector_table::{VECTORS_SUFFIX, VectorTable};
 
 /// Format version this build writes and reads. Bump on any change to the files' layout.
@@ -55,21 +60,27 @@ use crate::vector_table::{VECTORS_SUFFIX, VectorTable};
 /// - 8: the compound splitter's lexicon as a string table with counts.
 /// - 9: each posting list split into a head (what the pruned scan reads) and a tail, all heads before all
 ///   tails, so that the tails stay out of a server's resident memory.
+/// - 10: every article's token counts and every token of the corpus, in files of their own, so that a
+///   rebuild learns from them instead of tokenising the text again.
 ///
 /// Older snapshots are refused with [`Error::IncompatibleSnapshot`]; rebuild them from the archive with
 /// `weitere index`.
-pub const FORMAT_VERSION: u32 = 9;
+pub const FORMAT_VERSION: u32 = 10;
 
 const MANIFEST: &str = "manifest.json";
 const CORPUS_SUFFIX: &str = ".corpus.bin";
+const COUNTS_SUFFIX: &str = ".counts.bin";
+const TOKENS_SUFFIX: &str = ".tokens.bin";
 /// The data files of a snapshot, by suffix, in the order they are written and listed in the manifest.
-const DATA_SUFFIXES: [&str; 6] = [
+const DATA_SUFFIXES: [&str; 8] = [
     CORPUS_SUFFIX,
     BODIES_SUFFIX,
     VECTORS_SUFFIX,
     POSTINGS_SUFFIX,
     DENSE_SUFFIX,
     GRAPH_SUFFIX,
+    COUNTS_SUFFIX,
+    TOKENS_SUFFIX,
 ];
 /// Data files of earlier formats (hnsw_rs's dump, up to format 5), removed with the generation they belong to.
 const RETIRED_SUFFIXES: [&str; 2] = [".hnsw.graph", ".hnsw.data"];
@@ -131,6 +142,8 @@ pub struct SnapshotRef<'a> {
     pub projection: &'a Projection,
     /// The article vectors with their postings (streamed from the vectors if they were not built).
     pub exact: &'a ExactIndex,
+    /// The token counts the vectors were learned from, slot order.
+    pub counts: &'a TokenCounts,
 }
 
 /// The corpus file as written.
@@ -179,6 +192,40 @@ pub struct SnapshotData {
     pub dense: Arc<DenseVectors>,
     /// The graph over them.
     pub graph: HnswIndex,
+    /// The term counts, left on disk.
+    pub counts: StoredCounts,
+}
+
+/// A snapshot's term counts, on disk until a rebuild reads them ([`StoredCounts::load`]).
+#[derive(Clone, Debug)]
+pub struct StoredCounts {
+    counts: (std::path::PathBuf, FileEntry),
+    tokens: (std::path::PathBuf, FileEntry),
+    article_count: usize,
+}
+
+impl StoredCounts {
+    /// Reads the counts, checking both files against the manifest and the counts against each other.
+    pub fn load(&self) -> Result<TokenCounts> {
+        let (counts_path, counts_entry) = &self.counts;
+        let (rows, bytes, crc32) = VectorTable::read(counts_path, 2 * self.article_count)?;
+        check_file(counts_path, counts_entry, &entry_as_found(counts_entry, bytes, crc32))?;
+        let (tokens_path, tokens_entry) = &self.tokens;
+        let (token_bytes, bytes, crc32) = read_whole(tokens_path)?;
+        check_file(tokens_path, tokens_entry, &entry_as_found(tokens_entry, bytes, crc32))?;
+        let keys: StringTable =
+            postcard::from_bytes(&token_bytes).map_err(|err| corrupt(tokens_path, format!("cannot decode: {err}")))?;
+        TokenCounts::from_parts(keys, rows).map_err(|err| corrupt(counts_path, err.to_string()))
+    }
+}
+
+/// `entry`'s name with the size and checksum found.
+fn entry_as_found(entry: &FileEntry, bytes: u64, crc32: u32) -> FileEntry {
+    FileEntry {
+        name: entry.name.clone(),
+        bytes,
+        crc32,
+    }
 }
 
 /// Writes a snapshot into `dir` (created if missing), replacing any snapshot there atomically; `body(slot)`
@@ -215,6 +262,10 @@ pub fn write<'b>(
     dense_file::write(&dense_path, index.dense())?;
     let graph_path = dir.join(format!("{generation}{GRAPH_SUFFIX}"));
     index.graph().save(&graph_path)?;
+    let counts_path = dir.join(format!("{generation}{COUNTS_SUFFIX}"));
+    data.counts.rows().write(&counts_path)?;
+    let tokens_path = dir.join(format!("{generation}{TOKENS_SUFFIX}"));
+    write_postcard_synced(&tokens_path, data.counts.keys())?;
     let paths = [
         corpus_path,
         bodies_path,
@@ -222,6 +273,8 @@ pub fn write<'b>(
         postings_path,
         dense_path,
         graph_path,
+        counts_path,
+        tokens_path,
     ];
     let files = paths.iter().map(|path| describe_file(path)).collect::<Result<_>>()?;
     let manifest = Manifest {
@@ -281,6 +334,8 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
         postings_name,
         dense_name,
         graph_name,
+        counts_name,
+        tokens_name,
     ] = DATA_SUFFIXES.map(|suffix| format!("{}{suffix}", manifest.generation));
     for name in [
         &corpus_name,
@@ -289,6 +344,8 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
         &postings_name,
         &dense_name,
         &graph_name,
+        &counts_name,
+        &tokens_name,
     ] {
         if !manifest.files.iter().any(|entry| entry.name == *name) {
             return Err(corrupt(&dir.join(MANIFEST), format!("lists no {name}")));
@@ -303,12 +360,7 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
             .expect("listed, checked above")
     };
     let verify = |name: &str, (bytes, crc32): (u64, u32)| {
-        let found = FileEntry {
-            name: name.to_owned(),
-            bytes,
-            crc32,
-        };
-        check_file(&dir.join(name), entry(name), &found)
+        check_file(&dir.join(name), entry(name), &entry_as_found(entry(name), bytes, crc32))
     };
     let (left, right) = rayon::join(
         || {
@@ -329,7 +381,7 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
             rayon::join(
                 || Postings::read(&dir.join(&postings_name), article_count),
                 || -> Result<Corpus> {
-                    let (corpus_bytes, bytes, crc32) = read_corpus(&dir.join(&corpus_name))?;
+                    let (corpus_bytes, bytes, crc32) = read_whole(&dir.join(&corpus_name))?;
                     verify(&corpus_name, (bytes, crc32))?;
                     postcard::from_bytes(&corpus_bytes)
                         .map_err(|err| corrupt(&dir.join(&corpus_name), format!("cannot decode: {err}")))
@@ -344,18 +396,25 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
     verify(&postings_name, (bytes, crc32))?;
     let (dense, graph) = graph_side?;
     let corpus = corpus?;
-    let bodies_path = dir.join(&bodies_name);
-    let bodies_length = fs::metadata(&bodies_path)
-        .map_err(|err| Error::io(&bodies_path, err))?
-        .len();
-    let listed_length = entry(&bodies_name).bytes;
-    if listed_length != bodies_length {
-        return Err(corrupt(
-            &bodies_path,
-            format!("{bodies_length} bytes, the manifest says {listed_length}"),
-        ));
-    }
+    let left_on_disk = |name: &str| -> Result<(std::path::PathBuf, FileEntry)> {
+        let path = dir.join(name);
+        let length = fs::metadata(&path).map_err(|err| Error::io(&path, err))?.len();
+        let listed = entry(name);
+        if listed.bytes != length {
+            return Err(corrupt(
+                &path,
+                format!("{length} bytes, the manifest says {}", listed.bytes),
+            ));
+        }
+        Ok((path, listed.clone()))
+    };
+    let (bodies_path, _) = left_on_disk(&bodies_name)?;
     let bodies = BodyFile::open(&bodies_path, corpus.bodies)?;
+    let counts = StoredCounts {
+        counts: left_on_disk(&counts_name)?,
+        tokens: left_on_disk(&tokens_name)?,
+        article_count,
+    };
     let data = SnapshotData {
         analyzer: corpus.analyzer,
         lexicon: corpus.lexicon,
@@ -367,6 +426,7 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
         projection: corpus.projection,
         dense,
         graph,
+        counts,
     };
     let counts_agree = data.exact.vectors().len() == data.articles.len() && data.bodies.len() == data.articles.len();
     if data.articles.len() as u64 != manifest.article_count || !counts_agree {
@@ -393,8 +453,8 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
     Ok((manifest, data))
 }
 
-/// The corpus file's bytes, with its size and CRC-32.
-fn read_corpus(path: &Path) -> Result<(Vec<u8>, u64, u32)> {
+/// A file's bytes, with its size and CRC-32.
+fn read_whole(path: &Path) -> Result<(Vec<u8>, u64, u32)> {
     let bytes = fs::read(path).map_err(|err| Error::io(path, err))?;
     let (length, crc32) = (bytes.len() as u64, crc32fast::hash(&bytes));
     Ok((bytes, length, crc32))

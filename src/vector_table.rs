@@ -41,6 +41,14 @@ impl VectorTable {
         self.offsets.to_mut().push(self.terms.len() as u64);
     }
 
+    /// Appends the entries `pairs` (terms increasing, each once) as the next row.
+    pub fn push_pairs(&mut self, pairs: &[(TermId, f32)]) {
+        debug_assert!(pairs.is_sorted_by(|a, b| a.0 < b.0));
+        self.terms.to_mut().extend(pairs.iter().map(|&(term, _)| term));
+        self.weights.to_mut().extend(pairs.iter().map(|&(_, weight)| weight));
+        self.offsets.to_mut().push(self.terms.len() as u64);
+    }
+
     /// Number of rows.
     pub fn len(&self) -> usize {
         self.offsets.len() - 1

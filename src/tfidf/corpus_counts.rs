@@ -7,12 +7,17 @@
 //!
 //! The fit runs in three passes, each on all cores:
 //! 1. [`TokenCounts::gather`]: tokenise every article once; per article, each distinct token with its
-//!    weighted count (a title occurrence counts `title_weight`). Articles are cut into chunks, each
-//!    with its own token table, merged into one table afterwards.
+//!    count in the title and in the body. Articles are cut into chunks, each with its own token table,
+//!    merged into one table afterwards.
 //! 2. [`TokenCounts::lexicon`] counts the German tokens for the compound splitter, then
 //!    [`TermTable::analyze`] analyses each distinct token once.
-//! 3. [`TermTable::article_terms`] turns an article's token counts into term counts, for the document
-//!    frequencies and then for the vectors.
+//! 3. [`TermTable::article_terms`] turns an article's token counts into term counts (a title
+//!    occurrence counts `title_weight`), for the document frequencies and then for the vectors.
+//!
+//! The token counts are what a snapshot keeps for rebuilds: a rebuild runs passes 2 and 3 again over the
+//! live articles' counts, so it learns what `weitere index` over the same articles would (lexicon
+//! included) without tokenising any text. A live upsert is analysed the same way, token by token
+//! ([`ArticleTokens`]).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -22,6 +27,10 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::analysis::{Analyzer, Lang, Lexicon, Term, for_each_token};
 use crate::article::Article;
+use crate::error::{Error, Result};
+use crate::sparse::SparseRef;
+use crate::string_table::{PositionIndex, StringTable};
+use crate::vector_table::VectorTable;
 
 /// Articles per chunk of [`TokenCounts::gather`] at least; larger corpora get about eight chunks per
 /// thread, so that merging the chunks' token tables stays cheap.
@@ -115,45 +124,48 @@ impl Interner {
     }
 }
 
-/// A token id with its weighted count in one article.
-type TokenCount = (u32, f32);
-
-/// Every article's distinct tokens with their weighted counts, in one flat array.
-#[derive(Debug)]
-pub(super) struct TokenCounts {
+/// Every article's distinct tokens with their counts, the title's and the body's apart: all a fit learns
+/// from once the text is tokenised. A snapshot keeps them (`{generation}.tokens.bin` and
+/// `{generation}.counts.bin`), so that a rebuild learns lexicon, vocabulary and idf again from the live
+/// articles' counts without reading their text ([`TokenCountsBuilder`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenCounts {
     /// Token keys (see [`TokenKey`]), by token id.
-    keys: Vec<Box<str>>,
-    /// How often each token occurs in the corpus (unweighted), by token id.
+    keys: StringTable,
+    /// How often each token occurs in the corpus, by token id.
     occurrences: Vec<u32>,
-    /// Article `i`'s tokens are `entries[offsets[i]..offsets[i + 1]]`.
-    offsets: Vec<usize>,
-    entries: Vec<TokenCount>,
+    /// Row `2 * i`: article `i`'s title tokens with their counts, by token id; row `2 * i + 1`: its body's.
+    rows: VectorTable,
 }
 
 /// One chunk's share of [`TokenCounts`], with token ids of its own.
 struct Chunk {
     /// The chunk's tokens, counting their occurrences.
     tokens: Interner,
+    /// Rows as in [`TokenCounts::rows`]: row `r` is `entries[offsets[r]..offsets[r + 1]]`.
     offsets: Vec<usize>,
     entries: Vec<TokenCount>,
 }
 
+/// A token id with its count in one title or body.
+type TokenCount = (u32, f32);
+
 impl TokenCounts {
     /// Tokenises every article once. `progress` advances once per article.
-    pub(super) fn gather(articles: &[Article], title_weight: f32, keep_numbers: bool, progress: &ProgressBar) -> Self {
+    pub(super) fn gather(articles: &[Article], keep_numbers: bool, progress: &ProgressBar) -> Self {
         let chunk_len = MIN_CHUNK_ARTICLES.max(articles.len() / (8 * rayon::current_num_threads()));
         let chunks: Vec<Chunk> = articles
             .par_chunks(chunk_len)
             .map(|chunk| {
-                let counted = Self::gather_chunk(chunk, title_weight, keep_numbers);
+                let counted = Self::gather_chunk(chunk, keep_numbers);
                 progress.inc(chunk.len() as u64);
                 counted
             })
             .collect();
-        Self::merge(chunks, articles.len())
+        Self::merge(chunks)
     }
 
-    fn gather_chunk(articles: &[Article], title_weight: f32, keep_numbers: bool) -> Chunk {
+    fn gather_chunk(articles: &[Article], keep_numbers: bool) -> Chunk {
         let mut chunk = Chunk {
             tokens: Interner::default(),
             offsets: vec![0],
@@ -162,26 +174,24 @@ impl TokenCounts {
         let mut key = String::new();
         for article in articles {
             let lang = article.analysis_lang();
-            let start = chunk.entries.len();
-            for (text, weight) in [(&article.title, title_weight), (&article.body, 1.0)] {
-                for_each_token(text, lang, keep_numbers, |surface, completion| {
-                    TokenKey::write(lang, surface, completion, &mut key);
-                    let id = chunk.tokens.add(&key, 1);
-                    chunk.entries.push((id, weight));
+            for text in [&article.title, &article.body] {
+                let start = chunk.entries.len();
+                for_each_token_key(text, lang, keep_numbers, &mut key, |key| {
+                    let id = chunk.tokens.add(key, 1);
+                    chunk.entries.push((id, 1.0));
                 });
+                merge_equal_ids(&mut chunk.entries, start);
+                chunk.offsets.push(chunk.entries.len());
             }
-            merge_equal_ids(&mut chunk.entries, start);
-            chunk.offsets.push(chunk.entries.len());
         }
         chunk
     }
 
     /// Joins the chunks' tables into one, renumbering their tokens.
-    fn merge(chunks: Vec<Chunk>, article_count: usize) -> Self {
+    fn merge(chunks: Vec<Chunk>) -> Self {
         let mut tokens = Interner::default();
-        let mut offsets = Vec::with_capacity(article_count + 1);
-        offsets.push(0);
-        let mut entries = Vec::new();
+        let mut rows = VectorTable::default();
+        let mut row = Vec::new();
         for chunk in chunks {
             let (keys, counts) = chunk.tokens.into_parts();
             let global_ids: Vec<u32> = keys
@@ -189,17 +199,60 @@ impl TokenCounts {
                 .zip(counts)
                 .map(|(key, count)| tokens.add(&key, count))
                 .collect();
-            let base = entries.len();
-            entries.extend(chunk.entries.iter().map(|&(id, tf)| (global_ids[id as usize], tf)));
-            offsets.extend(chunk.offsets[1..].iter().map(|offset| base + offset));
+            for bounds in chunk.offsets.windows(2) {
+                row.clear();
+                row.extend(
+                    chunk.entries[bounds[0]..bounds[1]]
+                        .iter()
+                        .map(|&(id, count)| (global_ids[id as usize], count)),
+                );
+                row.sort_unstable_by_key(|&(id, _)| id);
+                rows.push_pairs(&row);
+            }
         }
         let (keys, occurrences) = tokens.into_parts();
         Self {
+            keys: keys.iter().collect(),
+            occurrences,
+            rows,
+        }
+    }
+
+    /// Reassembles counts from their persisted parts: token keys and rows (see [`TokenCounts::rows`]).
+    pub fn from_parts(keys: StringTable, rows: VectorTable) -> Result<Self> {
+        if rows.len() % 2 != 0 {
+            return Err(Error::Index(format!(
+                "token counts: {} rows, not a title and a body per article",
+                rows.len()
+            )));
+        }
+        let mut occurrences = vec![0u32; keys.len()];
+        for row in rows.iter() {
+            for (token, count) in row.iter() {
+                let Some(total) = occurrences.get_mut(token as usize) else {
+                    return Err(Error::Index(format!(
+                        "token counts: a row names token {token} of {}",
+                        keys.len()
+                    )));
+                };
+                *total = total.saturating_add(count as u32);
+            }
+        }
+        Ok(Self {
             keys,
             occurrences,
-            offsets,
-            entries,
-        }
+            rows,
+        })
+    }
+
+    /// The token keys, by token id.
+    pub fn keys(&self) -> &StringTable {
+        &self.keys
+    }
+
+    /// Two rows per article, its title's token counts and then its body's, by token id.
+    pub fn rows(&self) -> &VectorTable {
+        &self.rows
     }
 
     /// The corpus lexicon: how often each German word occurs, without the forms seen fewer than
@@ -216,14 +269,128 @@ impl TokenCounts {
     }
 
     /// Number of articles.
-    pub(super) fn article_count(&self) -> usize {
-        self.offsets.len() - 1
+    pub fn article_count(&self) -> usize {
+        self.rows.len() / 2
     }
 
-    /// Article `article`'s distinct tokens with their weighted counts.
-    fn article(&self, article: usize) -> &[TokenCount] {
-        &self.entries[self.offsets[article]..self.offsets[article + 1]]
+    /// Article `article`'s title and body tokens with their counts.
+    fn article(&self, article: usize) -> [SparseRef<'_>; 2] {
+        [self.rows.get(2 * article), self.rows.get(2 * article + 1)]
     }
+}
+
+/// Gathers the token counts of the live articles for a rebuild: a snapshot's articles as it counted them,
+/// fresh ones from the [`ArticleTokens`] kept since their upsert. Token ids start as the snapshot's.
+pub struct TokenCountsBuilder<'a> {
+    base: &'a TokenCounts,
+    keys: StringTable,
+    positions: PositionIndex,
+    rows: VectorTable,
+    row: Vec<TokenCount>,
+}
+
+impl<'a> TokenCountsBuilder<'a> {
+    /// A builder over `base`'s tokens, with no article yet.
+    pub fn new(base: &'a TokenCounts) -> Self {
+        let keys = base.keys.clone();
+        let positions = PositionIndex::build(keys.len(), |position| keys.get(position));
+        Self {
+            base,
+            keys,
+            positions,
+            rows: VectorTable::default(),
+            row: Vec::new(),
+        }
+    }
+
+    /// Appends article `article` of the base, as it was counted.
+    pub fn push_base(&mut self, article: usize) {
+        for row in self.base.article(article) {
+            self.rows.push(row);
+        }
+    }
+
+    /// Appends an article counted on its own.
+    pub fn push_tokens(&mut self, tokens: &ArticleTokens) {
+        for field in 0..2 {
+            self.row.clear();
+            for (key, counts) in &tokens.tokens {
+                if counts[field] == 0 {
+                    continue;
+                }
+                let keys = &self.keys;
+                let id = match self.positions.find(key, |position| keys.get(position)) {
+                    Some(id) => id,
+                    None => {
+                        let id = self.keys.push(key);
+                        let keys = &self.keys;
+                        self.positions.insert(id, |position| keys.get(position));
+                        id
+                    }
+                };
+                self.row.push((id as u32, counts[field] as f32));
+            }
+            self.row.sort_unstable_by_key(|&(id, _)| id);
+            self.rows.push_pairs(&self.row);
+        }
+    }
+
+    /// The counts of every article pushed, in order.
+    pub fn finish(self) -> TokenCounts {
+        TokenCounts::from_parts(self.keys, self.rows).expect("the builder keeps rows and keys together")
+    }
+}
+
+/// One article's distinct tokens in order of first appearance, with how often each occurs in the title and
+/// in the body: what a live upsert is analysed from, and kept for the next rebuild.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ArticleTokens {
+    /// Token key (see [`TokenKey`]) with its counts in the title and in the body.
+    tokens: Vec<(Box<str>, [u32; 2])>,
+}
+
+impl ArticleTokens {
+    /// Tokenises `article`'s title and body, as [`TokenCounts::gather`] does.
+    pub fn gather(article: &Article, keep_numbers: bool) -> Self {
+        let lang = article.analysis_lang();
+        let mut positions: HashMap<Box<str>, usize> = HashMap::default();
+        let mut tokens: Vec<(Box<str>, [u32; 2])> = Vec::new();
+        let mut key = String::new();
+        for (field, text) in [&article.title, &article.body].into_iter().enumerate() {
+            for_each_token_key(text, lang, keep_numbers, &mut key, |key| {
+                let position = *positions.entry(key.into()).or_insert_with(|| {
+                    tokens.push((key.into(), [0, 0]));
+                    tokens.len() - 1
+                });
+                tokens[position].1[field] += 1;
+            });
+        }
+        Self { tokens }
+    }
+
+    /// Each distinct token's terms ([`Analyzer::analyze_token`]) with the token's weighted count in the
+    /// article (a title occurrence counts `title_weight`), in order of first appearance; a term appears
+    /// once per token that yields it.
+    pub(super) fn analyze(&self, analyzer: &Analyzer, title_weight: f32, mut each: impl FnMut(Term, f32)) {
+        let mut terms = Vec::new();
+        for (key, [title, body]) in &self.tokens {
+            let token = TokenKey::read(key);
+            terms.clear();
+            analyzer.analyze_token(token.surface, token.completion, token.lang, &mut terms);
+            let count = *title as f32 * title_weight + *body as f32;
+            for term in terms.drain(..) {
+                each(term, count);
+            }
+        }
+    }
+}
+
+/// Calls `each` with the key (see [`TokenKey`]) of every token of `text`, in order; `key` is scratch.
+fn for_each_token_key(text: &str, lang: Lang, keep_numbers: bool, key: &mut String, mut each: impl FnMut(&str)) {
+    for_each_token(text, lang, keep_numbers, |surface, completion| {
+        TokenKey::write(lang, surface, completion, key);
+        each(key);
+    });
 }
 
 /// Sums the counts of equal ids in `entries[start..]`, leaving one entry per id, sorted by id.
@@ -256,11 +423,10 @@ pub(super) struct TermTable {
 impl TermTable {
     /// Analyses each distinct token of `counts` once.
     pub(super) fn analyze(counts: &TokenCounts, analyzer: &Analyzer) -> Self {
-        let analyzed: Vec<Vec<Term>> = counts
-            .keys
-            .par_iter()
-            .map(|key| {
-                let token = TokenKey::read(key);
+        let analyzed: Vec<Vec<Term>> = (0..counts.keys.len())
+            .into_par_iter()
+            .map(|token| {
+                let token = TokenKey::read(counts.keys.get(token));
                 let mut terms = Vec::new();
                 analyzer.analyze_token(token.surface, token.completion, token.lang, &mut terms);
                 terms
@@ -301,15 +467,24 @@ impl TermTable {
 
     /// Writes article `article`'s terms with their weighted counts to `out`: one entry per term, sorted
     /// by term id.
-    pub(super) fn article_terms(&self, counts: &TokenCounts, article: usize, out: &mut Vec<(u32, f32)>) {
+    pub(super) fn article_terms(
+        &self,
+        counts: &TokenCounts,
+        article: usize,
+        title_weight: f32,
+        out: &mut Vec<(u32, f32)>,
+    ) {
         out.clear();
-        for &(token, tf) in counts.article(article) {
-            let token = token as usize;
-            out.extend(
-                self.terms[self.offsets[token]..self.offsets[token + 1]]
-                    .iter()
-                    .map(|&term| (term, tf)),
-            );
+        let [title, body] = counts.article(article);
+        for (field, weight) in [(title, title_weight), (body, 1.0)] {
+            for (token, count) in field.iter() {
+                let token = token as usize;
+                out.extend(
+                    self.terms[self.offsets[token]..self.offsets[token + 1]]
+                        .iter()
+                        .map(|&term| (term, count * weight)),
+                );
+            }
         }
         merge_equal_ids(out, 0);
     }
@@ -320,7 +495,7 @@ impl TermTable {
         (0..counts.article_count())
             .into_par_iter()
             .for_each_init(Vec::new, |scratch, article| {
-                self.article_terms(counts, article, scratch);
+                self.article_terms(counts, article, 1.0, scratch);
                 for &(term, _) in scratch.iter() {
                     df[term as usize].fetch_add(1, Ordering::Relaxed);
                 }
@@ -364,7 +539,7 @@ mod tests {
             article("2", "Programm", "Atom Atom Programm"),
             english,
         ];
-        let counts = TokenCounts::gather(&articles, 2.0, false, &ProgressBar::hidden());
+        let counts = TokenCounts::gather(&articles, false, &ProgressBar::hidden());
         let mut expected = Lexicon::new();
         for article in &articles {
             expected.add_text(&article.title, article.analysis_lang());
@@ -372,6 +547,53 @@ mod tests {
         }
         assert_eq!(counts.lexicon(1), expected.finish(1));
         assert_eq!(counts.lexicon(1).count("programm"), 4);
+    }
+
+    #[test]
+    fn counts_rebuilt_from_their_parts_or_article_by_article_agree() {
+        let articles = vec![
+            article("1", "Zug fällt aus", "Der Zug fällt aus, der Bahnstreik geht weiter."),
+            article("2", "Streik", "Ein Streik der Lokführer."),
+            article("3", "Bahnstreik endet", "Der Bahnstreik endet, Züge fahren wieder."),
+        ];
+        let counts = TokenCounts::gather(&articles, false, &ProgressBar::hidden());
+        assert_eq!(counts.article_count(), 3);
+        let again = TokenCounts::from_parts(counts.keys().clone(), counts.rows().clone()).unwrap();
+        assert_eq!(again, counts);
+
+        let first_two = TokenCounts::gather(&articles[..2], false, &ProgressBar::hidden());
+        let mut builder = TokenCountsBuilder::new(&first_two);
+        builder.push_base(0);
+        builder.push_tokens(&ArticleTokens::gather(&articles[2], false));
+        let built = builder.finish();
+        let expected = TokenCounts::gather(
+            &[articles[0].clone(), articles[2].clone()],
+            false,
+            &ProgressBar::hidden(),
+        );
+        assert_eq!(built.article_count(), 2);
+        assert_eq!(built.lexicon(1), expected.lexicon(1));
+        let title_tokens = |counts: &TokenCounts, article: usize| -> Vec<(String, f32)> {
+            let mut tokens: Vec<(String, f32)> = counts.article(article)[0]
+                .iter()
+                .map(|(token, count)| (counts.keys().get(token as usize).to_owned(), count))
+                .collect();
+            tokens.sort_by(|a, b| a.0.cmp(&b.0));
+            tokens
+        };
+        assert_eq!(title_tokens(&built, 1), title_tokens(&expected, 1));
+    }
+
+    #[test]
+    fn parts_that_do_not_fit_are_refused() {
+        let counts = TokenCounts::gather(&[article("1", "Zug", "Bahn")], false, &ProgressBar::hidden());
+        let keys: StringTable = ["dzug"].into_iter().collect();
+        let err = TokenCounts::from_parts(keys, counts.rows().clone()).unwrap_err();
+        assert!(err.to_string().contains("names token 1 of 1"), "{err}");
+        let mut odd = counts.rows().clone();
+        odd.push_pairs(&[]);
+        let err = TokenCounts::from_parts(counts.keys().clone(), odd).unwrap_err();
+        assert!(err.to_string().contains("3 rows"), "{err}");
     }
 
     #[test]

@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 mod corpus_counts;
 mod live_terms;
 
-use corpus_counts::{TermTable, TokenCounts};
+use corpus_counts::TermTable;
+pub use corpus_counts::{ArticleTokens, TokenCounts, TokenCountsBuilder};
 pub use live_terms::LiveTerms;
 
 use crate::analysis::{Analyzer, AnalyzerConfig, Lang, Term};
@@ -159,13 +160,6 @@ pub struct UnknownTerm {
     pub frequency: f32,
 }
 
-/// Every article of a corpus tokenised once, with its token counts: all that [`Vectorizer::fit_tokenized`]
-/// needs of the texts, so that the bodies can leave memory before the vocabulary is learned.
-#[derive(Debug)]
-pub struct TokenizedCorpus {
-    counts: TokenCounts,
-}
-
 impl Vectorizer {
     /// Learns lexicon, vocabulary and idf from `articles` and returns their vectors, in the same order:
     /// [`Vectorizer::tokenize`], then [`Vectorizer::fit_tokenized`]. `progress` advances once per article
@@ -178,34 +172,34 @@ impl Vectorizer {
         progress: &ProgressBar,
     ) -> Result<(Self, VectorTable)> {
         let tokens = Self::tokenize(articles, &analyzer_config, &config, progress)?;
-        Self::fit_tokenized(tokens, analyzer_config, config)
+        Self::fit_tokenized(&tokens, analyzer_config, config)
     }
 
-    /// The first half of [`Vectorizer::fit`]: tokenises every article, on all cores. `progress` advances
-    /// once per article.
+    /// The first half of [`Vectorizer::fit`]: tokenises every article, on all cores, into the token counts
+    /// that are all [`Vectorizer::fit_tokenized`] needs of the texts (so that the bodies can leave memory
+    /// before the vocabulary is learned). `progress` advances once per article.
     pub fn tokenize(
         articles: &[Article],
         analyzer_config: &AnalyzerConfig,
         config: &TfidfConfig,
         progress: &ProgressBar,
-    ) -> Result<TokenizedCorpus> {
+    ) -> Result<TokenCounts> {
         config.validate()?;
-        let counts = TokenCounts::gather(articles, config.title_weight, analyzer_config.keep_numbers, progress);
-        Ok(TokenizedCorpus { counts })
+        Ok(TokenCounts::gather(articles, analyzer_config.keep_numbers, progress))
     }
 
-    /// The second half of [`Vectorizer::fit`]: learns from `tokens`, which [`Vectorizer::tokenize`] made
-    /// with the same settings, and returns the articles' vectors in their order.
+    /// The second half of [`Vectorizer::fit`]: learns from `counts`, which [`Vectorizer::tokenize`] (or a
+    /// [`TokenCountsBuilder`]) made with the same analyser settings, and returns the articles' vectors in
+    /// their order.
     pub fn fit_tokenized(
-        tokens: TokenizedCorpus,
+        counts: &TokenCounts,
         analyzer_config: AnalyzerConfig,
         config: TfidfConfig,
     ) -> Result<(Self, VectorTable)> {
         config.validate()?;
-        let counts = tokens.counts;
         let analyzer = Analyzer::new(analyzer_config, counts.lexicon(config.lexicon_min_count));
-        let mut terms = TermTable::analyze(&counts, &analyzer);
-        let (vocabulary, term_ids) = learn_vocabulary(&mut terms, &counts, &config);
+        let mut terms = TermTable::analyze(counts, &analyzer);
+        let (vocabulary, term_ids) = learn_vocabulary(&mut terms, counts, &config);
         let vectorizer = Self {
             analyzer,
             vocabulary,
@@ -217,7 +211,7 @@ impl Vectorizer {
             let weighed: Vec<SparseVector> = (start..(start + VECTOR_CHUNK).min(article_count))
                 .into_par_iter()
                 .map_init(Vec::new, |scratch, article| {
-                    terms.article_terms(&counts, article, scratch);
+                    terms.article_terms(counts, article, vectorizer.config.title_weight, scratch);
                     vectorizer.weigh(scratch.iter().filter_map(|&(term, tf)| {
                         let id = term_ids[term as usize];
                         (id != DROPPED).then_some((id, tf))
@@ -268,30 +262,26 @@ impl Vectorizer {
     /// gives up with [`crate::error::Error::DeadlineExceeded`] once `deadline` has passed.
     pub fn analyse_until(&self, article: &Article, deadline: Option<Instant>) -> Result<AnalysedText> {
         let lang: Lang = article.analysis_lang();
-        let mut known: HashMap<TermId, f32> = HashMap::default();
-        let mut unknown: HashMap<String, (f32, String)> = HashMap::default();
+        let mut tally = TermTally::default();
         let mut scratch: Vec<Term> = Vec::new();
         for (text, weight) in [(&article.title, self.config.title_weight), (&article.body, 1.0)] {
             scratch.clear();
             self.analyzer.analyze_until(text, lang, deadline, &mut scratch)?;
-            for Term { key, surface } in scratch.drain(..) {
-                match self.vocabulary.id(&key) {
-                    Some(id) => *known.entry(id).or_default() += weight,
-                    None => unknown.entry(key).or_insert((0.0, surface)).0 += weight,
-                }
+            for term in scratch.drain(..) {
+                tally.add(&self.vocabulary, term, weight);
             }
         }
-        Ok(AnalysedText {
-            known: known.into_iter().collect(),
-            unknown: unknown
-                .into_iter()
-                .map(|(key, (frequency, surface))| UnknownTerm {
-                    key,
-                    surface,
-                    frequency,
-                })
-                .collect(),
-        })
+        Ok(tally.finish())
+    }
+
+    /// Like [`Vectorizer::analyse_until`] for an article already tokenised: each distinct token is
+    /// analysed once. The same terms and frequencies, which is how a live upsert is analysed.
+    pub fn analyse_tokens(&self, tokens: &ArticleTokens) -> AnalysedText {
+        let mut tally = TermTally::default();
+        tokens.analyze(&self.analyzer, self.config.title_weight, |term, count| {
+            tally.add(&self.vocabulary, term, count);
+        });
+        tally.finish()
     }
 
     /// The vector of raw term frequencies (title occurrences already weighted), with the vocabulary's idf.
@@ -310,6 +300,38 @@ impl Vectorizer {
             .map(|(term, tf)| (term, (1.0 + tf.ln()) * idf(term)))
             .collect();
         SparseVector::from_pairs(pairs)
+    }
+}
+
+/// One text's terms summed as they are found: the vocabulary's by id, the others by key.
+#[derive(Default)]
+struct TermTally {
+    known: HashMap<TermId, f32>,
+    /// By key: the frequency and the surface first seen.
+    unknown: HashMap<String, (f32, String)>,
+}
+
+impl TermTally {
+    fn add(&mut self, vocabulary: &Vocabulary, Term { key, surface }: Term, frequency: f32) {
+        match vocabulary.id(&key) {
+            Some(id) => *self.known.entry(id).or_default() += frequency,
+            None => self.unknown.entry(key).or_insert((0.0, surface)).0 += frequency,
+        }
+    }
+
+    fn finish(self) -> AnalysedText {
+        AnalysedText {
+            known: self.known.into_iter().collect(),
+            unknown: self
+                .unknown
+                .into_iter()
+                .map(|(key, (frequency, surface))| UnknownTerm {
+                    key,
+                    surface,
+                    frequency,
+                })
+                .collect(),
+        }
     }
 }
 
@@ -424,6 +446,26 @@ mod tests {
         for (article, vector) in articles.iter().zip(vectors.iter()) {
             assert_eq!(vectorizer.vectorize(article).view(), vector, "article {}", article.id);
         }
+    }
+
+    #[test]
+    fn an_article_analysed_token_by_token_has_the_terms_of_its_text() {
+        let sorted = |mut analysed: AnalysedText| {
+            analysed.known.sort_by_key(|&(term, _)| term);
+            analysed.unknown.sort_by(|a, b| a.key.cmp(&b.key));
+            analysed
+        };
+        let (vectorizer, _) =
+            Vectorizer::fit(&corpus(), AnalyzerConfig::default(), config(), &ProgressBar::hidden()).unwrap();
+        let fresh = article(
+            "new",
+            "Regierung: Raketen- und Nuklearprogramme",
+            "Die Regierung und das Parlament beraten die Steuerreform, die Steuerreform und Zyphrax.",
+        );
+        let by_text = sorted(vectorizer.analyse_until(&fresh, None).unwrap());
+        let by_tokens = sorted(vectorizer.analyse_tokens(&ArticleTokens::gather(&fresh, false)));
+        assert!(by_text.unknown.iter().any(|term| term.key == "zyphrax"));
+        assert_eq!(by_tokens, by_text);
     }
 
     #[test]

@@ -142,8 +142,10 @@ fn assert_detects_damage(suffix: &str, damage: impl Fn(&mut Vec<u8>)) {
     }
 }
 
-/// The data files read whole at open: any damage to them is found there. The bodies file is checked for
-/// its length at open and body by body when read (`a_damaged_body_is_found_when_read`).
+/// The data files read whole at open: any damage to them is found there. The bodies and token-count files
+/// are checked for their length at open, the bodies body by body when read
+/// (`a_damaged_body_is_found_when_read`), the counts when a rebuild reads them
+/// (`damaged_token_counts_are_found_by_the_rebuild`).
 const READ_AT_OPEN: [&str; 5] = [
     ".corpus.bin",
     ".vectors.bin",
@@ -161,7 +163,10 @@ fn a_flipped_byte_is_detected_in_every_file() {
 
 #[test]
 fn truncation_is_detected_in_every_file() {
-    for suffix in READ_AT_OPEN.into_iter().chain([".bodies.bin"]) {
+    for suffix in READ_AT_OPEN
+        .into_iter()
+        .chain([".bodies.bin", ".counts.bin", ".tokens.bin"])
+    {
         assert_detects_damage(suffix, |bytes| bytes.truncate(bytes.len() / 3));
     }
 }
@@ -194,6 +199,21 @@ fn a_damaged_body_is_found_when_read() {
         engine.article(&articles[intact].id).unwrap().body,
         articles[intact].body
     );
+}
+
+#[test]
+fn damaged_token_counts_are_found_by_the_rebuild() {
+    for suffix in [".counts.bin", ".tokens.bin"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = save_and_damage(dir.path(), suffix, |bytes| flip_middle_byte(bytes));
+        let engine = Engine::open(dir.path()).unwrap();
+        let target = tempfile::tempdir().unwrap();
+        match engine.rebuild(target.path(), 0, None) {
+            Err(Error::CorruptSnapshot { path: reported, .. }) => assert_eq!(reported, path, "{suffix}"),
+            Err(other) => panic!("expected CorruptSnapshot for {suffix}, got {other}"),
+            Ok(_) => panic!("damaged {suffix} was accepted"),
+        }
+    }
 }
 
 #[test]
