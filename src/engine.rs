@@ -359,11 +359,6 @@ impl Engine {
         self.change_log.as_ref()
     }
 
-    /// Records that the base includes the change log up to `seq` (after a rebuild from live articles).
-    pub fn set_base_change(&mut self, seq: ChangeSeq) {
-        self.base_change = seq;
-    }
-
     /// The settings this engine was built with.
     pub fn build_config(&self) -> BuildConfig {
         BuildConfig {

@@ -22,14 +22,14 @@
 //! one: that rename is the commit point. A crash before it leaves the previous snapshot intact; files of
 //! other generations are removed after it. Loading verifies the format version and every checksum before
 //! anything is decoded, so a damaged or truncated snapshot is a typed error, never a panic or garbage. The
-//! bodies and the term counts are the exception, since the query path never reads them: their files'
+//! bodies and the token counts are the exception, since the query path never reads them: their files'
 //! lengths are checked at load, each body's own checksum when it is read, the counts' checksums when a
 //! rebuild reads them.
 
 use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{BufWriter, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -192,15 +192,15 @@ pub struct SnapshotData {
     pub dense: Arc<DenseVectors>,
     /// The graph over them.
     pub graph: HnswIndex,
-    /// The term counts, left on disk.
+    /// The token counts, left on disk.
     pub counts: StoredCounts,
 }
 
-/// A snapshot's term counts, on disk until a rebuild reads them ([`StoredCounts::load`]).
+/// A snapshot's token counts, on disk until a rebuild reads them ([`StoredCounts::load`]).
 #[derive(Clone, Debug)]
 pub struct StoredCounts {
-    counts: (std::path::PathBuf, FileEntry),
-    tokens: (std::path::PathBuf, FileEntry),
+    counts: (PathBuf, FileEntry),
+    tokens: (PathBuf, FileEntry),
     article_count: usize,
 }
 
@@ -396,7 +396,7 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
     verify(&postings_name, (bytes, crc32))?;
     let (dense, graph) = graph_side?;
     let corpus = corpus?;
-    let left_on_disk = |name: &str| -> Result<(std::path::PathBuf, FileEntry)> {
+    let left_on_disk = |name: &str| -> Result<(PathBuf, FileEntry)> {
         let path = dir.join(name);
         let length = fs::metadata(&path).map_err(|err| Error::io(&path, err))?.len();
         let listed = entry(name);
