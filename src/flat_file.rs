@@ -59,13 +59,25 @@ impl FlatWriter {
 
     /// Appends `values` as they lie in memory, after the zero bytes that align their start.
     pub fn array<T: Pod>(&mut self, values: &[T]) -> Result<()> {
+        self.begin_array()?;
+        self.extend(values)
+    }
+
+    /// Writes the zero bytes that align the start of the next array, whose values [`FlatWriter::extend`]
+    /// then appends part by part.
+    pub fn begin_array(&mut self) -> Result<()> {
         let padding = self.written.next_multiple_of(ARRAY_ALIGNMENT) - self.written;
-        let bytes: &[u8] = bytemuck::cast_slice(values);
-        self.out
-            .write_all(&[0; ARRAY_ALIGNMENT][..padding])
-            .and_then(|()| self.out.write_all(bytes))
-            .map_err(|err| Error::io(&self.path, err))?;
-        self.written += padding + bytes.len();
+        self.write_bytes(&[0; ARRAY_ALIGNMENT][..padding])
+    }
+
+    /// Appends `values` as they lie in memory to the array being written.
+    pub fn extend<T: Pod>(&mut self, values: &[T]) -> Result<()> {
+        self.write_bytes(bytemuck::cast_slice(values))
+    }
+
+    fn write_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out.write_all(bytes).map_err(|err| Error::io(&self.path, err))?;
+        self.written += bytes.len();
         Ok(())
     }
 

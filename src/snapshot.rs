@@ -263,7 +263,7 @@ pub fn write<'b>(
     let graph_path = dir.join(format!("{generation}{GRAPH_SUFFIX}"));
     index.graph().save(&graph_path)?;
     let counts_path = dir.join(format!("{generation}{COUNTS_SUFFIX}"));
-    data.counts.rows().write(&counts_path)?;
+    data.counts.write_rows(&counts_path)?;
     let tokens_path = dir.join(format!("{generation}{TOKENS_SUFFIX}"));
     write_postcard_synced(&tokens_path, data.counts.keys())?;
     let paths = [

@@ -105,6 +105,34 @@ impl VectorTable {
         out.finish()
     }
 
+    /// Writes the rows that `rows` yields, as [`VectorTable::write`] writes a table holding them, without
+    /// gathering them in memory: `rows` is called once per pass over them (four passes).
+    pub fn write_rows<'a, I>(path: &Path, rows: impl Fn() -> I) -> Result<()>
+    where
+        I: Iterator<Item = SparseRef<'a>>,
+    {
+        let (count, entries) = rows().fold((0u64, 0u64), |(count, entries), row| {
+            (count + 1, entries + row.len() as u64)
+        });
+        let mut out = FlatWriter::create(path, &[count, entries])?;
+        out.begin_array()?;
+        let mut offset = 0u64;
+        out.extend(&[offset])?;
+        for row in rows() {
+            offset += row.len() as u64;
+            out.extend(&[offset])?;
+        }
+        out.begin_array()?;
+        for row in rows() {
+            out.extend(row.terms())?;
+        }
+        out.begin_array()?;
+        for row in rows() {
+            out.extend(row.weights())?;
+        }
+        out.finish()
+    }
+
     /// Reads the table at `path`, which must hold `count` rows; returns it with the file's size and CRC-32,
     /// for the caller to check against the manifest. The rows' shape is checked here (offsets increasing,
     /// terms increasing within a row, weights finite), so a damaged file is an error, never a panic later.

@@ -19,6 +19,7 @@
 //! included) without tokenising any text. A live upsert is analysed the same way, token by token
 //! ([`ArticleTokens`]).
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use indicatif::ProgressBar;
@@ -134,8 +135,20 @@ pub struct TokenCounts {
     keys: StringTable,
     /// How often each token occurs in the corpus, by token id.
     occurrences: Vec<u32>,
-    /// Row `2 * i`: article `i`'s title tokens with their counts, by token id; row `2 * i + 1`: its body's.
+    /// The first articles' rows, left where a snapshot's counts file maps them.
+    borrowed: BorrowedRows,
+    /// The other articles' rows: row `2 * i` is the title tokens of the `i`-th article after the borrowed
+    /// ones, with their counts, by token id; row `2 * i + 1` is its body's.
     rows: VectorTable,
+}
+
+/// Articles whose rows stay in another table (a snapshot's mapped counts, as a rebuild finds them), so
+/// that a rebuild does not copy them: article `i` has rows `2 * articles[i]` and `2 * articles[i] + 1` of
+/// `table`.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct BorrowedRows {
+    table: VectorTable,
+    articles: Vec<u32>,
 }
 
 /// One chunk's share of [`TokenCounts`], with token ids of its own.
@@ -214,35 +227,44 @@ impl TokenCounts {
         Self {
             keys: keys.iter().collect(),
             occurrences,
+            borrowed: BorrowedRows::default(),
             rows,
         }
     }
 
     /// Reassembles counts from their persisted parts: token keys and rows (see [`TokenCounts::rows`]).
     pub fn from_parts(keys: StringTable, rows: VectorTable) -> Result<Self> {
+        Self::from_rows(keys, BorrowedRows::default(), rows)
+    }
+
+    /// Counts over `borrowed` and then `rows`, with the occurrences summed over both.
+    fn from_rows(keys: StringTable, borrowed: BorrowedRows, rows: VectorTable) -> Result<Self> {
         if rows.len() % 2 != 0 {
             return Err(Error::Index(format!(
                 "token counts: {} rows, not a title and a body per article",
                 rows.len()
             )));
         }
-        let mut occurrences = vec![0u32; keys.len()];
-        for row in rows.iter() {
+        let mut counts = Self {
+            occurrences: vec![0u32; keys.len()],
+            keys,
+            borrowed,
+            rows,
+        };
+        let mut occurrences = std::mem::take(&mut counts.occurrences);
+        for row in counts.all_rows() {
             for (token, count) in row.iter() {
                 let Some(total) = occurrences.get_mut(token as usize) else {
                     return Err(Error::Index(format!(
                         "token counts: a row names token {token} of {}",
-                        keys.len()
+                        counts.keys.len()
                     )));
                 };
                 *total = total.saturating_add(count as u32);
             }
         }
-        Ok(Self {
-            keys,
-            occurrences,
-            rows,
-        })
+        counts.occurrences = occurrences;
+        Ok(counts)
     }
 
     /// The token keys, by token id.
@@ -250,9 +272,15 @@ impl TokenCounts {
         &self.keys
     }
 
-    /// Two rows per article, its title's token counts and then its body's, by token id.
-    pub fn rows(&self) -> &VectorTable {
-        &self.rows
+    /// Writes two rows per article, its title's token counts and then its body's, by token id, as a table
+    /// that [`TokenCounts::from_parts`] takes back; the borrowed rows are read where they lie.
+    pub fn write_rows(&self, path: &Path) -> Result<()> {
+        VectorTable::write_rows(path, || self.all_rows())
+    }
+
+    /// Every article's title row and body row, in article order.
+    fn all_rows(&self) -> impl Iterator<Item = SparseRef<'_>> + '_ {
+        (0..self.article_count()).flat_map(|article| self.article(article))
     }
 
     /// The corpus lexicon: how often each German word occurs, without the forms seen fewer than
@@ -270,32 +298,45 @@ impl TokenCounts {
 
     /// Number of articles.
     pub fn article_count(&self) -> usize {
-        self.rows.len() / 2
+        self.borrowed.articles.len() + self.rows.len() / 2
     }
 
     /// Article `article`'s title and body tokens with their counts.
     fn article(&self, article: usize) -> [SparseRef<'_>; 2] {
-        [self.rows.get(2 * article), self.rows.get(2 * article + 1)]
+        let (table, row) = match self.borrowed.articles.get(article) {
+            Some(&borrowed) => (&self.borrowed.table, 2 * borrowed as usize),
+            None => (&self.rows, 2 * (article - self.borrowed.articles.len())),
+        };
+        [table.get(row), table.get(row + 1)]
     }
 }
 
 /// Gathers the token counts of the live articles for a rebuild: a snapshot's articles as it counted them,
-/// fresh ones from the [`ArticleTokens`] kept since their upsert. Token ids start as the snapshot's.
-pub struct TokenCountsBuilder<'a> {
-    base: &'a TokenCounts,
+/// fresh ones from the [`ArticleTokens`] kept since their upsert. Token ids start as the snapshot's. The
+/// snapshot's rows are not copied: the counts refer to them where the snapshot's file maps them.
+pub struct TokenCountsBuilder {
+    borrowed: BorrowedRows,
     keys: StringTable,
     positions: PositionIndex,
     rows: VectorTable,
     row: Vec<TokenCount>,
 }
 
-impl<'a> TokenCountsBuilder<'a> {
-    /// A builder over `base`'s tokens, with no article yet.
-    pub fn new(base: &'a TokenCounts) -> Self {
+impl TokenCountsBuilder {
+    /// A builder over `base`'s tokens, with no article yet; `base` holds all its rows itself, as a
+    /// snapshot's counts do.
+    pub fn new(base: &TokenCounts) -> Self {
+        assert!(
+            base.borrowed.articles.is_empty(),
+            "a rebuild starts from counts that hold their rows"
+        );
         let keys = base.keys.clone();
         let positions = PositionIndex::build(keys.len(), |position| keys.get(position));
         Self {
-            base,
+            borrowed: BorrowedRows {
+                table: base.rows.clone(),
+                articles: Vec::new(),
+            },
             keys,
             positions,
             rows: VectorTable::default(),
@@ -303,11 +344,10 @@ impl<'a> TokenCountsBuilder<'a> {
         }
     }
 
-    /// Appends article `article` of the base, as it was counted.
+    /// Appends article `article` of the base, as it was counted. Base articles come before any other.
     pub fn push_base(&mut self, article: usize) {
-        for row in self.base.article(article) {
-            self.rows.push(row);
-        }
+        assert!(self.rows.is_empty(), "base articles are pushed first");
+        self.borrowed.articles.push(article as u32);
     }
 
     /// Appends an article counted on its own.
@@ -337,7 +377,7 @@ impl<'a> TokenCountsBuilder<'a> {
 
     /// The counts of every article pushed, in order.
     pub fn finish(self) -> TokenCounts {
-        TokenCounts::from_parts(self.keys, self.rows).expect("the builder keeps rows and keys together")
+        TokenCounts::from_rows(self.keys, self.borrowed, self.rows).expect("the builder keeps rows and keys together")
     }
 }
 
@@ -558,8 +598,7 @@ mod tests {
         ];
         let counts = TokenCounts::gather(&articles, false, &ProgressBar::hidden());
         assert_eq!(counts.article_count(), 3);
-        let again = TokenCounts::from_parts(counts.keys().clone(), counts.rows().clone()).unwrap();
-        assert_eq!(again, counts);
+        assert_eq!(written_and_read(&counts), counts);
 
         let first_two = TokenCounts::gather(&articles[..2], false, &ProgressBar::hidden());
         let mut builder = TokenCountsBuilder::new(&first_two);
@@ -582,15 +621,32 @@ mod tests {
             tokens
         };
         assert_eq!(title_tokens(&built, 1), title_tokens(&expected, 1));
+        // The base article's rows are borrowed, not copied, and written out like any other.
+        assert_eq!(built.borrowed.articles, [0]);
+        let again = written_and_read(&built);
+        assert_eq!(again.article_count(), 2);
+        for article in 0..2 {
+            assert_eq!(again.article(article), built.article(article));
+        }
+        assert_eq!(again.occurrences, built.occurrences);
+    }
+
+    /// `counts` written with [`TokenCounts::write_rows`] and read back.
+    fn written_and_read(counts: &TokenCounts) -> TokenCounts {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counts.bin");
+        counts.write_rows(&path).unwrap();
+        let (rows, _, _) = VectorTable::read(&path, 2 * counts.article_count()).unwrap();
+        TokenCounts::from_parts(counts.keys().clone(), rows).unwrap()
     }
 
     #[test]
     fn parts_that_do_not_fit_are_refused() {
         let counts = TokenCounts::gather(&[article("1", "Zug", "Bahn")], false, &ProgressBar::hidden());
         let keys: StringTable = ["dzug"].into_iter().collect();
-        let err = TokenCounts::from_parts(keys, counts.rows().clone()).unwrap_err();
+        let err = TokenCounts::from_parts(keys, counts.rows.clone()).unwrap_err();
         assert!(err.to_string().contains("names token 1 of 1"), "{err}");
-        let mut odd = counts.rows().clone();
+        let mut odd = counts.rows.clone();
         odd.push_pairs(&[]);
         let err = TokenCounts::from_parts(counts.keys().clone(), odd).unwrap_err();
         assert!(err.to_string().contains("3 rows"), "{err}");
