@@ -1,12 +1,17 @@
 //! Load test of the live write path, over gRPC against a real `weitere serve` process (release build):
-//! acknowledged upsert throughput one article per call, in batches and over the client stream; time from
-//! an upsert's ack until `Related` returns the article; and `Related` latency without writes and during
-//! sustained writes (which also trigger background rebuilds).
+//! acknowledged upsert throughput one article per call, from concurrent writers (group commit), in
+//! batches and over the client stream; time from an upsert's ack until `Related` returns the article;
+//! `Related` latency without writes, during paced writes (`--write-rate`) and during a background
+//! rebuild, with the server's resident memory while serving and at its peak during the rebuild.
 //!
-//! The first half of the corpus is indexed as the snapshot; upserts are articles of the second half under
-//! ids of their own, inserted on the first pass and updated on later ones. The visibility probes come
-//! first, so that each probes an insert. Run with `cargo bench --bench live_load` (`-- --help` lists the knobs). Not run in CI.
+//! By default the first half of `--input` is indexed as the snapshot and the second half is upserted. For
+//! a large archive, index it once with `weitere index` and pass `--model` (served from hard links, so it
+//! stays as it was) and `--upserts`. Upserts go in under ids of their own, inserted on the first pass and
+//! updated on later ones; the visibility probes come first, so that each probes an insert. The bench sets
+//! the server's rebuild policy so that no rebuild runs until the rebuild phase, whose first write triggers
+//! one. Run with `cargo bench --bench live_load` (`-- --help` lists the knobs). Not run in CI.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -22,6 +27,7 @@ use weitere::engine::{BuildConfig, Engine};
 use weitere::ingest::{self, IngestOptions};
 use weitere::service::proto::related_stories_client::RelatedStoriesClient;
 use weitere::service::proto::{self, RelatedRequest, UpsertArticlesRequest, related_request};
+use weitere::store::LOG_FILE;
 
 const TOKEN: &str = "live-load-token";
 const K: u32 = 10;
@@ -29,9 +35,17 @@ const K: u32 = 10;
 /// Load test of the live write path.
 #[derive(Debug, Parser)]
 struct Args {
-    /// JSON Lines corpus; the first half is indexed, the second half is upserted.
+    /// JSON Lines corpus; the first half is indexed, the second half is upserted. With --model, the
+    /// archive the model was indexed from: only its ids are read, to ask `Related` about.
     #[arg(long, default_value = "../shared/data/gnad10k/gnad10k-test.jsonl.gz")]
     input: PathBuf,
+    /// Snapshot directory to serve instead of indexing half of --input (needs --upserts). Its files are
+    /// hard-linked into a scratch directory and its change log is copied, so the model is not changed.
+    #[arg(long, requires = "upserts")]
+    model: Option<PathBuf>,
+    /// JSON Lines articles to upsert instead of the second half of --input.
+    #[arg(long)]
+    upserts: Option<PathBuf>,
     /// Upserts of one article per call.
     #[arg(long, default_value_t = 300)]
     single: usize,
@@ -50,14 +64,20 @@ struct Args {
     /// Upserts whose time from ack to visible is measured.
     #[arg(long, default_value_t = 200)]
     probes: usize,
-    /// Length of each read phase, in seconds.
+    /// Length of the read phases without writes and with paced writes, in seconds.
     #[arg(long, default_value_t = 15)]
     seconds: u64,
+    /// Upserts per second (one per call, sent on a clock whatever the acks' latency) during the paced
+    /// write phase and the rebuild phase.
+    #[arg(long, default_value_t = 200)]
+    write_rate: u32,
+    /// Longest wait for the background rebuild of the rebuild phase, in seconds.
+    #[arg(long, default_value_t = 1_800)]
+    rebuild_timeout: u64,
     /// Concurrent readers in the read phases.
     #[arg(long, default_value_t = 2)]
     readers: usize,
-    /// Extra arguments for `weitere serve`, e.g. "--rebuild-min-changes 1000000" to measure writes without
-    /// background rebuilds.
+    /// Extra arguments for `weitere serve` (not the rebuild policy, which the bench sets).
     #[arg(long, num_args = 1.., allow_hyphen_values = true)]
     serve_args: Vec<String>,
     /// Passed by `cargo bench`; ignored.
@@ -69,6 +89,7 @@ struct Args {
 struct Server {
     child: Child,
     log: PathBuf,
+    terminated: bool,
 }
 
 impl Server {
@@ -83,7 +104,11 @@ impl Server {
             .stderr(std::fs::File::create(&log).expect("create the server log"))
             .spawn()
             .expect("start weitere serve");
-        Self { child, log }
+        Self {
+            child,
+            log,
+            terminated: false,
+        }
     }
 
     /// Background rebuilds started so far, and the durations of those finished, from the server log.
@@ -105,21 +130,22 @@ impl Server {
         (started, finished)
     }
 
-    async fn wait_for_idle(&self) {
-        loop {
-            let (started, finished) = self.rebuilds();
-            if started == finished.len() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     fn terminate(mut self) {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
         let status = self.child.wait().expect("wait for the server");
+        self.terminated = true;
         assert!(status.success(), "server exit after SIGTERM: {status}");
+    }
+}
+
+impl Drop for Server {
+    /// A bench that failed part-way leaves no server behind (holding gigabytes at 1M).
+    fn drop(&mut self) {
+        if !self.terminated {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -186,6 +212,26 @@ async fn related_ids(client: &mut RelatedStoriesClient<Channel>, source: related
     stories.into_iter().map(|story| story.id).collect()
 }
 
+/// A made-up proper name for probe `n`, distinct for every `n` and made only of letters, so that the
+/// analysis keeps it as one new term.
+fn invented_name(n: usize) -> String {
+    const CONSONANTS: &[u8] = b"bdfgklmnprstvz";
+    const VOWELS: &[u8] = b"aeiou";
+    let mut name = String::from("Zy");
+    let mut rest = n;
+    loop {
+        name.push(char::from(CONSONANTS[rest % CONSONANTS.len()]));
+        rest /= CONSONANTS.len();
+        name.push(char::from(VOWELS[rest % VOWELS.len()]));
+        rest /= VOWELS.len();
+        if rest == 0 {
+            break;
+        }
+    }
+    name.push_str("rax");
+    name
+}
+
 /// Commits of the server's change log so far.
 async fn change_log_commits(client: &mut RelatedStoriesClient<Channel>) -> u64 {
     client
@@ -244,15 +290,15 @@ fn stop_after(seconds: u64) -> Arc<AtomicBool> {
 
 /// `readers` tasks query `Related` by id of stored articles until `stop`; returns their latencies.
 async fn read_load(
-    channel: &Channel,
-    base_ids: &Arc<Vec<String>>,
+    channel: Channel,
+    base_ids: Arc<Vec<String>>,
     readers: usize,
-    stop: &Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
 ) -> Vec<Duration> {
     let tasks: Vec<_> = (0..readers)
         .map(|reader| {
             let mut client = RelatedStoriesClient::new(channel.clone());
-            let (ids, stop) = (Arc::clone(base_ids), Arc::clone(stop));
+            let (ids, stop) = (Arc::clone(&base_ids), Arc::clone(&stop));
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut n = reader * 7_919;
@@ -274,6 +320,118 @@ async fn read_load(
     latencies
 }
 
+/// Upserts one article per call, `rate` calls a second on a clock (each call its own task, so a slow ack
+/// does not delay the next), until `stop` or `limit` calls; returns the calls' latencies.
+async fn paced_writes(
+    client: RelatedStoriesClient<Channel>,
+    supply: Arc<Supply>,
+    rate: u32,
+    stop: Arc<AtomicBool>,
+    limit: usize,
+) -> Vec<Duration> {
+    let mut clock = tokio::time::interval(Duration::from_secs(1) / rate);
+    let mut calls = Vec::new();
+    while !stop.load(Ordering::Relaxed) && calls.len() < limit {
+        clock.tick().await;
+        let (mut client, article) = (client.clone(), supply.take());
+        calls.push(tokio::spawn(async move {
+            let started = Instant::now();
+            upsert(&mut client, vec![article]).await;
+            started.elapsed()
+        }));
+    }
+    let mut latencies = Vec::with_capacity(calls.len());
+    for call in calls {
+        latencies.push(call.await.expect("writer"));
+    }
+    latencies
+}
+
+/// The ids of the articles in a JSON Lines file (plain or `.gz`), read line by line.
+fn ids_in(path: &Path) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    let file = std::fs::File::open(path).unwrap_or_else(|err| panic!("open {}: {err}", path.display()));
+    let reader: Box<dyn BufRead> = if path.extension().is_some_and(|ext| ext == "gz") {
+        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    };
+    reader
+        .lines()
+        .map(|line| line.expect("read a line"))
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str::<Id>(&line).expect("a JSON object with an id").id)
+        .collect()
+}
+
+fn articles_in(path: &Path) -> Vec<Article> {
+    ingest::read_files(&[path.to_path_buf()], IngestOptions::default())
+        .expect("read the corpus")
+        .articles
+}
+
+/// A servable copy of the snapshot in `model`: its files hard-linked into `dir` (a snapshot's files are
+/// never changed in place), its change log copied.
+fn link_model(model: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir).expect("create the model copy");
+    for entry in std::fs::read_dir(model).expect("list the model") {
+        let entry = entry.expect("a model file");
+        let to = dir.join(entry.file_name());
+        if entry.file_name() == LOG_FILE {
+            std::fs::copy(entry.path(), to).expect("copy the change log");
+        } else {
+            std::fs::hard_link(entry.path(), to).expect("hard-link a snapshot file");
+        }
+    }
+}
+
+/// Resident memory of a process, in bytes: all of it, and the anonymous part (the heap, as against pages of
+/// mapped snapshot files, which the kernel can drop and read again).
+#[derive(Clone, Copy, Debug, Default)]
+struct Resident {
+    all: u64,
+    anonymous: u64,
+}
+
+impl Resident {
+    fn of(pid: u32) -> Self {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            let kilobytes = status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            kilobytes * 1024
+        };
+        Self {
+            all: field("VmRSS:"),
+            anonymous: field("RssAnon:"),
+        }
+    }
+
+    fn max(self, other: Self) -> Self {
+        Self {
+            all: self.all.max(other.all),
+            anonymous: self.anonymous.max(other.anonymous),
+        }
+    }
+}
+
+impl std::fmt::Display for Resident {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2} GB ({:.2} GB anonymous)",
+            self.all as f64 / 1e9,
+            self.anonymous as f64 / 1e9
+        )
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
@@ -283,29 +441,51 @@ async fn main() {
         eprintln!("{} not found; using the sample in data/", args.input.display());
         PathBuf::from("data/gnad-sample.jsonl.gz")
     };
-    let mut articles = ingest::read_files(std::slice::from_ref(&input), IngestOptions::default())
-        .expect("read the corpus")
-        .articles;
-    let upserts = articles.split_off(articles.len() / 2);
-    let base_ids: Arc<Vec<String>> = Arc::new(articles.iter().map(|article| article.id.clone()).collect());
+    let dir = tempfile::tempdir_in("target").expect("scratch directory");
+    let model = dir.path().join("model");
+    let (base_ids, upserts) = match &args.model {
+        Some(original) => {
+            link_model(original, &model);
+            let upserts = articles_in(args.upserts.as_deref().expect("clap requires --upserts"));
+            (ids_in(&input), upserts)
+        }
+        None => {
+            let mut articles = articles_in(&input);
+            let second_half = articles.split_off(articles.len() / 2);
+            let upserts = args.upserts.as_deref().map_or(second_half, articles_in);
+            let ids = articles.iter().map(|article| article.id.clone()).collect();
+            Engine::build(articles, &BuildConfig::default(), &ProgressBar::hidden())
+                .expect("index the first half")
+                .save(&model)
+                .expect("save the snapshot");
+            (ids, upserts)
+        }
+    };
+    let base_ids = Arc::new(base_ids);
     println!(
-        "corpus {}: {} articles indexed, {} used for upserts",
-        input.display(),
-        articles.len(),
+        "model of {} articles ({}), {} articles for upserts",
+        base_ids.len(),
+        args.model.as_deref().unwrap_or(&input).display(),
         upserts.len()
     );
 
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let model = dir.path().join("model");
-    Engine::build(articles, &BuildConfig::default(), &ProgressBar::hidden())
-        .expect("index the first half")
-        .save(&model)
-        .expect("save the snapshot");
+    // No rebuild until the rebuild phase: its first write is the one past this many changes.
+    let paced_writes_planned = args.write_rate as usize * args.seconds as usize;
+    let writes_before_rebuild =
+        args.probes + args.single + args.concurrent_upserts + 2 * args.batches * args.batch_size + paced_writes_planned;
+    let mut serve_args = vec![
+        "--rebuild-min-changes".to_string(),
+        (writes_before_rebuild + 1).to_string(),
+        "--rebuild-ratio".to_string(),
+        "0".to_string(),
+    ];
+    serve_args.extend(args.serve_args.iter().cloned());
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("free port")
         .to_string();
-    let server = Server::start(&model, &addr, &args.serve_args, dir.path().join("serve.log"));
+    let started = Instant::now();
+    let server = Server::start(&model, &addr, &serve_args, dir.path().join("serve.log"));
     let channel = loop {
         match Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
@@ -316,22 +496,28 @@ async fn main() {
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
+    println!("server serving after {:.1} s", started.elapsed().as_secs_f64());
     let mut client = RelatedStoriesClient::new(channel.clone());
     let supply = Arc::new(Supply {
         articles: upserts,
         next: AtomicUsize::new(0),
     });
-
     let mut ack_to_visible = Vec::new();
     let mut first_query_hits = 0;
-    for _ in 0..args.probes {
-        let article = supply.take();
-        // The title alone: related to the article but not a near-identical version of it, which the
-        // ranking would treat as the draft's own saved copy and leave out.
+    for probe in 0..args.probes {
+        // Each probe article carries a name nobody wrote before, as breaking news does, in its title and
+        // its body, and the draft asks for that name alone. The article's own title would not do: in a
+        // large archive the generated versions of the same story outrank it, and a short article is
+        // nearly identical to its title, which the ranking treats as the draft's own saved copy and
+        // leaves out.
+        let mut article = supply.take();
+        let name = invented_name(probe);
+        article.title = format!("{name}: {}", article.title);
+        article.body = format!("{name} meldet: {}", article.body);
         let (id, draft) = (
             article.id.clone(),
             proto::Draft {
-                title: article.title.clone(),
+                title: name,
                 body: String::new(),
                 lang: article.lang.clone(),
             },
@@ -422,45 +608,86 @@ async fn main() {
         results.len()
     );
 
-    server.wait_for_idle().await;
-    let quiet = read_load(&channel, &base_ids, args.readers, &stop_after(args.seconds)).await;
-    println!("Related, {} readers, no writes:  {}", args.readers, Summary::of(quiet));
-
-    let rebuilds_before = server.rebuilds().1.len();
-    let stop = stop_after(args.seconds);
-    let writer = tokio::spawn({
-        let (mut client, supply, stop) = (client.clone(), Arc::clone(&supply), Arc::clone(&stop));
-        async move {
-            let mut written = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                upsert(&mut client, vec![supply.take()]).await;
-                written += 1;
-            }
-            written
-        }
-    });
-    let busy = read_load(&channel, &base_ids, args.readers, &stop).await;
-    let written = writer.await.expect("writer");
-    server.wait_for_idle().await;
-    println!(
-        "Related, {} readers, 1 writer:   {}  (writer: {:.0} articles/s; {} rebuilds)",
-        args.readers,
-        Summary::of(busy),
-        written as f64 / args.seconds as f64,
-        server.rebuilds().1.len() - rebuilds_before
+    let pid = server.child.id();
+    let serving = Resident::of(pid);
+    let quiet = Summary::of(
+        read_load(
+            channel.clone(),
+            Arc::clone(&base_ids),
+            args.readers,
+            stop_after(args.seconds),
+        )
+        .await,
     );
-    let (_, mut rebuild_seconds) = server.rebuilds();
-    server.terminate();
-    rebuild_seconds.sort_by(f64::total_cmp);
+    println!("Related, {} readers, no writes:  {quiet}", args.readers);
+
+    let stop = stop_after(args.seconds);
+    let writer = tokio::spawn(paced_writes(
+        client.clone(),
+        Arc::clone(&supply),
+        args.write_rate,
+        Arc::clone(&stop),
+        paced_writes_planned,
+    ));
+    let busy = Summary::of(read_load(channel.clone(), Arc::clone(&base_ids), args.readers, stop).await);
+    let writes = Summary::of(writer.await.expect("writer"));
     println!(
-        "{} articles upserted; {} background rebuilds of {}..{} articles, median {:.2} s; clean exit on SIGTERM",
-        supply.next.load(Ordering::Relaxed),
-        rebuild_seconds.len(),
-        base_ids.len(),
-        base_ids.len() + supply.articles.len(),
-        rebuild_seconds
-            .get(rebuild_seconds.len() / 2)
-            .copied()
-            .unwrap_or(f64::NAN)
+        "Related, {} readers, {} writes/s: {busy}  ({:.2}× the p99 without writes; the writes: {writes})",
+        args.readers,
+        args.write_rate,
+        busy.p99 / quiet.p99
+    );
+
+    let (rebuilds_started, finished) = server.rebuilds();
+    assert_eq!(
+        (rebuilds_started, finished.len()),
+        (0, 0),
+        "a rebuild ran before the rebuild phase"
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(paced_writes(
+        client.clone(),
+        Arc::clone(&supply),
+        args.write_rate,
+        Arc::clone(&stop),
+        usize::MAX,
+    ));
+    let readers = tokio::spawn(read_load(
+        channel.clone(),
+        Arc::clone(&base_ids),
+        args.readers,
+        Arc::clone(&stop),
+    ));
+    let started = Instant::now();
+    let mut peak = serving;
+    while server.rebuilds().1.is_empty() {
+        peak = peak.max(Resident::of(pid));
+        assert!(
+            started.elapsed() < Duration::from_secs(args.rebuild_timeout),
+            "the rebuild took longer than {} s",
+            args.rebuild_timeout
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let during_rebuild = Summary::of(readers.await.expect("readers"));
+    let writes = Summary::of(writer.await.expect("writer"));
+    let (_, rebuild_seconds) = server.rebuilds();
+    println!(
+        "Related during a rebuild:        {during_rebuild}  ({:.2}× the p99 without writes; {} writes/s go on: {writes})",
+        during_rebuild.p99 / quiet.p99,
+        args.write_rate
+    );
+    println!(
+        "rebuild of {} live articles: {:.1} s; server resident memory serving {serving}, peak during the rebuild {peak} ({:.2}× in all, {:.2}× anonymous)",
+        base_ids.len() + supply.articles.len().min(supply.next.load(Ordering::Relaxed)),
+        rebuild_seconds[0],
+        peak.all as f64 / serving.all as f64,
+        peak.anonymous as f64 / serving.anonymous as f64
+    );
+    server.terminate();
+    println!(
+        "{} upserts in all; clean exit on SIGTERM",
+        supply.next.load(Ordering::Relaxed)
     );
 }
