@@ -51,6 +51,7 @@
 pub mod analysis;
 pub mod article;
 pub mod article_table;
+pub mod background;
 pub mod batch;
 pub mod bodies;
 pub mod delta;

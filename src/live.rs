@@ -6,10 +6,15 @@
 //! theirs from live document frequencies, see [`crate::tfidf::LiveTerms`]), so as it grows, queries slow
 //! down and idf drifts from the live corpus. When the changes since the base reach both
 //! [`RebuildPolicy::min_changes`] and [`RebuildPolicy::ratio`] of the live articles, a background thread
-//! re-analyses every live article, refits idf, builds a new graph and snapshot (the cost of `weitere index`
-//! on the live corpus), loads that snapshot (so that bodies stay on disk), replays the changes that arrived
-//! meanwhile (all but the last [`CATCH_UP_UNDER_LOCK`] while writers go on, those under the commit lock)
-//! and publishes the new engine. Queries are served from the old engine throughout.
+//! learns the vocabulary and idf again from every live article's stored token counts (no text is
+//! re-analysed), re-weights the vectors, fits the projection, builds a new graph and snapshot (the second
+//! half of `weitere index` on the live corpus), loads that snapshot (so that bodies stay on disk), replays
+//! the changes that arrived meanwhile (all but the last [`CATCH_UP_UNDER_LOCK`] while writers go on, those
+//! under the commit lock) and publishes the new engine. Queries are served from the old engine throughout.
+//! The build runs at [`RebuildPolicy::niceness`], so that it takes the CPU the queries and writes leave
+//! idle rather than a share of theirs; the catch-up runs at the writers' priority, to keep pace with them.
+//! Idf drifts from the live corpus by at most the share of changed articles, so the change ratio bounds
+//! the drift too.
 //!
 //! **Group commit.** A writer checks, encodes and vectorises its changes in its own thread and queues
 //! them; whoever takes the commit lock next appends everything queued in one transaction of the log (one
@@ -47,6 +52,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use crate::article::{Article, DEFAULT_MAX_BODY_BYTES, MAX_ID_BYTES, check_id, check_text};
+use crate::background;
 use crate::engine::{Engine, PreparedChange, Stats};
 use crate::error::{Error, QUOTED_BYTES, Result, prefix};
 use crate::recommend::{Recommendation, RelatedQuery, Source};
@@ -60,6 +66,9 @@ pub struct RebuildPolicy {
     pub min_changes: usize,
     /// Rebuild once the changes reach this share of the live articles (and `min_changes`).
     pub ratio: f64,
+    /// The nice value (0 to 19) of the threads that build the new index, so that the build takes only the
+    /// CPU that queries and writes leave idle ([`crate::background`]).
+    pub niceness: i32,
 }
 
 impl Default for RebuildPolicy {
@@ -67,6 +76,7 @@ impl Default for RebuildPolicy {
         Self {
             min_changes: 1_000,
             ratio: 0.05,
+            niceness: 10,
         }
     }
 }
@@ -646,7 +656,10 @@ impl LiveIndex {
         };
         let article_count = engine.live_count();
         tracing::info!(articles = article_count, through_change = seq, "rebuilding the index");
-        let mut rebuilt = engine.rebuild(&self.dir, seq, Some(&self.log.binding()?))?;
+        // Built at a lower priority; the catch-up below is not, so that it keeps pace with the writes.
+        let build = background::low_priority_pool("rebuild", self.rebuild_policy.niceness)?;
+        let mut rebuilt = build.install(|| engine.rebuild(&self.dir, seq, Some(&self.log.binding()?)))?;
+        drop(build);
         rebuilt.set_policy(engine.policy().clone())?;
         rebuilt.set_search(engine.search());
         // The version the rebuild read from is not needed any more; readers hold their own.
@@ -873,6 +886,7 @@ mod tests {
         let policy = RebuildPolicy {
             min_changes: 1,
             ratio: 0.0,
+            ..RebuildPolicy::default()
         };
         let index = small_live_index(dir.path(), policy);
         // With every article deleted there is nothing to build: the rebuild fails.

@@ -115,6 +115,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
     let rebuild = RebuildPolicy {
         min_changes: args.rebuild_min_changes,
         ratio: args.rebuild_ratio,
+        niceness: args.rebuild_nice,
     };
     let lost_log = if args.accept_change_log_loss {
         LostLog::SetAside

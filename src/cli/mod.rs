@@ -36,6 +36,8 @@ pub const ENV_READ_TOKEN: &str = "WEITERE_READ_TOKEN";
 pub const ENV_TLS_CERT: &str = "WEITERE_TLS_CERT";
 /// Environment variable for `serve --tls-key`.
 pub const ENV_TLS_KEY: &str = "WEITERE_TLS_KEY";
+/// Environment variable for `serve --rebuild-nice`.
+pub const ENV_REBUILD_NICE: &str = "WEITERE_REBUILD_NICE";
 
 /// Where `serve` keeps the index of the built-in sample when no `--model` is given.
 pub const DEFAULT_MODEL_DIR: &str = "models/default";
@@ -282,6 +284,11 @@ pub struct ServeArgs {
     /// ... once they also reach this share of the live articles.
     #[arg(long, default_value_t = RebuildPolicy::default().ratio)]
     pub rebuild_ratio: f64,
+    /// Nice value (0 to 19) of the threads that build the new index in a rebuild: it then takes only the CPU
+    /// that queries and writes leave idle. 0 builds at the serving threads' priority.
+    #[arg(long, env = ENV_REBUILD_NICE, default_value_t = RebuildPolicy::default().niceness,
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub rebuild_nice: i32,
     /// Start even when the change log is missing, empty, from another directory, older than the
     /// snapshot expects or damaged: rename it aside, start a new one and log the loss at WARN. Without
     /// this flag such a start fails, since every write acknowledged since the snapshot would be lost.

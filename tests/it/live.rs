@@ -416,6 +416,7 @@ fn readers_and_writers_run_together_without_losing_or_resurrecting_anything() {
     let policy = RebuildPolicy {
         min_changes: 40,
         ratio: 0.0,
+        ..RebuildPolicy::default()
     };
     let index = Arc::new(LiveIndex::open(dir.path(), build_sample_engine(), policy).unwrap());
     let sources: Vec<String> = index
