@@ -17,10 +17,12 @@
 //! the drift too.
 //!
 //! **Group commit.** A writer checks, encodes and vectorises its changes in its own thread and queues
-//! them; whoever takes the commit lock next appends everything queued in one transaction of the log (one
-//! fsync), applies it in that order and answers each writer. Writers that arrive while a commit is
-//! flushing share the next one, and each is acknowledged only after the fsync that covers its write. An
-//! upsert identical to the live article (metadata and body) is accepted without a change.
+//! them. One queued writer at a time leads: it takes the commit lock, appends everything queued by then in
+//! one transaction of the log (one fsync), applies it in that order and answers each writer; the others
+//! only wait for their answer, and when the leader is done, one whose write it did not take leads the
+//! next commit. Writers that arrive while a commit is flushing thus share the next one, nobody queues
+//! behind commits of other writers' changes, and each is acknowledged only after the fsync that covers
+//! its write. An upsert identical to the live article (metadata and body) is accepted without a change.
 //!
 //! **Readers never wait.** Queries read an immutable version of the engine ([`LiveIndex::read`], an
 //! `arc-swap` load): a commit applies its changes to a clone (cheap: the snapshot is shared and the delta
@@ -43,8 +45,8 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -216,6 +218,24 @@ struct PendingWrite {
     reply: SyncSender<Result<()>>,
 }
 
+/// Writes waiting for the next commit, and whether a writer leads it.
+#[derive(Default)]
+struct CommitQueue {
+    writes: Vec<PendingWrite>,
+    /// A writer has taken the turn to commit what is queued (see [`LiveIndex::commit`]).
+    led: bool,
+}
+
+/// A writer's turn to lead the commit; when it ends (even by a panic), another writer may lead.
+struct LeaderTurn<'a>(&'a LiveIndex);
+
+impl Drop for LeaderTurn<'_> {
+    fn drop(&mut self) {
+        self.0.lock_queue().led = false;
+        self.0.answered.notify_all();
+    }
+}
+
 /// An engine that accepts durable upserts and deletes while serving queries.
 pub struct LiveIndex {
     dir: PathBuf,
@@ -225,7 +245,9 @@ pub struct LiveIndex {
     /// The newest change applied; held by whoever commits, so that log order is apply order.
     writes: Mutex<ChangeSeq>,
     /// Writes waiting for the next commit.
-    pending: Mutex<Vec<PendingWrite>>,
+    queue: Mutex<CommitQueue>,
+    /// Signalled when a commit has answered its writers and when a leader's turn ends.
+    answered: Condvar,
     /// Commits of the change log so far.
     log_commits: AtomicU64,
     rebuild_policy: RebuildPolicy,
@@ -277,7 +299,8 @@ impl LiveIndex {
             engine: ArcSwap::from_pointee(engine),
             log,
             writes: Mutex::new(applied),
-            pending: Mutex::new(Vec::new()),
+            queue: Mutex::new(CommitQueue::default()),
+            answered: Condvar::new(),
             log_commits: AtomicU64::new(0),
             rebuild_policy,
             rebuilds: Mutex::new(RebuildState::default()),
@@ -380,10 +403,7 @@ impl LiveIndex {
             self.pending_write(&engine, changes)
         };
         if let Some((write, answer)) = write {
-            // Queued before waiting for the commit lock, so that the commit in progress' successor takes it.
-            self.enqueue(write);
-            self.commit_group(self.lock_writes());
-            self.outcome(answer)?;
+            self.commit(write, answer)?;
         }
         Ok(outcomes)
     }
@@ -413,7 +433,7 @@ impl LiveIndex {
         };
         match write {
             Some((write, answer)) => {
-                self.enqueue(write);
+                self.lock_queue().writes.push(write);
                 self.commit_group(writes);
                 self.outcome(answer)?;
             }
@@ -455,26 +475,52 @@ impl LiveIndex {
         })
     }
 
-    /// Queues `write` for the next commit.
-    fn enqueue(&self, write: PendingWrite) {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner).push(write);
+    fn lock_queue(&self) -> MutexGuard<'_, CommitQueue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `write` for the next commit and returns its outcome. If no writer leads a commit, this one
+    /// does: it takes the commit lock and commits everything queued by then. Otherwise it waits until its
+    /// answer comes, or until the leader is done without having taken its write, and then leads.
+    fn commit(self: &Arc<Self>, write: PendingWrite, answer: Receiver<Result<()>>) -> Result<()> {
+        let mut queue = self.lock_queue();
+        queue.writes.push(write);
+        loop {
+            match answer.try_recv() {
+                Ok(outcome) => return outcome,
+                Err(TryRecvError::Disconnected) => return Err(self.unanswered()),
+                Err(TryRecvError::Empty) => {}
+            }
+            if queue.led {
+                queue = self.answered.wait(queue).unwrap_or_else(PoisonError::into_inner);
+            } else {
+                queue.led = true;
+                drop(queue);
+                let turn = LeaderTurn(self);
+                self.commit_group(self.lock_writes());
+                drop(turn);
+                queue = self.lock_queue();
+            }
+        }
     }
 
     /// The outcome of a queued write, once the commit that took it has answered.
     fn outcome(&self, answer: Receiver<Result<()>>) -> Result<()> {
-        answer.recv().unwrap_or_else(|_| {
-            Err(Error::ChangeLogUnavailable {
-                path: self.log.path().to_owned(),
-                reason: "the commit that took this write failed part-way; it may still be replayed".into(),
-            })
-        })
+        answer.recv().unwrap_or_else(|_| Err(self.unanswered()))
     }
 
-    /// Commits every pending write in one transaction of the log (one fsync), applies them in that order
-    /// and answers each writer; `writes` serialises commits. A writer whose write an earlier commit took
-    /// finds nothing pending and only waits for its answer.
+    /// The error of a write whose commit dropped it without an answer.
+    fn unanswered(&self) -> Error {
+        Error::ChangeLogUnavailable {
+            path: self.log.path().to_owned(),
+            reason: "the commit that took this write failed part-way; it may still be replayed".into(),
+        }
+    }
+
+    /// Commits every queued write in one transaction of the log (one fsync), applies them in that order
+    /// and answers each writer; `writes` serialises commits. Nothing to do if an earlier commit took them.
     fn commit_group(self: &Arc<Self>, mut writes: MutexGuard<'_, ChangeSeq>) {
-        let group = std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let group = std::mem::take(&mut self.lock_queue().writes);
         if group.is_empty() {
             return;
         }
@@ -498,6 +544,9 @@ impl LiveIndex {
             // A writer that has gone (its thread panicked) needs no answer.
             let _ = reply.send(committed.as_ref().map(|_| ()).map_err(copy_for_writer));
         }
+        // Taken so that a writer between checking its answer and waiting cannot miss the signal.
+        drop(self.lock_queue());
+        self.answered.notify_all();
         if committed.is_ok_and(|rebuild_due| rebuild_due) {
             self.start_rebuild();
         }
@@ -813,7 +862,7 @@ mod tests {
                     index.upsert(vec![article]).unwrap()
                 });
             }
-            while index.pending.lock().unwrap().len() < WRITERS {
+            while index.queue.lock().unwrap().writes.len() < WRITERS {
                 std::thread::yield_now();
             }
             drop(writes);
