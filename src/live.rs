@@ -717,18 +717,19 @@ impl LiveIndex {
         // only for the last few.
         let mut caught_up = seq;
         loop {
-            let changes = self.log.since(caught_up)?;
+            let changes = self.log.since_at_most(caught_up, CATCH_UP_BATCH)?;
             if changes.len() <= CATCH_UP_UNDER_LOCK {
                 break;
             }
             caught_up = changes.last().map_or(caught_up, |(seq, _)| *seq);
             replay(&mut rebuilt, changes);
         }
-        {
+        let replaced = {
             let _writes = self.lock_writes();
             replay(&mut rebuilt, self.log.since(caught_up)?);
-            self.engine.store(Arc::new(rebuilt));
-        }
+            self.engine.swap(Arc::new(rebuilt))
+        };
+        retire(replaced);
         self.log.drop_through(seq)?;
         tracing::info!(
             articles = article_count,
@@ -743,6 +744,10 @@ impl LiveIndex {
 /// Changes since a rebuild began that it may still replay under the commit lock; more are replayed
 /// first, while writers go on.
 const CATCH_UP_UNDER_LOCK: usize = 100;
+
+/// Changes a rebuild's catch-up reads from the log and replays at a time, so that those that arrived
+/// during a long rebuild are never all in memory at once.
+const CATCH_UP_BATCH: usize = 1_000;
 
 /// How often [`open_current`] reads the snapshot again when a rebuild replaces it during the read.
 const SNAPSHOT_READ_ATTEMPTS: usize = 3;
@@ -819,6 +824,19 @@ fn copy_for_writer(err: &Error) -> Error {
 }
 
 /// Applies logged `changes` on top of `engine`, in order.
+/// Frees an engine a rebuild replaced on the calling (background) thread, once the queries still reading
+/// it are done: neither the commit lock nor the query that happens to let go of it last pays for freeing
+/// a delta of many thousand articles.
+fn retire(mut engine: Arc<Engine>) {
+    loop {
+        match Arc::try_unwrap(engine) {
+            Ok(engine) => return drop(engine),
+            Err(shared) => engine = shared,
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn replay(engine: &mut Engine, changes: Vec<(ChangeSeq, Change)>) {
     for (_, change) in changes {
         let prepared = engine.prepare(change);

@@ -22,7 +22,7 @@
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use redb::{
     Builder, ConcurrencyMode, Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -49,6 +49,9 @@ const FORMAT: &str = "format";
 /// Logs of format 1 (weitere 0.1: no checksums, whole-second times) are refused if they hold records.
 pub const LOG_FORMAT: u64 = 2;
 
+/// Changes dropped per transaction after a rebuild (see [`ChangeLog::drop_through`]).
+pub const DROP_CHUNK: ChangeSeq = 1_024;
+
 /// Which change log a snapshot expects beside it; recorded in its manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogBinding {
@@ -71,7 +74,9 @@ pub enum Change {
 /// The durable, ordered log of changes.
 pub struct ChangeLog {
     /// `None` after a failed commit, until [`ChangeLog::reopen`] succeeds.
-    db: Mutex<Option<Database>>,
+    /// Shared so that reads and the rebuild's clean-up run beside appends instead of queuing behind the
+    /// mutex, which only guards closing and reopening the handle.
+    db: Mutex<Option<Arc<Database>>>,
     path: PathBuf,
     id: u64,
 }
@@ -83,7 +88,7 @@ impl ChangeLog {
         let db = builder().create(path).map_err(|err| Error::store(path, err))?;
         let id = prepare(&db, path, first_seq)?;
         Ok(Self {
-            db: Mutex::new(Some(db)),
+            db: Mutex::new(Some(Arc::new(db))),
             path: path.to_owned(),
             id,
         })
@@ -138,7 +143,13 @@ impl ChangeLog {
 
     /// Every change with a sequence number above `after`, in order; each record's checksum is verified.
     pub fn since(&self, after: ChangeSeq) -> Result<Vec<(ChangeSeq, Change)>> {
-        self.with_db(|db| Ok(read_changes(db, &self.path, after, None)?.0))
+        self.since_at_most(after, usize::MAX)
+    }
+
+    /// The first `limit` changes with a sequence number above `after`, in order, checked as by
+    /// [`ChangeLog::since`].
+    pub fn since_at_most(&self, after: ChangeSeq, limit: usize) -> Result<Vec<(ChangeSeq, Change)>> {
+        self.with_db(|db| Ok(read_changes(db, &self.path, after, None, limit)?.0))
     }
 
     /// Sequence number of the newest change ever appended (0 for none), even if it was dropped since.
@@ -149,15 +160,34 @@ impl ChangeLog {
         })
     }
 
-    /// Drops the changes up to and including `through`: a snapshot now holds them.
+    /// Drops the changes up to and including `through`: a snapshot now holds them. They go
+    /// [`DROP_CHUNK`] at a time, one transaction each, so that appends wait for one chunk at most.
     pub fn drop_through(&self, through: ChangeSeq) -> Result<()> {
         self.with_db(|db| {
-            let txn = db.begin_write().map_err(|err| self.error(err))?;
-            txn.open_table(CHANGES)
-                .map_err(|err| self.error(err))?
-                .retain_in(..=through, |_, _| false)
-                .map_err(|err| self.error(err))?;
-            txn.commit().map_err(|err| self.error(err))
+            loop {
+                let txn = db.begin_write().map_err(|err| self.error(err))?;
+                let dropped_all = {
+                    let mut table = txn.open_table(CHANGES).map_err(|err| self.error(err))?;
+                    let oldest = table
+                        .first()
+                        .map_err(|err| self.error(err))?
+                        .map(|(seq, _)| seq.value());
+                    match oldest {
+                        Some(oldest) if oldest <= through => {
+                            let last = through.min(oldest + DROP_CHUNK - 1);
+                            table
+                                .retain_in(oldest..=last, |_, _| false)
+                                .map_err(|err| self.error(err))?;
+                            last == through
+                        }
+                        _ => true,
+                    }
+                };
+                txn.commit().map_err(|err| self.error(err))?;
+                if dropped_all {
+                    return Ok(());
+                }
+            }
         })
     }
 
@@ -173,7 +203,7 @@ impl ChangeLog {
     }
 
     /// Opens the database again after [`ChangeLog::close_after_failure`], recovering it as a start would,
-    /// and checks that it is still this log.
+    /// and checks that it is still this log. Fails (to be retried) while a read still holds the old handle.
     pub fn reopen(&self) -> Result<()> {
         let mut db = self.lock();
         if db.is_some() {
@@ -192,19 +222,20 @@ impl ChangeLog {
                 ),
             ));
         }
-        *db = Some(reopened);
+        *db = Some(Arc::new(reopened));
         Ok(())
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Database>> {
+    fn lock(&self) -> MutexGuard<'_, Option<Arc<Database>>> {
         // A panic while holding the guard cannot leave the Option half-written.
         self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `work` on the open database, or fails while it is closed after a failure.
     fn with_db<T>(&self, work: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
-        match self.lock().as_ref() {
-            Some(db) => work(db),
+        let db = self.lock().clone();
+        match db {
+            Some(db) => work(&db),
             None => Err(Error::ChangeLogUnavailable {
                 path: self.path.clone(),
                 reason: "closed after a failed commit; it is reopened on the next write".into(),
@@ -377,13 +408,13 @@ pub fn read_after(
         return Ok(Some(Vec::new()));
     }
     let (changes, last_seq) = match builder().open_read_only(path) {
-        Ok(db) => read_changes(&db, path, after, Some(expected))?,
+        Ok(db) => read_changes(&db, path, after, Some(expected), usize::MAX)?,
         // The last writer was killed and no server has reopened the log since: recover it as the
         // server would on start (a writer open repairs; a read-only one may not).
         Err(DatabaseError::RepairAborted) => {
             tracing::info!(path = %path.display(), "the change log was not closed cleanly; recovering it");
             let db = builder().open(path).map_err(|err| Error::store(path, err))?;
-            read_changes(&db, path, after, Some(expected))?
+            read_changes(&db, path, after, Some(expected), usize::MAX)?
         }
         Err(err) => return Err(Error::store(path, err)),
     };
@@ -405,6 +436,7 @@ fn read_changes(
     path: &Path,
     after: ChangeSeq,
     check: Option<Option<&LogBinding>>,
+    limit: usize,
 ) -> Result<(Vec<(ChangeSeq, Change)>, ChangeSeq)> {
     let txn = db.begin_read().map_err(|err| Error::store(path, err))?;
     if let Some(expected) = check {
@@ -424,7 +456,11 @@ fn read_changes(
     }
     let table = txn.open_table(CHANGES).map_err(|err| Error::store(path, err))?;
     let mut changes = Vec::new();
-    for entry in table.range(after + 1..).map_err(|err| Error::store(path, err))? {
+    for entry in table
+        .range(after + 1..)
+        .map_err(|err| Error::store(path, err))?
+        .take(limit)
+    {
         let (seq, record) = entry.map_err(|err| Error::store(path, err))?;
         let change = decode(record.value()).map_err(|reason| Error::corrupt_log(path, Some(seq.value()), reason))?;
         changes.push((seq.value(), change));
@@ -490,6 +526,29 @@ mod tests {
         assert!(log.since(0).unwrap().is_empty());
         assert_eq!(log.append(&records([Change::Delete("b".into())])).unwrap(), 3..=3);
         assert_eq!(log.since(0).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn changes_are_read_a_limited_number_at_a_time_and_dropped_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = ChangeLog::open(&dir.path().join(LOG_FILE), 0).unwrap();
+        let count = 2 * DROP_CHUNK + 10;
+        let ids: Vec<String> = (0..count).map(|i| format!("a-{i}")).collect();
+        let deletes: Vec<Record> = ids
+            .iter()
+            .map(|id| Record::encode(&Change::Delete(id.clone())))
+            .collect();
+        log.append(&deletes).unwrap();
+        let first = log.since_at_most(5, 3).unwrap();
+        assert_eq!(first.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [6, 7, 8]);
+        log.drop_through(count - 3).unwrap();
+        let left = log.since(0).unwrap();
+        assert_eq!(
+            left.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+            [count - 2, count - 1, count]
+        );
+        log.drop_through(count - 3).unwrap();
+        assert_eq!(log.since(0).unwrap().len(), 3, "dropping again drops nothing more");
     }
 
     #[test]
