@@ -354,7 +354,7 @@ impl TokenCountsBuilder {
     pub fn push_tokens(&mut self, tokens: &ArticleTokens) {
         for field in 0..2 {
             self.row.clear();
-            for (key, counts) in &tokens.tokens {
+            for (key, counts) in tokens.iter() {
                 if counts[field] == 0 {
                     continue;
                 }
@@ -382,11 +382,16 @@ impl TokenCountsBuilder {
 }
 
 /// One article's distinct tokens in order of first appearance, with how often each occurs in the title and
-/// in the body: what a live upsert is analysed from, and kept for the next rebuild.
+/// in the body: what a live upsert is analysed from, and kept for the next rebuild. The keys share one
+/// string (a fresh article keeps hundreds of them until the next rebuild, and one allocation per key
+/// cost more than the key).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ArticleTokens {
-    /// Token key (see [`TokenKey`]) with its counts in the title and in the body.
-    tokens: Vec<(Box<str>, [u32; 2])>,
+    /// Token keys (see [`TokenKey`]) one after another; key `i` ends at `ends[i]`.
+    keys: String,
+    ends: Vec<u32>,
+    /// Per token, its counts in the title and in the body.
+    counts: Vec<[u32; 2]>,
 }
 
 impl ArticleTokens {
@@ -394,18 +399,32 @@ impl ArticleTokens {
     pub fn gather(article: &Article, keep_numbers: bool) -> Self {
         let lang = article.analysis_lang();
         let mut positions: HashMap<Box<str>, usize> = HashMap::default();
-        let mut tokens: Vec<(Box<str>, [u32; 2])> = Vec::new();
+        let mut tokens = Self::default();
         let mut key = String::new();
         for (field, text) in [&article.title, &article.body].into_iter().enumerate() {
             for_each_token_key(text, lang, keep_numbers, &mut key, |key| {
                 let position = *positions.entry(key.into()).or_insert_with(|| {
-                    tokens.push((key.into(), [0, 0]));
-                    tokens.len() - 1
+                    tokens.keys.push_str(key);
+                    tokens.ends.push(tokens.keys.len() as u32);
+                    tokens.counts.push([0, 0]);
+                    tokens.counts.len() - 1
                 });
-                tokens[position].1[field] += 1;
+                tokens.counts[position][field] += 1;
             });
         }
-        Self { tokens }
+        tokens.keys.shrink_to_fit();
+        tokens.ends.shrink_to_fit();
+        tokens.counts.shrink_to_fit();
+        tokens
+    }
+
+    /// Each distinct token's key with its counts in the title and in the body, in order of first appearance.
+    fn iter(&self) -> impl Iterator<Item = (&str, [u32; 2])> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .zip(&self.counts)
+            .map(|((start, &end), &counts)| (&self.keys[start as usize..end as usize], counts))
     }
 
     /// Each distinct token's terms ([`Analyzer::analyze_token`]) with the token's weighted count in the
@@ -413,11 +432,11 @@ impl ArticleTokens {
     /// once per token that yields it.
     pub(super) fn analyze(&self, analyzer: &Analyzer, title_weight: f32, mut each: impl FnMut(Term, f32)) {
         let mut terms = Vec::new();
-        for (key, [title, body]) in &self.tokens {
+        for (key, [title, body]) in self.iter() {
             let token = TokenKey::read(key);
             terms.clear();
             analyzer.analyze_token(token.surface, token.completion, token.lang, &mut terms);
-            let count = *title as f32 * title_weight + *body as f32;
+            let count = title as f32 * title_weight + body as f32;
             for term in terms.drain(..) {
                 each(term, count);
             }
