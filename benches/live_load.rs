@@ -673,17 +673,20 @@ async fn main() {
     let during_rebuild = Summary::of(readers.await.expect("readers"));
     let writes = Summary::of(writer.await.expect("writer"));
     let (_, rebuild_seconds) = server.rebuilds();
+    // Serving the rebuilt engine, which holds the articles written during the rebuild too.
+    let after = Resident::of(pid);
     println!(
         "Related during a rebuild:        {during_rebuild}  ({:.2}× the p99 without writes; {} writes/s go on: {writes})",
         during_rebuild.p99 / quiet.p99,
         args.write_rate
     );
     println!(
-        "rebuild of {} live articles: {:.1} s; server resident memory serving {serving}, peak during the rebuild {peak} ({:.2}× in all, {:.2}× anonymous)",
+        "rebuild of {} live articles: {:.1} s; server resident memory serving {serving}, peak during the rebuild {peak} ({:.2}× in all, {:.2}× anonymous), serving after it {after} (peak {:.2}× that)",
         base_ids.len() + supply.articles.len().min(supply.next.load(Ordering::Relaxed)),
         rebuild_seconds[0],
         peak.all as f64 / serving.all as f64,
-        peak.anonymous as f64 / serving.anonymous as f64
+        peak.anonymous as f64 / serving.anonymous as f64,
+        peak.all as f64 / after.all as f64
     );
     server.terminate();
     println!(
