@@ -11,8 +11,9 @@
 //! half of `weitere index` on the live corpus), loads that snapshot (so that bodies stay on disk), replays
 //! the changes that arrived meanwhile (all but the last [`CATCH_UP_UNDER_LOCK`] while writers go on, those
 //! under the commit lock) and publishes the new engine. Queries are served from the old engine throughout.
-//! The build runs at [`RebuildPolicy::niceness`], so that it takes the CPU the queries and writes leave
-//! idle rather than a share of theirs; the catch-up runs at the writers' priority, to keep pace with them.
+//! The build runs at [`RebuildPolicy::niceness`] (default 0, the serving threads' priority: a higher value
+//! leaves serving more CPU, but while queries keep both cores busy the build then hardly moves, see
+//! README); the catch-up always runs at the writers' priority, to keep pace with them.
 //! Idf drifts from the live corpus by at most the share of changed articles, so the change ratio bounds
 //! the drift too.
 //!
@@ -51,6 +52,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use tokio::sync::watch;
 
 use crate::article::{Article, DEFAULT_MAX_BODY_BYTES, MAX_ID_BYTES, check_id, check_text};
@@ -68,8 +70,8 @@ pub struct RebuildPolicy {
     pub min_changes: usize,
     /// Rebuild once the changes reach this share of the live articles (and `min_changes`).
     pub ratio: f64,
-    /// The nice value (0 to 19) of the threads that build the new index, so that the build takes only the
-    /// CPU that queries and writes leave idle ([`crate::background`]).
+    /// The nice value (0 to 19) of the threads that build the new index ([`crate::background`]): above 0
+    /// the build yields the CPU to queries and writes, and takes longer the busier they keep it.
     pub niceness: i32,
 }
 
@@ -78,7 +80,7 @@ impl Default for RebuildPolicy {
         Self {
             min_changes: 1_000,
             ratio: 0.05,
-            niceness: 10,
+            niceness: 0,
         }
     }
 }
@@ -837,10 +839,16 @@ fn retire(mut engine: Arc<Engine>) {
     }
 }
 
+/// Applies `changes` in order. Their analysis (most of the cost) runs on every core first, as writers
+/// analyse their own changes before a commit applies them, so that a rebuild's catch-up outpaces the
+/// writes that go on meanwhile and a start replays a long log quickly.
 fn replay(engine: &mut Engine, changes: Vec<(ChangeSeq, Change)>) {
-    for (_, change) in changes {
-        let prepared = engine.prepare(change);
-        engine.apply(prepared);
+    let prepared: Vec<PreparedChange> = changes
+        .into_par_iter()
+        .map(|(_, change)| engine.prepare(change))
+        .collect();
+    for change in prepared {
+        engine.apply(change);
     }
 }
 

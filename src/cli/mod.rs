@@ -284,8 +284,9 @@ pub struct ServeArgs {
     /// ... once they also reach this share of the live articles.
     #[arg(long, default_value_t = RebuildPolicy::default().ratio)]
     pub rebuild_ratio: f64,
-    /// Nice value (0 to 19) of the threads that build the new index in a rebuild: it then takes only the CPU
-    /// that queries and writes leave idle. 0 builds at the serving threads' priority.
+    /// Nice value (0 to 19) of the threads that build the new index in a rebuild. Above 0 the build yields
+    /// the CPU to queries and writes: they keep more of it, and the rebuild takes longer the busier they
+    /// keep the machine (under saturating load it hardly moves). 0 builds at the serving threads' priority.
     #[arg(long, env = ENV_REBUILD_NICE, default_value_t = RebuildPolicy::default().niceness,
           value_parser = clap::value_parser!(i32).range(0..=19))]
     pub rebuild_nice: i32,
