@@ -707,7 +707,7 @@ impl LiveIndex {
         };
         let article_count = engine.live_count();
         tracing::info!(articles = article_count, through_change = seq, "rebuilding the index");
-        // Built at a lower priority; the catch-up below is not, so that it keeps pace with the writes.
+        // Built at the rebuild's nice value; the catch-up below runs at the writers', to keep pace with them.
         let build = background::low_priority_pool("rebuild", self.rebuild_policy.niceness)?;
         let mut rebuilt = build.install(|| engine.rebuild(&self.dir, seq, Some(&self.log.binding()?)))?;
         drop(build);
