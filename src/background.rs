@@ -1,7 +1,7 @@
-//! Background work at a lower CPU priority than serving. A rebuild is the cost of `weitere index` on the
-//! live corpus and would take every core for minutes; run at a higher nice value it still takes every core
-//! the queries and writes leave idle, but yields them as soon as those want them, so that `Related` and
-//! the writers' acknowledgements keep their latency while it runs.
+//! Background work at a lower CPU priority than serving, when asked for. A rebuild is the cost of
+//! `weitere index` on the live corpus and takes every core for minutes; at a higher nice value it still
+//! takes every core that queries and writes leave idle but yields them when those want them. Under load
+//! that saturates the machine it then hardly progresses, which is why serving's default is 0 (README).
 
 use crate::error::{Error, Result};
 

@@ -719,7 +719,7 @@ impl LiveIndex {
         // only for the last few.
         let mut caught_up = seq;
         loop {
-            let changes = self.log.since_at_most(caught_up, CATCH_UP_BATCH)?;
+            let changes = self.log.since_at_most(caught_up, REPLAY_BATCH)?;
             if changes.len() <= CATCH_UP_UNDER_LOCK {
                 break;
             }
@@ -747,9 +747,9 @@ impl LiveIndex {
 /// first, while writers go on.
 const CATCH_UP_UNDER_LOCK: usize = 100;
 
-/// Changes a rebuild's catch-up reads from the log and replays at a time, so that those that arrived
-/// during a long rebuild are never all in memory at once.
-const CATCH_UP_BATCH: usize = 1_000;
+/// Changes read from the log and analysed at a time by a rebuild's catch-up (and by [`replay`]), so that
+/// a long backlog is never in memory at once, neither as records nor analysed.
+const REPLAY_BATCH: usize = 1_000;
 
 /// How often [`open_current`] reads the snapshot again when a rebuild replaces it during the read.
 const SNAPSHOT_READ_ATTEMPTS: usize = 3;
@@ -839,16 +839,20 @@ fn retire(mut engine: Arc<Engine>) {
     }
 }
 
-/// Applies `changes` in order. Their analysis (most of the cost) runs on every core first, as writers
-/// analyse their own changes before a commit applies them, so that a rebuild's catch-up outpaces the
-/// writes that go on meanwhile and a start replays a long log quickly.
+/// Applies `changes` in order, [`REPLAY_BATCH`] at a time. A batch's analysis (most of the cost) runs on
+/// every core first, as writers analyse their own changes before a commit applies them, so that a
+/// rebuild's catch-up outpaces the writes that go on meanwhile and a start replays a long log quickly.
 fn replay(engine: &mut Engine, changes: Vec<(ChangeSeq, Change)>) {
-    let prepared: Vec<PreparedChange> = changes
-        .into_par_iter()
-        .map(|(_, change)| engine.prepare(change))
-        .collect();
-    for change in prepared {
-        engine.apply(change);
+    let mut changes = changes.into_iter().map(|(_, change)| change);
+    loop {
+        let batch: Vec<Change> = changes.by_ref().take(REPLAY_BATCH).collect();
+        if batch.is_empty() {
+            return;
+        }
+        let prepared: Vec<PreparedChange> = batch.into_par_iter().map(|change| engine.prepare(change)).collect();
+        for change in prepared {
+            engine.apply(change);
+        }
     }
 }
 

@@ -533,10 +533,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = ChangeLog::open(&dir.path().join(LOG_FILE), 0).unwrap();
         let count = 2 * DROP_CHUNK + 10;
-        let ids: Vec<String> = (0..count).map(|i| format!("a-{i}")).collect();
-        let deletes: Vec<Record> = ids
-            .iter()
-            .map(|id| Record::encode(&Change::Delete(id.clone())))
+        let deletes: Vec<Record> = (0..count)
+            .map(|i| Record::encode(&Change::Delete(format!("a-{i}"))))
             .collect();
         log.append(&deletes).unwrap();
         let first = log.since_at_most(5, 3).unwrap();
