@@ -10,9 +10,12 @@
 //! budget the result is exact; beyond it the newest articles are the ones read, which news favours anyway.
 //! Terms first seen live ([`crate::tfidf::LiveTerms`]) have postings here like any other.
 //!
-//! The delta is a persistent value (`imbl`'s structurally shared maps and vectors): cloning it is cheap and
-//! a change to the clone copies only the path it touches, so each commit makes a new version while queries
-//! go on reading the one they started with.
+//! The delta is a persistent value: cloning it is cheap and each commit makes a new version while queries
+//! go on reading the one they started with. Its articles and masks are `imbl`'s structurally shared maps
+//! and vectors (a change copies only the path it touches); its postings, a few hundred per article, are
+//! one append-only [`FreshPostings`] shared by all versions, each reading only the slots it holds.
+
+mod postings;
 
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use crate::article::Article;
 use crate::index::{Neighbor, Slot, rank_neighbors};
 use crate::sparse::{SparseVector, TermId};
 use crate::tfidf::ArticleTokens;
+pub use postings::FreshPostings;
 
 type FxBuild = BuildHasherDefault<FxHasher>;
 
@@ -55,9 +59,10 @@ pub struct Delta {
     /// Slot `base_len + i` is `fresh[i]`; `None` once replaced or deleted again.
     fresh: imbl::Vector<Option<Arc<FreshArticle>>>,
     fresh_by_id: imbl::GenericHashMap<String, Slot, FxBuild, DefaultSharedPtr>,
-    /// For each term, the fresh slots whose vector holds it (oldest first) with its weight there; slots
-    /// replaced or deleted since stay until the next rebuild and are skipped.
-    postings: imbl::GenericHashMap<TermId, imbl::Vector<(Slot, f32)>, FxBuild, DefaultSharedPtr>,
+    /// For each term, the fresh slots whose vector holds it with its weight there; slots replaced or
+    /// deleted since stay until the next rebuild and are skipped, slots at or past this version's end
+    /// belong to later versions.
+    postings: Arc<FreshPostings>,
     changes: usize,
 }
 
@@ -106,9 +111,9 @@ impl Delta {
         if let Some(slot) = base_slot {
             self.masked.insert(slot);
         }
-        let slot = (self.base_len + self.fresh.len()) as Slot;
-        for (term, weight) in fresh.vector.iter() {
-            self.postings.entry(term).or_default().push_back((slot, weight));
+        let slot = self.postings.append(self.end(), &fresh.vector);
+        while self.end() < slot {
+            self.fresh.push_back(None);
         }
         self.fresh_by_id.insert(fresh.article.id.clone(), slot);
         self.fresh.push_back(Some(Arc::new(fresh)));
@@ -121,6 +126,11 @@ impl Delta {
         let base = base_slot.is_some_and(|slot| self.masked.insert(slot).is_none());
         self.changes += 1;
         fresh || base
+    }
+
+    /// One past the last slot this version holds.
+    fn end(&self) -> Slot {
+        (self.base_len + self.fresh.len()) as Slot
     }
 
     fn remove_fresh(&mut self, id: &str) -> bool {
@@ -151,13 +161,12 @@ impl Delta {
             terms.truncate(FRESH_QUERY_TERMS);
         }
         let mut partial: rustc_hash::FxHashMap<Slot, f32> = rustc_hash::FxHashMap::default();
+        let end = self.end();
         for (term, weight) in terms {
-            let Some(list) = self.postings.get(&term) else {
-                continue;
-            };
-            for &(slot, stored) in list.iter().rev().take(FRESH_POSTINGS_PER_TERM) {
-                *partial.entry(slot).or_default() += weight * stored;
-            }
+            self.postings
+                .visit_newest(term, end, FRESH_POSTINGS_PER_TERM, |slot, stored| {
+                    *partial.entry(slot).or_default() += weight * stored;
+                });
         }
         let candidates = partial
             .into_iter()
@@ -220,6 +229,23 @@ mod tests {
         assert!(version.slot("a").is_some() && !version.is_masked(4));
         assert_eq!((delta.fresh_count(), delta.masked_count()), (1, 2));
         assert!(delta.slot("a").is_none());
+        assert!(
+            version.search(&vector(2), 10, &|_| true).is_empty(),
+            "b came after this version"
+        );
+        assert_eq!(version.search(&vector(1), 10, &|_| true).len(), 1);
+    }
+
+    #[test]
+    fn a_discarded_version_leaves_nothing_behind() {
+        let mut delta = Delta::new(10);
+        let mut discarded = delta.clone();
+        discarded.upsert(fresh("x", vector(1)), None);
+        delta.upsert(fresh("y", vector(2)), None);
+        assert_eq!(delta.slot("y"), Some(11), "the discarded version's slot is not reused");
+        assert!(delta.search(&vector(1), 10, &|_| true).is_empty());
+        assert_eq!(delta.search(&vector(2), 10, &|_| true).len(), 1);
+        assert_eq!(delta.live().count(), 1);
     }
 
     #[test]
