@@ -427,21 +427,18 @@ impl ArticleTokens {
             .map(|((start, &end), &counts)| (&self.keys[start as usize..end as usize], counts))
     }
 
-    /// Each distinct token's terms ([`Analyzer::analyze_token`]) with the token's weighted count in the
-    /// article (a title occurrence counts `title_weight`), in order of first appearance; a term appears
-    /// once per token that yields it.
-    pub(super) fn analyze(&self, analyzer: &Analyzer, title_weight: f32, mut each: impl FnMut(Term, f32)) {
-        let mut terms = Vec::new();
-        for (key, [title, body]) in self.iter() {
-            let token = TokenKey::read(key);
-            terms.clear();
-            analyzer.analyze_token(token.surface, token.completion, token.lang, &mut terms);
-            let count = title as f32 * title_weight + body as f32;
-            for term in terms.drain(..) {
-                each(term, count);
-            }
-        }
+    /// Each distinct token's key with its weighted count in the article (a title occurrence counts
+    /// `title_weight`), in order of first appearance.
+    pub(super) fn weighted(&self, title_weight: f32) -> impl Iterator<Item = (&str, f32)> {
+        self.iter()
+            .map(move |(key, [title, body])| (key, title as f32 * title_weight + body as f32))
     }
+}
+
+/// Pushes the terms ([`Analyzer::analyze_token`]) of the token whose key is `key` onto `out`.
+pub(super) fn analyze_token_key(analyzer: &Analyzer, key: &str, out: &mut Vec<Term>) {
+    let token = TokenKey::read(key);
+    analyzer.analyze_token(token.surface, token.completion, token.lang, out);
 }
 
 /// Calls `each` with the key (see [`TokenKey`]) of every token of `text`, in order; `key` is scratch.
@@ -485,9 +482,8 @@ impl TermTable {
         let analyzed: Vec<Vec<Term>> = (0..counts.keys.len())
             .into_par_iter()
             .map(|token| {
-                let token = TokenKey::read(counts.keys.get(token));
                 let mut terms = Vec::new();
-                analyzer.analyze_token(token.surface, token.completion, token.lang, &mut terms);
+                analyze_token_key(analyzer, counts.keys.get(token), &mut terms);
                 terms
             })
             .collect();

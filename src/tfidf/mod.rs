@@ -22,10 +22,12 @@ use serde::{Deserialize, Serialize};
 
 mod corpus_counts;
 mod live_terms;
+mod token_cache;
 
-use corpus_counts::TermTable;
 pub use corpus_counts::{ArticleTokens, TokenCounts, TokenCountsBuilder};
+use corpus_counts::{TermTable, analyze_token_key};
 pub use live_terms::LiveTerms;
+use token_cache::{ResolvedTerm, TokenTermCache};
 
 use crate::analysis::{Analyzer, AnalyzerConfig, Lang, Term};
 use crate::article::Article;
@@ -136,6 +138,7 @@ pub struct Vectorizer {
     analyzer: Analyzer,
     vocabulary: Vocabulary,
     config: TfidfConfig,
+    token_terms: TokenTermCache,
 }
 
 /// One article's terms as the analyser found them, with their frequencies (title occurrences already
@@ -200,11 +203,7 @@ impl Vectorizer {
         let analyzer = Analyzer::new(analyzer_config, counts.lexicon(config.lexicon_min_count));
         let mut terms = TermTable::analyze(counts, &analyzer);
         let (vocabulary, term_ids) = learn_vocabulary(&mut terms, counts, &config);
-        let vectorizer = Self {
-            analyzer,
-            vocabulary,
-            config,
-        };
+        let vectorizer = Self::from_parts(analyzer, vocabulary, config);
         let mut vectors = VectorTable::default();
         let article_count = counts.article_count();
         for start in (0..article_count).step_by(VECTOR_CHUNK) {
@@ -231,6 +230,7 @@ impl Vectorizer {
             analyzer,
             vocabulary,
             config,
+            token_terms: TokenTermCache::default(),
         }
     }
 
@@ -275,12 +275,26 @@ impl Vectorizer {
     }
 
     /// Like [`Vectorizer::analyse_until`] for an article already tokenised: each distinct token is
-    /// analysed once. The same terms and frequencies, which is how a live upsert is analysed.
+    /// analysed once, or not at all if a recent article had it (the terms of recent tokens are cached).
+    /// The same terms and frequencies, which is how a live upsert is analysed.
     pub fn analyse_tokens(&self, tokens: &ArticleTokens) -> AnalysedText {
         let mut tally = TermTally::default();
-        tokens.analyze(&self.analyzer, self.config.title_weight, |term, count| {
-            tally.add(&self.vocabulary, term, count);
-        });
+        for (key, count) in tokens.weighted(self.config.title_weight) {
+            let terms = self.token_terms.terms(key, || {
+                let mut terms = Vec::new();
+                analyze_token_key(&self.analyzer, key, &mut terms);
+                terms
+                    .into_iter()
+                    .map(|term| match self.vocabulary.id(&term.key) {
+                        Some(id) => ResolvedTerm::Known(id),
+                        None => ResolvedTerm::Unknown(term),
+                    })
+                    .collect()
+            });
+            for term in terms.iter() {
+                tally.add_resolved(term, count);
+            }
+        }
         tally.finish()
     }
 
@@ -316,6 +330,18 @@ impl TermTally {
         match vocabulary.id(&key) {
             Some(id) => *self.known.entry(id).or_default() += frequency,
             None => self.unknown.entry(key).or_insert((0.0, surface)).0 += frequency,
+        }
+    }
+
+    fn add_resolved(&mut self, term: &ResolvedTerm, frequency: f32) {
+        match term {
+            ResolvedTerm::Known(id) => *self.known.entry(*id).or_default() += frequency,
+            ResolvedTerm::Unknown(term) => match self.unknown.get_mut(&term.key) {
+                Some((sum, _)) => *sum += frequency,
+                None => {
+                    self.unknown.insert(term.key.clone(), (frequency, term.surface.clone()));
+                }
+            },
         }
     }
 
@@ -463,9 +489,15 @@ mod tests {
             "Die Regierung und das Parlament beraten die Steuerreform, die Steuerreform und Zyphrax.",
         );
         let by_text = sorted(vectorizer.analyse_until(&fresh, None).unwrap());
-        let by_tokens = sorted(vectorizer.analyse_tokens(&ArticleTokens::gather(&fresh, false)));
+        let tokens = ArticleTokens::gather(&fresh, false);
+        let by_tokens = sorted(vectorizer.analyse_tokens(&tokens));
         assert!(by_text.unknown.iter().any(|term| term.key == "zyphrax"));
         assert_eq!(by_tokens, by_text);
+        let from_cache = sorted(vectorizer.analyse_tokens(&tokens));
+        assert_eq!(
+            from_cache, by_text,
+            "the second time, every token's terms come from the cache"
+        );
     }
 
     #[test]
