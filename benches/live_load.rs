@@ -10,6 +10,10 @@
 //! updated on later ones; the visibility probes come first, so that each probes an insert. The bench sets
 //! the server's rebuild policy so that no rebuild runs until the rebuild phase, whose first write triggers
 //! one. Run with `cargo bench --bench live_load` (`-- --help` lists the knobs). Not run in CI.
+//!
+//! Readers are closed-loop by default (`--readers` tasks, each sending its next query when the last is
+//! answered), which saturates the CPU; `--read-rate` sends queries on a clock instead, as pages rendered by
+//! a CMS arrive, each latency counted from when the query was due.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -74,9 +78,13 @@ struct Args {
     /// Longest wait for the background rebuild of the rebuild phase, in seconds.
     #[arg(long, default_value_t = 1_800)]
     rebuild_timeout: u64,
-    /// Concurrent readers in the read phases.
+    /// Concurrent closed-loop readers in the read phases (unless --read-rate is given).
     #[arg(long, default_value_t = 2)]
     readers: usize,
+    /// `Related` queries per second in the read phases, sent on a clock whatever their latency (open
+    /// loop) instead of by closed-loop readers.
+    #[arg(long)]
+    read_rate: Option<u32>,
     /// Extra arguments for `weitere serve` (not the rebuild policy, which the bench sets).
     #[arg(long, num_args = 1.., allow_hyphen_values = true)]
     serve_args: Vec<String>,
@@ -288,13 +296,27 @@ fn stop_after(seconds: u64) -> Arc<AtomicBool> {
     stop
 }
 
-/// `readers` tasks query `Related` by id of stored articles until `stop`; returns their latencies.
+/// Queries `Related` by id of stored articles until `stop`: from `readers` closed-loop tasks, or `rate`
+/// queries a second on a clock if a rate is given; returns their latencies.
 async fn read_load(
     channel: Channel,
     base_ids: Arc<Vec<String>>,
     readers: usize,
+    rate: Option<u32>,
     stop: Arc<AtomicBool>,
 ) -> Vec<Duration> {
+    if let Some(rate) = rate {
+        let client = RelatedStoriesClient::new(channel);
+        let mut n = 0;
+        return paced(rate, stop, usize::MAX, || {
+            let (mut client, id) = (client.clone(), base_ids[n % base_ids.len()].clone());
+            n += 13;
+            async move {
+                related_ids(&mut client, related_request::Source::ArticleId(id)).await;
+            }
+        })
+        .await;
+    }
     let tasks: Vec<_> = (0..readers)
         .map(|reader| {
             let mut client = RelatedStoriesClient::new(channel.clone());
@@ -320,8 +342,8 @@ async fn read_load(
     latencies
 }
 
-/// Upserts one article per call, `rate` calls a second on a clock (each call its own task, so a slow ack
-/// does not delay the next), until `stop` or `limit` calls; returns the calls' latencies.
+/// Upserts one article per call, `rate` calls a second, until `stop` or `limit` calls; returns the
+/// calls' latencies (see [`paced`]).
 async fn paced_writes(
     client: RelatedStoriesClient<Channel>,
     supply: Arc<Supply>,
@@ -329,20 +351,33 @@ async fn paced_writes(
     stop: Arc<AtomicBool>,
     limit: usize,
 ) -> Vec<Duration> {
+    paced(rate, stop, limit, || {
+        let (mut client, article) = (client.clone(), supply.take());
+        async move { upsert(&mut client, vec![article]).await }
+    })
+    .await
+}
+
+/// Starts `call()` `rate` times a second on a clock (each call its own task, so a slow answer does not
+/// delay the next) until `stop` or `limit` calls; returns each call's latency counted from when the clock
+/// made it due, so that a stall shows in every call it delays (no coordinated omission).
+async fn paced<F>(rate: u32, stop: Arc<AtomicBool>, limit: usize, mut call: impl FnMut() -> F) -> Vec<Duration>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let mut clock = tokio::time::interval(Duration::from_secs(1) / rate);
     let mut calls = Vec::new();
     while !stop.load(Ordering::Relaxed) && calls.len() < limit {
-        clock.tick().await;
-        let (mut client, article) = (client.clone(), supply.take());
+        let due = clock.tick().await;
+        let call = call();
         calls.push(tokio::spawn(async move {
-            let started = Instant::now();
-            upsert(&mut client, vec![article]).await;
-            started.elapsed()
+            call.await;
+            due.elapsed()
         }));
     }
     let mut latencies = Vec::with_capacity(calls.len());
     for call in calls {
-        latencies.push(call.await.expect("writer"));
+        latencies.push(call.await.expect("paced call"));
     }
     latencies
 }
@@ -615,11 +650,16 @@ async fn main() {
             channel.clone(),
             Arc::clone(&base_ids),
             args.readers,
+            args.read_rate,
             stop_after(args.seconds),
         )
         .await,
     );
-    println!("Related, {} readers, no writes:  {quiet}", args.readers);
+    let readers = match args.read_rate {
+        Some(rate) => format!("{rate} reads/s"),
+        None => format!("{} readers", args.readers),
+    };
+    println!("Related, {readers}, no writes:  {quiet}");
 
     let stop = stop_after(args.seconds);
     let writer = tokio::spawn(paced_writes(
@@ -629,11 +669,19 @@ async fn main() {
         Arc::clone(&stop),
         paced_writes_planned,
     ));
-    let busy = Summary::of(read_load(channel.clone(), Arc::clone(&base_ids), args.readers, stop).await);
+    let busy = Summary::of(
+        read_load(
+            channel.clone(),
+            Arc::clone(&base_ids),
+            args.readers,
+            args.read_rate,
+            stop,
+        )
+        .await,
+    );
     let writes = Summary::of(writer.await.expect("writer"));
     println!(
-        "Related, {} readers, {} writes/s: {busy}  ({:.2}× the p99 without writes; the writes: {writes})",
-        args.readers,
+        "Related, {readers}, {} writes/s: {busy}  ({:.2}× the p99 without writes; the writes: {writes})",
         args.write_rate,
         busy.p99 / quiet.p99
     );
@@ -652,10 +700,11 @@ async fn main() {
         Arc::clone(&stop),
         usize::MAX,
     ));
-    let readers = tokio::spawn(read_load(
+    let rebuild_readers = tokio::spawn(read_load(
         channel.clone(),
         Arc::clone(&base_ids),
         args.readers,
+        args.read_rate,
         Arc::clone(&stop),
     ));
     let started = Instant::now();
@@ -670,7 +719,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stop.store(true, Ordering::Relaxed);
-    let during_rebuild = Summary::of(readers.await.expect("readers"));
+    let during_rebuild = Summary::of(rebuild_readers.await.expect("readers"));
     let writes = Summary::of(writer.await.expect("writer"));
     let (_, rebuild_seconds) = server.rebuilds();
     // Serving the rebuilt engine, which holds the articles written during the rebuild too.
