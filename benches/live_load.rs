@@ -645,16 +645,16 @@ async fn main() {
 
     let pid = server.child.id();
     let serving = Resident::of(pid);
-    let quiet = Summary::of(
+    let reads = |stop| {
         read_load(
             channel.clone(),
             Arc::clone(&base_ids),
             args.readers,
             args.read_rate,
-            stop_after(args.seconds),
+            stop,
         )
-        .await,
-    );
+    };
+    let quiet = Summary::of(reads(stop_after(args.seconds)).await);
     let readers = match args.read_rate {
         Some(rate) => format!("{rate} reads/s"),
         None => format!("{} readers", args.readers),
@@ -669,16 +669,7 @@ async fn main() {
         Arc::clone(&stop),
         paced_writes_planned,
     ));
-    let busy = Summary::of(
-        read_load(
-            channel.clone(),
-            Arc::clone(&base_ids),
-            args.readers,
-            args.read_rate,
-            stop,
-        )
-        .await,
-    );
+    let busy = Summary::of(reads(stop).await);
     let writes = Summary::of(writer.await.expect("writer"));
     println!(
         "Related, {readers}, {} writes/s: {busy}  ({:.2}× the p99 without writes; the writes: {writes})",
@@ -700,13 +691,7 @@ async fn main() {
         Arc::clone(&stop),
         usize::MAX,
     ));
-    let rebuild_readers = tokio::spawn(read_load(
-        channel.clone(),
-        Arc::clone(&base_ids),
-        args.readers,
-        args.read_rate,
-        Arc::clone(&stop),
-    ));
+    let rebuild_readers = tokio::spawn(reads(Arc::clone(&stop)));
     let started = Instant::now();
     let mut peak = serving;
     while server.rebuilds().1.is_empty() {

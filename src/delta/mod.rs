@@ -13,7 +13,7 @@
 //! The delta is a persistent value: cloning it is cheap and each commit makes a new version while queries
 //! go on reading the one they started with. Its articles and masks are `imbl`'s structurally shared maps
 //! and vectors (a change copies only the path it touches); its postings, a few hundred per article, are
-//! one append-only [`FreshPostings`] shared by all versions, each reading only the slots it holds.
+//! one append-only `FreshPostings` store shared by all versions, each reading only the slots it holds.
 
 mod postings;
 
@@ -27,7 +27,7 @@ use crate::article::Article;
 use crate::index::{Neighbor, Slot, rank_neighbors};
 use crate::sparse::{SparseVector, TermId};
 use crate::tfidf::ArticleTokens;
-pub use postings::FreshPostings;
+use postings::FreshPostings;
 
 type FxBuild = BuildHasherDefault<FxHasher>;
 
