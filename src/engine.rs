@@ -15,7 +15,7 @@ use crate::analysis::{Analyzer, AnalyzerConfig};
 use crate::article::{Article, Timestamp};
 use crate::article_table::{ArticleRef, ArticleTable};
 use crate::bodies::{self, BodyFile};
-use crate::delta::{Delta, FreshArticle};
+use crate::delta::{Delta, FreshArticle, FreshText, FreshTexts};
 use crate::error::{Error, Result, check_deadline};
 use crate::index::{ApproximateIndex, ExactIndex, HnswParams, Neighbor, NeighborIndex, Slot, rank_neighbors};
 use crate::projection::ProjectionConfig;
@@ -114,6 +114,13 @@ impl BaseCounts {
     }
 }
 
+/// What queries never read: the base articles' bodies and token counts, and the fresh articles' texts.
+struct Texts {
+    bodies: BaseBodies,
+    counts: BaseCounts,
+    fresh: FreshTexts,
+}
+
 /// A queryable index: one snapshot in memory plus the ranking policy and the live changes on top of it.
 /// Cloning is cheap (the snapshot is shared, the changes are persistent values), so a live index makes a
 /// new version per commit while queries read the one they started with.
@@ -136,8 +143,7 @@ struct Base {
     vectorizer: Vectorizer,
     /// Base articles' metadata, slot order.
     articles: ArticleTable,
-    bodies: BaseBodies,
-    counts: BaseCounts,
+    texts: Texts,
     vectors: Arc<VectorTable>,
     slot_by_id: PositionIndex,
     exact: Arc<ExactIndex>,
@@ -149,8 +155,9 @@ struct Base {
 /// gives the terms the vocabulary lacks their live ids and weighs them).
 #[derive(Clone, Debug)]
 pub enum PreparedChange {
-    /// Insert or replace this article, with its analysed text and its token counts (kept for rebuilds).
-    Upsert(Box<Article>, AnalysedText, ArticleTokens),
+    /// Insert or replace this article, with its analysed text, and its body and token counts (kept for
+    /// `GetArticle` and rebuilds) already in the base's [`FreshTexts`].
+    Upsert(Box<Article>, AnalysedText, FreshText),
     /// Remove the article with this id.
     Delete(String),
 }
@@ -209,16 +216,12 @@ impl Engine {
             None => BaseBodies::InMemory(articles.into_iter().map(|article| article.body).collect()),
         };
         let built_at = chrono::Utc::now().timestamp();
-        let counts = BaseCounts::InMemory(Arc::new(counts));
-        Ok(Self::assemble(
-            vectorizer,
-            table,
+        let texts = Texts {
             bodies,
-            counts,
-            exact,
-            approximate,
-            built_at,
-        ))
+            counts: BaseCounts::InMemory(Arc::new(counts)),
+            fresh: FreshTexts::new(scratch_dir.map(Path::to_owned)),
+        };
+        Ok(Self::assemble(vectorizer, table, texts, exact, approximate, built_at))
     }
 
     /// Everything an index learns from token counts: lexicon, vocabulary and idf, the vectors (their
@@ -265,17 +268,12 @@ impl Engine {
         let vectorizer = Vectorizer::from_parts(analyzer, data.vocabulary, data.tfidf);
         let exact = Arc::new(data.exact);
         let approximate = ApproximateIndex::from_parts(Arc::clone(&exact), data.projection, data.dense, data.graph);
-        let bodies = BaseBodies::File(data.bodies);
-        let counts = BaseCounts::Stored(data.counts);
-        let mut engine = Self::assemble(
-            vectorizer,
-            data.articles,
-            bodies,
-            counts,
-            exact,
-            approximate,
-            manifest.built_at,
-        );
+        let texts = Texts {
+            bodies: BaseBodies::File(data.bodies),
+            counts: BaseCounts::Stored(data.counts),
+            fresh: FreshTexts::new(Some(dir.to_owned())),
+        };
+        let mut engine = Self::assemble(vectorizer, data.articles, texts, exact, approximate, manifest.built_at);
         engine.base_change = manifest.applied_change;
         engine.change_log = manifest.change_log;
         Ok(engine)
@@ -284,8 +282,7 @@ impl Engine {
     fn assemble(
         vectorizer: Vectorizer,
         articles: ArticleTable,
-        bodies: BaseBodies,
-        counts: BaseCounts,
+        texts: Texts,
         exact: Arc<ExactIndex>,
         approximate: ApproximateIndex,
         built_at: i64,
@@ -299,8 +296,7 @@ impl Engine {
             policy: RankingPolicy::default(),
             search: SearchStrategy::default(),
             base: Arc::new(Base {
-                bodies,
-                counts,
+                texts,
                 vectorizer,
                 articles,
                 vectors: Arc::clone(exact.vectors()),
@@ -320,7 +316,7 @@ impl Engine {
 
     /// Like [`Engine::save`], recording in the manifest that the change log `binding` names belongs to it.
     pub fn save_bound(&self, dir: &Path, binding: Option<&LogBinding>) -> Result<Manifest> {
-        let counts = self.base.counts.load()?;
+        let counts = self.base.texts.counts.load()?;
         let analyzer = self.base.vectorizer.analyzer();
         let data = SnapshotRef {
             analyzer: analyzer.config(),
@@ -376,7 +372,8 @@ impl Engine {
                 let vectorizer = &self.base.vectorizer;
                 let tokens = ArticleTokens::gather(&article, vectorizer.analyzer().config().keep_numbers);
                 let analysed = vectorizer.analyse_tokens(&tokens);
-                PreparedChange::Upsert(Box::new(article), analysed, tokens)
+                let text = self.base.texts.fresh.store(&article.body, tokens);
+                PreparedChange::Upsert(Box::new(article), analysed, text)
             }
             Change::Delete(id) => PreparedChange::Delete(id),
         }
@@ -387,7 +384,7 @@ impl Engine {
     /// Returns false for a delete of an id that is not live.
     pub fn apply(&mut self, change: PreparedChange) -> bool {
         match change {
-            PreparedChange::Upsert(article, analysed, tokens) => {
+            PreparedChange::Upsert(mut article, analysed, text) => {
                 let is_new = self.slot(&article.id).is_err();
                 self.uncount_fresh_version(&article.id);
                 let mut frequencies = analysed.known;
@@ -401,10 +398,11 @@ impl Engine {
                 let live_articles = self.live_count() + usize::from(is_new);
                 let vector = self.weigh_live(frequencies, live_articles);
                 let base_slot = self.base_slot(&article.id);
+                article.body = String::new();
                 let fresh = FreshArticle {
                     article: *article,
                     vector,
-                    tokens,
+                    text,
                 };
                 self.delta.upsert(fresh, base_slot);
                 true
@@ -517,13 +515,14 @@ impl Engine {
 
     /// The token counts of every live article, in the order of [`Engine::live`].
     fn live_token_counts(&self) -> Result<TokenCounts> {
-        let base = self.base.counts.load()?;
+        let base = self.base.texts.counts.load()?;
         let mut counts = TokenCountsBuilder::new(&base);
         for (slot, _) in self.live() {
             if (slot as usize) < self.base.articles.len() {
                 counts.push_base(slot as usize);
             } else {
-                counts.push_tokens(&self.delta.get(slot).expect("live slots come from the delta").tokens);
+                let fresh = self.delta.get(slot).expect("live slots come from the delta");
+                counts.push_tokens(&*self.base.texts.fresh.tokens(&fresh.text)?);
             }
         }
         Ok(counts.finish())
@@ -532,10 +531,11 @@ impl Engine {
     /// The body of the article in `slot`: from memory, or read from the snapshot's body file.
     pub fn body(&self, slot: Slot) -> Result<Cow<'_, str>> {
         let index = slot as usize;
-        match &self.base.bodies {
-            _ if index >= self.base.articles.len() => Ok(Cow::Borrowed(
-                &self.delta.get(slot).expect("slots come from the engine").article.body,
-            )),
+        let texts = &self.base.texts;
+        match &texts.bodies {
+            _ if index >= self.base.articles.len() => texts
+                .fresh
+                .body(&self.delta.get(slot).expect("slots come from the engine").text),
             BaseBodies::InMemory(bodies) => Ok(Cow::Borrowed(&bodies[index])),
             BaseBodies::File(file) => Ok(Cow::Owned(file.read(index)?)),
         }

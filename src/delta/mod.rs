@@ -16,6 +16,7 @@
 //! one append-only `FreshPostings` store shared by all versions, each reading only the slots it holds.
 
 mod postings;
+mod texts;
 
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
@@ -26,20 +27,21 @@ use rustc_hash::FxHasher;
 use crate::article::Article;
 use crate::index::{Neighbor, Slot, rank_neighbors};
 use crate::sparse::{SparseVector, TermId};
-use crate::tfidf::ArticleTokens;
 use postings::FreshPostings;
+pub use texts::{FreshText, FreshTexts, StoredText};
 
 type FxBuild = BuildHasherDefault<FxHasher>;
 
-/// A fresh article with its vector and its token counts.
+/// A fresh article with its vector, and where its body and token counts are.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FreshArticle {
-    /// The article as upserted.
+    /// The article as upserted, but with an empty body: the body is in `text`.
     pub article: Article,
     /// Its TF-IDF vector.
     pub vector: SparseVector,
-    /// Its tokens with their counts: what a rebuild learns from instead of the text.
-    pub tokens: ArticleTokens,
+    /// Its body and its tokens with their counts (what a rebuild learns from instead of the text), in the
+    /// base's [`FreshTexts`].
+    pub text: FreshText,
 }
 
 /// Query terms a fresh-segment search reads, heaviest first (as the base's pruned scan).
@@ -188,6 +190,7 @@ impl Delta {
 mod tests {
     use super::*;
     use crate::article::test_article;
+    use crate::tfidf::ArticleTokens;
 
     fn article(id: &str) -> Article {
         test_article(id, id, "")
@@ -200,7 +203,7 @@ mod tests {
     fn fresh(id: &str, vector: SparseVector) -> FreshArticle {
         FreshArticle {
             article: article(id),
-            tokens: ArticleTokens::default(),
+            text: FreshText::InMemory(Box::new((String::new(), ArticleTokens::default()))),
             vector,
         }
     }

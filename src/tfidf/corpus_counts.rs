@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap as HashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analyzer, Lang, Lexicon, Term, for_each_token};
 use crate::article::Article;
@@ -385,7 +386,7 @@ impl TokenCountsBuilder {
 /// in the body: what a live upsert is analysed from, and kept for the next rebuild. The keys share one
 /// string (a fresh article keeps hundreds of them until the next rebuild, and one allocation per key
 /// cost more than the key).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ArticleTokens {
     /// Token keys (see [`TokenKey`]) one after another; key `i` ends at `ends[i]`.
     keys: String,

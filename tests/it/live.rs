@@ -84,6 +84,7 @@ async fn upsert_update_and_delete_are_visible_at_once() {
     updated.body =
         "Rapid Wien hat das Derby gegen die Austria mit 3:1 gewonnen, drei Tore in der zweiten Hälfte.".into();
     updated.section = "Sport".into();
+    let updated_body = updated.body.clone();
     client.upsert_articles(upsert(vec![updated])).await.unwrap();
     let article = client
         .get_article(GetArticleRequest { id: "live-1".into() })
@@ -91,6 +92,10 @@ async fn upsert_update_and_delete_are_visible_at_once() {
         .unwrap()
         .into_inner();
     assert_eq!(article.section, "Sport");
+    assert_eq!(
+        article.body, updated_body,
+        "a fresh body is read back from the delta's scratch file"
+    );
     let related = client
         .related(by_id("gnad-test-00000", 10))
         .await
