@@ -165,6 +165,8 @@ pub fn stats(stats: LiveStats) -> proto::StatsResponse {
         changes_since_snapshot,
         rebuilds,
         log_commits,
+        base_articles,
+        fresh_articles,
     } = stats;
     let writes_unavailable_reason = match writes {
         WriteHealth::Available => None,
@@ -182,6 +184,8 @@ pub fn stats(stats: LiveStats) -> proto::StatsResponse {
         rebuilds_finished: rebuilds.finished,
         rebuilds_failed: rebuilds.failed,
         change_log_commits: log_commits,
+        base_articles,
+        fresh_articles,
     }
 }
 
