@@ -59,7 +59,7 @@ use crate::article::{Article, DEFAULT_MAX_BODY_BYTES, MAX_ID_BYTES, check_id, ch
 use crate::background;
 use crate::engine::{Engine, PreparedChange, Stats};
 use crate::error::{Error, QUOTED_BYTES, Result, prefix};
-use crate::recommend::{Recommendation, RelatedQuery, Source};
+use crate::recommend::{Explanation, Recommendation, RelatedQuery, Source};
 use crate::snapshot;
 use crate::store::{self, Change, ChangeLog, ChangeSeq, LOG_FILE, Record};
 
@@ -376,11 +376,23 @@ impl LiveIndex {
     /// Like [`LiveIndex::related`], but gives up with [`Error::DeadlineExceeded`] once `deadline` has
     /// passed, so that a call whose client has gone stops using the CPU.
     pub fn related_until(&self, query: &RelatedQuery, deadline: Option<Instant>) -> Result<Vec<Recommendation>> {
+        self.check_draft_body(query)?;
+        self.read().related_until(query, deadline)
+    }
+
+    /// Like [`LiveIndex::related_until`], with the candidates left out and why
+    /// ([`Engine::related_explained_until`]).
+    pub fn related_explained_until(&self, query: &RelatedQuery, deadline: Option<Instant>) -> Result<Explanation> {
+        self.check_draft_body(query)?;
+        self.read().related_explained_until(query, deadline)
+    }
+
+    fn check_draft_body(&self, query: &RelatedQuery) -> Result<()> {
         if let Source::Draft(draft) = &query.source {
             check_text(&draft.body, self.max_body_bytes, true)
                 .map_err(|reason| Error::invalid("draft.body", reason))?;
         }
-        self.read().related_until(query, deadline)
+        Ok(())
     }
 
     /// The live article with this id.

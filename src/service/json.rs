@@ -114,6 +114,7 @@ mod tests {
                 }),
                 ..proto::RelatedStory::default()
             }],
+            left_out: Vec::new(),
         });
         let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
         let story = &value["stories"][0];

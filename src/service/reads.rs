@@ -15,6 +15,7 @@ use super::proto;
 use super::search_pool::SearchPool;
 use crate::error::{Error, Result, check_deadline};
 use crate::live::LiveIndex;
+use crate::recommend::Explanation;
 
 /// Proof that a call passed [`Reads::admit`]: the read methods take one, so none runs unauthorised.
 #[derive(Debug)]
@@ -49,27 +50,38 @@ impl Reads {
         Ok(Admitted(()))
     }
 
-    /// `Related`: the stories for a stored article or a draft, best first, within `deadline`.
+    /// `Related`: the stories for a stored article or a draft, best first, within `deadline`; with
+    /// `explain`, also the candidates left out and why.
     pub async fn related(
         &self,
         _admitted: Admitted,
         request: proto::RelatedRequest,
         deadline: Option<Instant>,
     ) -> Result<proto::RelatedResponse> {
-        let query = convert::related_query(request)?;
+        let convert::RelatedCall { query, explain } = convert::related_call(request)?;
         let index = Arc::clone(&self.index);
         let (sender, answer) = tokio::sync::oneshot::channel();
         self.searches.spawn(move || {
+            let explanation = unless_late(deadline, &index, |index| {
+                if explain {
+                    index.related_explained_until(&query, deadline)
+                } else {
+                    let stories = index.related_until(&query, deadline)?;
+                    Ok(Explanation {
+                        stories,
+                        left_out: Vec::new(),
+                    })
+                }
+            });
             // The caller may have gone (cancelled or timed out); then nobody waits for the answer.
-            let _ = sender.send(unless_late(deadline, &index, |index| {
-                index.related_until(&query, deadline)
-            }));
+            let _ = sender.send(explanation);
         });
-        let recommendations = answer
+        let Explanation { stories, left_out } = answer
             .await
             .map_err(|_| Error::Index("worker failed: the search panicked".into()))??;
         let mut response = proto::RelatedResponse {
-            stories: recommendations.into_iter().map(convert::related_story).collect(),
+            stories: stories.into_iter().map(convert::related_story).collect(),
+            left_out: left_out.into_iter().map(convert::left_out).collect(),
         };
         fit_response(&mut response);
         Ok(response)
@@ -117,13 +129,16 @@ fn unless_late<T>(
     work(index)
 }
 
-/// Drops the lowest-ranked stories until the answer fits in [`MAX_RELATED_RESPONSE_BYTES`]. The field
-/// limits of every stored article keep a full answer far below it (100 stories of at most ~10 KiB each);
-/// this guard keeps that promise for whatever else an index may hold.
+/// Drops the least similar left-out candidates, then the lowest-ranked stories, until the answer fits in
+/// [`MAX_RELATED_RESPONSE_BYTES`]. The field limits of every stored article keep a full answer far below
+/// it (130 stories of at most ~10 KiB each); this guard keeps that promise for whatever else an index
+/// may hold.
 fn fit_response(response: &mut proto::RelatedResponse) {
     let full = response.stories.len();
     while response.encoded_len() > MAX_RELATED_RESPONSE_BYTES {
-        response.stories.pop();
+        if response.left_out.pop().is_none() {
+            response.stories.pop();
+        }
     }
     if response.stories.len() < full {
         tracing::warn!(
@@ -148,9 +163,11 @@ mod tests {
         };
         let mut response = proto::RelatedResponse {
             stories: (0..10).map(story).collect(),
+            left_out: vec![proto::LeftOut::default(); 3],
         };
         fit_response(&mut response);
         assert!(response.encoded_len() <= MAX_RELATED_RESPONSE_BYTES);
+        assert!(response.left_out.is_empty(), "the explanation goes first");
         assert_eq!(response.stories.len(), 3);
         assert_eq!(response.stories[2].id, "s-2", "the best stories are kept");
     }

@@ -154,6 +154,7 @@ pub fn by_id(id: &str, k: u32) -> RelatedRequest {
         source: Some(Source::ArticleId(id.into())),
         k,
         filter: None,
+        explain: false,
     }
 }
 
@@ -209,6 +210,7 @@ async fn every_rpc_over_a_real_connection() {
         })),
         k: 3,
         filter: None,
+        explain: false,
     };
     let from_draft = client.related(draft).await.unwrap().into_inner().stories;
     assert!(!from_draft.is_empty() && from_draft.len() <= 3);
@@ -281,6 +283,7 @@ async fn errors_carry_the_right_code_and_name_the_field() {
         source: Some(Source::Draft(Draft::default())),
         k: 5,
         filter: None,
+        explain: false,
     };
     let status = client.related(empty_draft).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -312,6 +315,7 @@ async fn errors_carry_the_right_code_and_name_the_field() {
         source: None,
         k: 5,
         filter: None,
+        explain: false,
     };
     assert_eq!(
         client.related(no_source).await.unwrap_err().code(),

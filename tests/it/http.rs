@@ -166,3 +166,66 @@ async fn articles_stats_and_health_over_http() {
     assert_eq!(health, json!({"status": "SERVING", "writes": "SERVING"}));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explained_preview_keeps_the_block_and_says_why_the_others_are_out() {
+    let server = start().await;
+    let http = reqwest::Client::new();
+    let (_, source) = send(http.get(server.http_url(&format!("/v1/articles/{SOURCE_ID}")))).await;
+    // The stored article pasted as a draft, as an editor previewing an update would: the stored version
+    // is a near-copy of the draft. With the filter, the source's own section (Wirtschaft) is kept out.
+    let request = |explain: bool, sections: &[&str]| {
+        json!({
+            "draft": {"title": source["title"], "body": source["body"], "lang": "de"},
+            "k": 3,
+            "filter": {"sections": sections},
+            "explain": explain,
+        })
+    };
+    let url = server.http_url("/v1/related");
+    let (_, unfiltered) = send(http.post(&url).json(&request(true, &[]))).await;
+    let near_copies: Vec<&Value> = unfiltered["leftOut"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|left| left["reason"] == "NEAR_COPY_OF_SOURCE")
+        .collect();
+    assert_eq!(near_copies.len(), 1, "{unfiltered}");
+    assert_eq!(near_copies[0]["id"], SOURCE_ID);
+
+    let other_sections = ["Inland", "International", "Etat"];
+    let (status, plain) = send(http.post(&url).json(&request(false, &other_sections))).await;
+    assert_eq!(status, StatusCode::OK, "{plain}");
+    assert_eq!(plain["leftOut"], json!([]), "nothing is explained unless asked");
+    let (status, explained) = send(http.post(&url).json(&request(true, &other_sections))).await;
+    assert_eq!(status, StatusCode::OK, "{explained}");
+    assert_eq!(
+        explained["stories"], plain["stories"],
+        "explaining changes nothing in the block"
+    );
+
+    let left_out = explained["leftOut"].as_array().unwrap();
+    assert!(!left_out.is_empty() && left_out.len() <= weitere::engine::LEFT_OUT_LIMIT);
+    assert!(
+        left_out
+            .iter()
+            .any(|left| left["reason"] == "FILTERED_BY_SECTION" && left["section"] == "Wirtschaft"),
+        "{explained}"
+    );
+    let similarities: Vec<f64> = left_out
+        .iter()
+        .map(|left| left["similarity"].as_f64().unwrap())
+        .collect();
+    assert!(
+        similarities.windows(2).all(|pair| pair[0] >= pair[1]),
+        "most similar first"
+    );
+    let stories = explained["stories"].as_array().unwrap();
+    assert!(
+        left_out
+            .iter()
+            .all(|left| stories.iter().all(|story| story["id"] != left["id"])),
+        "a story is either in the block or left out"
+    );
+    server.shutdown().await;
+}
