@@ -1,5 +1,6 @@
-//! JSON over HTTP, for CMSs without a gRPC client (WordPress, Drupal, home-grown PHP), and `/metrics` for
-//! Prometheus. Each JSON route is the same adapter as its gRPC twin: authorise with the same tokens
+//! JSON over HTTP, for CMSs without a gRPC client (WordPress, Drupal, home-grown PHP), the editor preview
+//! page (`preview/`: plain HTML, CSS and JavaScript compiled into the binary, calling `POST /v1/related`
+//! with `explain`), and `/metrics` for Prometheus. Each JSON route is the same adapter as its gRPC twin: authorise with the same tokens
 //! (`Authorization: Bearer`), read the proto message from its JSON ([`JsonCodec`]), make the same core
 //! call through [`Reads`], write the proto answer as JSON; errors become responses in one place
 //! (`http_status.rs`).
@@ -10,6 +11,7 @@
 //! | `GET /v1/articles/{id}` | `GetArticle` |
 //! | `GET /v1/stats` | `Stats` |
 //! | `GET /healthz` (no token) | `grpc.health.v1.Health` |
+//! | `GET /` (no token; the page asks for one if reads need it) | – (the editor preview page) |
 //! | `GET /metrics` (no token; on the metrics listener) | – |
 
 use std::sync::Arc;
@@ -31,6 +33,15 @@ use super::metrics::{Metrics, Protocol, RecordLayer};
 use super::proto;
 use super::reads::Reads;
 use crate::live::{LiveIndex, WriteHealth};
+
+/// The editor preview page and its style sheet and script, compiled in: no build step, nothing fetched
+/// from elsewhere, so it works offline.
+const PREVIEW_PAGE: &str = include_str!("preview/index.html");
+const PREVIEW_CSS: &str = include_str!("preview/preview.css");
+const PREVIEW_JS: &str = include_str!("preview/preview.js");
+
+/// The page may load only its own script and style sheet and talk only to this server.
+const PREVIEW_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Media type of the Prometheus text format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -62,6 +73,15 @@ impl HttpApi {
             .route("/v1/articles/{id}", get(article))
             .route("/v1/stats", get(stats))
             .route("/healthz", get(health))
+            .route("/", get(|| preview_file(PREVIEW_PAGE, "text/html; charset=utf-8")))
+            .route(
+                "/preview.css",
+                get(|| preview_file(PREVIEW_CSS, "text/css; charset=utf-8")),
+            )
+            .route(
+                "/preview.js",
+                get(|| preview_file(PREVIEW_JS, "text/javascript; charset=utf-8")),
+            )
             .with_state(self)
             .layer(DefaultBodyLimit::max(body_limit));
         match metrics {
@@ -113,6 +133,18 @@ async fn article(
 async fn stats(State(api): State<HttpApi>, headers: HeaderMap) -> Result<Response, HttpError> {
     let admitted = api.reads.admit(Credentials::http(&headers))?;
     Ok(api.json_response(&api.reads.stats(admitted)))
+}
+
+async fn preview_file(content: &'static str, media_type: &'static str) -> Response {
+    (
+        [
+            (CONTENT_TYPE, media_type),
+            (http::header::CONTENT_SECURITY_POLICY, PREVIEW_POLICY),
+            (http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        content,
+    )
+        .into_response()
 }
 
 /// Like the gRPC health service: reads are served while the process is up; writes as the change log says.

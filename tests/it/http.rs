@@ -229,3 +229,49 @@ async fn an_explained_preview_keeps_the_block_and_says_why_the_others_are_out() 
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preview_page_is_served_from_the_binary_and_loads_nothing_from_elsewhere() {
+    let server = start().await;
+    let page = reqwest::get(server.http_url("/")).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(
+        policy.contains("default-src 'none'") && policy.contains("connect-src 'self'"),
+        "{policy}"
+    );
+    let html = page.text().await.unwrap();
+    for needed in [
+        r#"<form id="preview""#,
+        r#"<label for="body">"#,
+        r#"src="/preview.js""#,
+        r#"href="/preview.css""#,
+    ] {
+        assert!(html.contains(needed), "{needed} missing");
+    }
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "the page must work offline"
+    );
+    for (path, media_type) in [("/preview.js", "text/javascript"), ("/preview.css", "text/css")] {
+        let asset = reqwest::get(server.http_url(path)).await.unwrap();
+        assert_eq!(asset.status(), StatusCode::OK, "{path}");
+        assert!(
+            asset.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(media_type)
+        );
+        assert!(
+            !asset.text().await.unwrap().contains("https://"),
+            "{path} loads from elsewhere"
+        );
+    }
+    server.shutdown().await;
+}
