@@ -103,29 +103,14 @@ pub fn related_story(recommendation: Recommendation) -> proto::RelatedStory {
 /// A left-out candidate on the wire.
 pub fn left_out(left_out: LeftOut) -> proto::LeftOut {
     let LeftOut {
-        story:
-            Recommendation {
-                id,
-                title,
-                url,
-                section,
-                published_at,
-                score,
-                shared_terms,
-            },
+        story,
         reason,
         near_copy_of,
     } = left_out;
     proto::LeftOut {
-        id,
-        title,
-        url,
-        section,
-        published_at: published_at.map(timestamp),
-        similarity: score,
+        story: Some(related_story(story)),
         reason: left_out_reason(reason).into(),
         near_copy_of: near_copy_of.unwrap_or_default(),
-        shared_terms,
     }
 }
 

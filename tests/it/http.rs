@@ -191,7 +191,7 @@ async fn an_explained_preview_keeps_the_block_and_says_why_the_others_are_out() 
         .filter(|left| left["reason"] == "NEAR_COPY_OF_SOURCE")
         .collect();
     assert_eq!(near_copies.len(), 1, "{unfiltered}");
-    assert_eq!(near_copies[0]["id"], SOURCE_ID);
+    assert_eq!(near_copies[0]["story"]["id"], SOURCE_ID);
 
     let other_sections = ["Inland", "International", "Etat"];
     let (status, plain) = send(http.post(&url).json(&request(false, &other_sections))).await;
@@ -209,12 +209,12 @@ async fn an_explained_preview_keeps_the_block_and_says_why_the_others_are_out() 
     assert!(
         left_out
             .iter()
-            .any(|left| left["reason"] == "FILTERED_BY_SECTION" && left["section"] == "Wirtschaft"),
+            .any(|left| left["reason"] == "FILTERED_BY_SECTION" && left["story"]["section"] == "Wirtschaft"),
         "{explained}"
     );
     let similarities: Vec<f64> = left_out
         .iter()
-        .map(|left| left["similarity"].as_f64().unwrap())
+        .map(|left| left["story"]["score"].as_f64().unwrap())
         .collect();
     assert!(
         similarities.windows(2).all(|pair| pair[0] >= pair[1]),
@@ -224,7 +224,7 @@ async fn an_explained_preview_keeps_the_block_and_says_why_the_others_are_out() 
     assert!(
         left_out
             .iter()
-            .all(|left| stories.iter().all(|story| story["id"] != left["id"])),
+            .all(|left| stories.iter().all(|story| story["id"] != left["story"]["id"])),
         "a story is either in the block or left out"
     );
     server.shutdown().await;

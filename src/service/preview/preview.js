@@ -94,14 +94,15 @@ function showAnswer(answer) {
   const rows = table.tBodies[0];
   rows.replaceChildren();
   for (const left of leftOut) {
+    const story = left.story || {};
     const row = element("tr");
-    const story = element("td");
-    story.appendChild(storyTitle(left));
-    story.appendChild(termList(left.sharedTerms));
-    row.appendChild(story);
-    row.appendChild(element("td", left.section || "–"));
-    row.appendChild(element("td", formatDate(left.publishedAt), "nowrap"));
-    row.appendChild(element("td", left.similarity.toFixed(3), "number"));
+    const cell = element("td");
+    cell.appendChild(storyTitle(story));
+    cell.appendChild(termList(story.sharedTerms));
+    row.appendChild(cell);
+    row.appendChild(element("td", story.section || "–"));
+    row.appendChild(element("td", formatDate(story.publishedAt), "nowrap"));
+    row.appendChild(element("td", (story.score || 0).toFixed(3), "number"));
     let reason = REASONS[left.reason] || left.reason;
     if (left.reason === "NEAR_COPY_OF_BETTER_STORY" && left.nearCopyOf) {
       reason += `: “${titles.get(left.nearCopyOf) || left.nearCopyOf}”`;
