@@ -168,7 +168,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
             http,
             metrics,
         };
-        weitere::service::serve_on(Arc::clone(&index), options, listeners, shutdown_signal())
+        weitere::service::serve(Arc::clone(&index), options, listeners, shutdown_signal())
             .await
             .map_err(|err| Error::Index(format!("server failed: {err}")))
     })?;

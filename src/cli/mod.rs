@@ -72,7 +72,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Build a snapshot from JSON Lines files (plain or .gz).
     Index(IndexArgs),
-    /// Serve a snapshot over gRPC (with health checking and reflection).
+    /// Serve a snapshot over gRPC (with health checking and reflection), optionally also as JSON over
+    /// HTTP with an editor preview page (--http-addr) and Prometheus metrics (--metrics-addr).
     Serve(ServeArgs),
     /// Print the related stories for one stored article or a piece of text.
     Related(RelatedArgs),

@@ -45,7 +45,7 @@ pub use related::RelatedStoriesService;
 pub use status::{ClientError, classify, code_name, to_status};
 
 use crate::error::{Error, Result};
-use crate::live::{LiveIndex, WriteHealth};
+use crate::live::{LiveEvents, LiveIndex, WriteHealth};
 
 /// How the server runs, apart from the index it serves.
 #[derive(Clone, Debug, Default)]
@@ -145,25 +145,9 @@ pub enum MetricsListener {
     WithHttp,
 }
 
-/// Serves `index` on `incoming` (gRPC only) until `shutdown` completes; requests in flight then finish
-/// first.
-pub async fn serve(
-    index: Arc<LiveIndex>,
-    options: ServerOptions,
-    incoming: TcpIncoming,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let listeners = Listeners {
-        grpc: incoming,
-        http: None,
-        metrics: MetricsListener::Off,
-    };
-    serve_on(index, options, listeners, shutdown).await
-}
-
 /// Serves `index` on every one of `listeners` until `shutdown` completes; requests in flight then finish
 /// first, on every listener.
-pub async fn serve_on(
+pub async fn serve(
     index: Arc<LiveIndex>,
     options: ServerOptions,
     listeners: Listeners,
@@ -185,7 +169,7 @@ pub async fn serve_on(
     };
     let metrics = (own_metrics_listener.is_some() || metrics_on_http).then(|| {
         let metrics = Arc::new(Metrics::new());
-        if !index.report_events_to(Arc::clone(&metrics) as Arc<dyn crate::live::LiveEvents>) {
+        if !index.report_events_to(Arc::clone(&metrics) as Arc<dyn LiveEvents>) {
             tracing::warn!(
                 "the index already reports to another server's metrics: commits and rebuilds are missing here"
             );

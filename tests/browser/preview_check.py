@@ -49,6 +49,8 @@ def read_article(path):
 def browser(profile):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    # The page's console (failed requests included), printed when a check fails.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{WINDOW[1]}"]:
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -105,6 +107,10 @@ def main(base_url, article_file, screenshots):
             assert not driver.find_element(By.ID, "answer").is_displayed()
             driver.save_screenshot(str(screenshots / "preview-error.png"))
             print(f"empty draft: {error.text}")
+        except Exception:
+            for entry in driver.get_log("browser"):
+                print(f"browser console: {entry['level']} {entry['message']}", file=sys.stderr)
+            raise
         finally:
             driver.quit()
 

@@ -110,7 +110,7 @@ impl TestServer {
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            weitere::service::serve_on(index, options, listeners, async {
+            weitere::service::serve(index, options, listeners, async {
                 stopped.await.ok();
             })
             .await

@@ -125,8 +125,11 @@ async function preview(event) {
   const headers = { "Content-Type": "application/json" };
   const token = byId("token").value.trim();
   if (token) headers.Authorization = `Bearer ${token}`;
+  const ask = () => fetch("/v1/related", { method: "POST", headers, body: JSON.stringify(request()) });
   try {
-    const response = await fetch("/v1/related", { method: "POST", headers, body: JSON.stringify(request()) });
+    // A preview only reads, so a request that never reached the server (say, on a kept-alive
+    // connection that had just been closed) is safe to send once more.
+    const response = await ask().catch(ask);
     const answer = await response.json();
     if (response.ok) {
       showAnswer(answer);
