@@ -28,6 +28,13 @@ fn sample(scrape: &str, name: &str, labels: &[&str]) -> Option<f64> {
     })
 }
 
+/// Asserts the value of each unlabelled metric in `expected`.
+fn assert_samples(scrape: &str, expected: &[(&str, f64)]) {
+    for &(name, value) in expected {
+        assert_eq!(sample(scrape, name, &[]), Some(value), "{name} in\n{scrape}");
+    }
+}
+
 async fn scrape(url: &str) -> String {
     let response = reqwest::get(url).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -41,18 +48,18 @@ async fn the_scrape_counts_real_calls_writes_and_the_index() {
     let server = TestServer::start_with_http(writable(), TestMetrics::OwnListener).await;
     let metrics_url = format!("http://{}/metrics", server.metrics_addr.unwrap());
     let before = scrape(&metrics_url).await;
-    assert_eq!(
-        sample(&before, "weitere_articles_live", &[]),
-        Some(SAMPLE_ARTICLES as f64)
-    );
-    assert_eq!(sample(&before, "weitere_articles_fresh", &[]), Some(0.0));
-    assert_eq!(
-        sample(&before, "weitere_change_log_commit_duration_seconds_count", &[]),
-        Some(0.0)
+    let sample_articles = SAMPLE_ARTICLES as f64;
+    assert_samples(
+        &before,
+        &[
+            ("weitere_articles_live", sample_articles),
+            ("weitere_articles_fresh", 0.0),
+            ("weitere_change_log_commit_duration_seconds_count", 0.0),
+            ("weitere_rebuilds_started_total", 0.0),
+        ],
     );
     assert!(sample(&before, "weitere_vocabulary_terms", &[]).unwrap() > 1_000.0);
     assert!(sample(&before, "weitere_snapshot_age_seconds", &[]).is_some());
-    assert_eq!(sample(&before, "weitere_rebuilds_started_total", &[]), Some(0.0));
 
     let mut client = server.client().await;
     for _ in 0..2 {
@@ -125,21 +132,17 @@ async fn the_scrape_counts_real_calls_writes_and_the_index() {
         Some(1.0),
         "the route, not the path, labels HTTP calls:\n{after}"
     );
-    assert_eq!(
-        sample(&after, "weitere_articles_live", &[]),
-        Some(SAMPLE_ARTICLES as f64 + 1.0)
+    assert_samples(
+        &after,
+        &[
+            ("weitere_articles_live", sample_articles + 1.0),
+            ("weitere_articles_fresh", 1.0),
+            ("weitere_articles_base", sample_articles),
+            ("weitere_changes_since_snapshot", 1.0),
+            ("weitere_change_log_commit_duration_seconds_count", 1.0),
+            ("weitere_writes_available", 1.0),
+        ],
     );
-    assert_eq!(sample(&after, "weitere_articles_fresh", &[]), Some(1.0));
-    assert_eq!(
-        sample(&after, "weitere_articles_base", &[]),
-        Some(SAMPLE_ARTICLES as f64)
-    );
-    assert_eq!(sample(&after, "weitere_changes_since_snapshot", &[]), Some(1.0));
-    assert_eq!(
-        sample(&after, "weitere_change_log_commit_duration_seconds_count", &[]),
-        Some(1.0)
-    );
-    assert_eq!(sample(&after, "weitere_writes_available", &[]), Some(1.0));
     server.shutdown().await;
 }
 
