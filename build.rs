@@ -1,5 +1,6 @@
 //! Compiles `proto/` into tonic client and server code, with protoc from the `protoc-bin-vendored` crate
-//! so that no system install is needed. The file descriptor set feeds gRPC server reflection.
+//! so that no system install is needed. The file descriptor set feeds gRPC server reflection and the
+//! proto3 JSON mapping of the HTTP routes.
 
 use std::path::PathBuf;
 
@@ -10,9 +11,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: build scripts are single-threaded; prost-build reads PROTOC from the environment.
     unsafe { std::env::set_var("PROTOC", protoc) };
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let mut config = tonic_prost_build::Config::new();
+    // `prost::Name` on every message: the HTTP routes find a message's descriptor by its full name.
+    config.enable_type_names();
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("weitere_descriptor.bin"))
-        .compile_protos(PROTO_FILES, &["proto"])?;
+        .compile_with_config(config, PROTO_FILES, &["proto"])?;
     for file in PROTO_FILES {
         println!("cargo:rerun-if-changed={file}");
     }

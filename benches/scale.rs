@@ -147,6 +147,7 @@ async fn related(client: &mut RelatedStoriesClient<Channel>, id: &str) -> Durati
         source: Some(related_request::Source::ArticleId(id.to_owned())),
         k: K as u32,
         filter: None,
+        explain: false,
     };
     let started = Instant::now();
     client.related(request).await.expect("related");

@@ -19,7 +19,10 @@ use crate::delta::{Delta, FreshArticle, FreshText, FreshTexts};
 use crate::error::{Error, Result, check_deadline};
 use crate::index::{ApproximateIndex, ExactIndex, HnswParams, Neighbor, NeighborIndex, Slot, rank_neighbors};
 use crate::projection::ProjectionConfig;
-use crate::recommend::{Candidate, Filter, RankingPolicy, Recommendation, RelatedQuery, Source};
+use crate::recommend::{
+    Candidate, Explanation, Filter, LeftOut, LeftOutCandidate, LeftOutReason, Ranked, RankingPolicy, Recommendation,
+    RelatedQuery, Source,
+};
 use crate::snapshot::{self, FORMAT_VERSION, Manifest, SnapshotRef, StoredCounts};
 use crate::sparse::{SparseRef, SparseVector, TermId};
 use crate::store::{Change, ChangeSeq, LogBinding};
@@ -61,6 +64,22 @@ const FIRST_ROUND_FACTOR: usize = 4;
 /// When duplicate collapsing leaves fewer than `k`, the candidate list grows fourfold per round up to this
 /// size (many copies of one story must not empty the block).
 const MAX_CANDIDATES: usize = 2_000;
+
+/// Most left-out candidates an explanation lists ([`Engine::related_explained_until`]).
+pub const LEFT_OUT_LIMIT: usize = 30;
+
+/// Most candidates an explanation lists only because the block was full: beyond the first few, "ranked
+/// below the block" explains nothing an editor does not see already.
+pub const RUNNERS_UP_LIMIT: usize = 5;
+
+/// A query's ranking: the source's vector, its slot when stored, the block, and how many neighbours the
+/// last search round asked for.
+struct QueryRanking {
+    vector: SparseVector,
+    source_slot: Option<Slot>,
+    ranked: Vec<Ranked>,
+    searched: usize,
+}
 
 /// Index-time settings: everything that shapes a snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -690,19 +709,89 @@ impl Engine {
     /// Like [`Engine::related`], but gives up with [`Error::DeadlineExceeded`] once `deadline` has passed
     /// (checked while a draft is analysed and before the search).
     pub fn related_until(&self, query: &RelatedQuery, deadline: Option<Instant>) -> Result<Vec<Recommendation>> {
+        let QueryRanking { vector, ranked, .. } = self.rank_query(query, deadline, None)?;
+        Ok(ranked
+            .into_iter()
+            .map(|ranked| self.recommendation(&vector, ranked.slot, ranked.score))
+            .collect())
+    }
+
+    /// The block of [`Engine::related_until`] and the candidates left out of it, with the reasons: below
+    /// the score floor, a near-copy of the source or of a better story, ranked below a full block, or
+    /// kept out by the filter (an extra search without it finds those). At most [`LEFT_OUT_LIMIT`] are
+    /// listed, most similar first, of which at most [`RUNNERS_UP_LIMIT`] only because the block was full.
+    pub fn related_explained_until(&self, query: &RelatedQuery, deadline: Option<Instant>) -> Result<Explanation> {
+        let mut left_out = Vec::new();
+        let QueryRanking {
+            vector,
+            source_slot,
+            ranked,
+            searched,
+        } = self.rank_query(query, deadline, Some(&mut left_out))?;
+        if !vector.is_empty() && !query.filter.is_empty() {
+            let excluded = self.excluded(&query.filter, None);
+            let live_but_source = |slot: Slot| Some(slot) != source_slot && !self.delta.is_masked(slot);
+            for neighbor in self.nearest(&vector, searched, &Filter::default(), &live_but_source) {
+                let reason = if excluded.contains(&neighbor.slot) {
+                    Some(LeftOutReason::ExcludedById)
+                } else {
+                    self.mismatch(&query.filter, neighbor.slot)
+                };
+                if let Some(reason) = reason {
+                    left_out.push(LeftOutCandidate {
+                        slot: neighbor.slot,
+                        similarity: neighbor.similarity,
+                        reason,
+                        near_copy_of: None,
+                    });
+                }
+            }
+        }
+        left_out.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then(a.slot.cmp(&b.slot)));
+        let mut runners_up = 0;
+        left_out.retain(|candidate| {
+            runners_up += usize::from(candidate.reason == LeftOutReason::RankedBelowTheBlock);
+            candidate.reason != LeftOutReason::RankedBelowTheBlock || runners_up <= RUNNERS_UP_LIMIT
+        });
+        left_out.truncate(LEFT_OUT_LIMIT);
+        Ok(Explanation {
+            stories: ranked
+                .iter()
+                .map(|ranked| self.recommendation(&vector, ranked.slot, ranked.score))
+                .collect(),
+            left_out: left_out
+                .into_iter()
+                .map(|candidate| LeftOut {
+                    story: self.recommendation(&vector, candidate.slot, candidate.similarity),
+                    reason: candidate.reason,
+                    near_copy_of: candidate
+                        .near_copy_of
+                        .map(|better| self.article_at(better).id.to_owned()),
+                })
+                .collect(),
+        })
+    }
+
+    /// Searches and ranks for `query`; with `left_out`, the ranking reports there what it leaves out (of
+    /// the last search round).
+    fn rank_query(
+        &self,
+        query: &RelatedQuery,
+        deadline: Option<Instant>,
+        mut left_out: Option<&mut Vec<LeftOutCandidate>>,
+    ) -> Result<QueryRanking> {
         query.validate()?;
         let (vector, source_slot, reference_time) = self.source_vector(&query.source, deadline)?;
         check_deadline(deadline, "before the search; it was skipped")?;
         if vector.is_empty() {
-            return Ok(Vec::new());
+            return Ok(QueryRanking {
+                vector,
+                source_slot,
+                ranked: Vec::new(),
+                searched: 0,
+            });
         }
-        let excluded: HashSet<Slot> = query
-            .filter
-            .exclude_ids
-            .iter()
-            .filter_map(|id| self.slot(id).ok())
-            .chain(source_slot)
-            .collect();
+        let excluded = self.excluded(&query.filter, source_slot);
         let accept =
             |slot: Slot| !excluded.contains(&slot) && !self.delta.is_masked(slot) && self.matches(&query.filter, slot);
         let mut wanted = (query.k + CANDIDATE_HEADROOM) * FIRST_ROUND_FACTOR;
@@ -716,9 +805,15 @@ impl Engine {
                     published_at: self.article_at(neighbor.slot).published_at,
                 })
                 .collect();
-            let ranked = self.policy.rank(&candidates, query.k, reference_time, |a, b| {
-                self.vector_at(a).dot(self.vector_at(b))
-            });
+            let similarity = |a: Slot, b: Slot| self.vector_at(a).dot(self.vector_at(b));
+            let ranked = match left_out.as_deref_mut() {
+                None => self.policy.rank(&candidates, query.k, reference_time, similarity),
+                Some(left_out) => {
+                    left_out.clear();
+                    self.policy
+                        .rank_explained(&candidates, query.k, reference_time, similarity, left_out)
+                }
+            };
             let below_floor = neighbors
                 .last()
                 .is_some_and(|weakest| weakest.similarity < self.policy.min_score);
@@ -727,10 +822,22 @@ impl Engine {
             }
             wanted = (wanted * 4).min(MAX_CANDIDATES);
         };
-        Ok(ranked
-            .into_iter()
-            .map(|ranked| self.recommendation(&vector, ranked.slot, ranked.score))
-            .collect())
+        Ok(QueryRanking {
+            vector,
+            source_slot,
+            ranked,
+            searched: wanted,
+        })
+    }
+
+    /// The slots of the live articles that `filter.exclude_ids` names, and `source` (never its own result).
+    fn excluded(&self, filter: &Filter, source: Option<Slot>) -> HashSet<Slot> {
+        filter
+            .exclude_ids
+            .iter()
+            .filter_map(|id| self.slot(id).ok())
+            .chain(source)
+            .collect()
     }
 
     /// Nearest neighbours among the base and the fresh articles.
@@ -778,21 +885,32 @@ impl Engine {
     /// True when the article in `slot` passes every field of `filter` except `exclude_ids`. Reads the
     /// article's metadata only when the filter restricts it (three string tables, a cache miss each).
     pub fn matches(&self, filter: &Filter, slot: Slot) -> bool {
+        self.mismatch(filter, slot).is_none()
+    }
+
+    /// Which field of `filter` (other than `exclude_ids`) the article in `slot` fails first, if any.
+    fn mismatch(&self, filter: &Filter, slot: Slot) -> Option<LeftOutReason> {
         if !filter.restricts_metadata() {
-            return true;
+            return None;
         }
         let article = self.article_at(slot);
-        (filter.sections.is_empty() || filter.sections.iter().any(|section| section == article.section))
-            && filter
-                .lang
-                .as_ref()
-                .is_none_or(|lang| lang.eq_ignore_ascii_case(article.lang))
-            && filter
-                .published_after
-                .is_none_or(|after| article.published_at.is_some_and(|at| at >= after))
+        if !(filter.sections.is_empty() || filter.sections.iter().any(|section| section == article.section)) {
+            return Some(LeftOutReason::FilteredBySection);
+        }
+        if !filter
+            .lang
+            .as_ref()
+            .is_none_or(|lang| lang.eq_ignore_ascii_case(article.lang))
+        {
+            return Some(LeftOutReason::FilteredByLanguage);
+        }
+        let in_window = filter
+            .published_after
+            .is_none_or(|after| article.published_at.is_some_and(|at| at >= after))
             && filter
                 .published_before
-                .is_none_or(|before| article.published_at.is_some_and(|at| at < before))
+                .is_none_or(|before| article.published_at.is_some_and(|at| at < before));
+        (!in_window).then_some(LeftOutReason::FilteredByDate)
     }
 
     fn recommendation(&self, source: &SparseVector, slot: Slot, score: f32) -> Recommendation {

@@ -95,6 +95,10 @@ pub enum Error {
     #[error("index error: {0}")]
     Index(String),
 
+    /// A request lacks the token its call needs, or presents a wrong one; the text says which.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+
     /// A request's deadline passed; the text says when, and what was skipped.
     #[error("the deadline passed {0}")]
     DeadlineExceeded(&'static str),

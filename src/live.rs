@@ -47,7 +47,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,7 @@ use crate::article::{Article, DEFAULT_MAX_BODY_BYTES, MAX_ID_BYTES, check_id, ch
 use crate::background;
 use crate::engine::{Engine, PreparedChange, Stats};
 use crate::error::{Error, QUOTED_BYTES, Result, prefix};
-use crate::recommend::{Recommendation, RelatedQuery, Source};
+use crate::recommend::{Explanation, Recommendation, RelatedQuery, Source};
 use crate::snapshot;
 use crate::store::{self, Change, ChangeLog, ChangeSeq, LOG_FILE, Record};
 
@@ -153,6 +153,21 @@ pub struct LiveStats {
     /// Commits of the change log since the server started; one covers every write that arrived while
     /// the one before was being flushed (group commit).
     pub log_commits: u64,
+    /// Live articles of the snapshot: those neither replaced nor deleted since it was built.
+    pub base_articles: u64,
+    /// Articles upserted since the snapshot was built (new ones and new versions of its articles).
+    pub fresh_articles: u64,
+}
+
+/// What a [`LiveIndex`] reports while it works, for monitoring; the service's metrics implement it
+/// ([`LiveIndex::report_events_to`]). Called on the committing and rebuilding threads: keep it quick.
+pub trait LiveEvents: Send + Sync {
+    /// A commit of the change log (append and fsync) succeeded and took `took`.
+    fn change_log_committed(&self, took: Duration);
+    /// A background rebuild started.
+    fn rebuild_started(&self);
+    /// A background rebuild ended after `took`: swapped in when `succeeded`, failed otherwise.
+    fn rebuild_ended(&self, took: Duration, succeeded: bool);
 }
 
 /// Background rebuilds since the server started.
@@ -258,6 +273,8 @@ pub struct LiveIndex {
     max_body_bytes: usize,
     write_health: watch::Sender<WriteHealth>,
     last_reopen: Mutex<Option<Instant>>,
+    /// Where commits and rebuilds are reported, once a server has asked for them.
+    events: OnceLock<Arc<dyn LiveEvents>>,
 }
 
 impl LiveIndex {
@@ -310,6 +327,7 @@ impl LiveIndex {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             write_health: watch::Sender::new(WriteHealth::Available),
             last_reopen: Mutex::new(None),
+            events: OnceLock::new(),
         })
     }
 
@@ -329,6 +347,12 @@ impl LiveIndex {
             *current = health;
             changed
         });
+    }
+
+    /// Reports every later commit and rebuild to `events`. Only the first call takes effect (one server
+    /// reports one index); returns false for a later one.
+    pub fn report_events_to(&self, events: Arc<dyn LiveEvents>) -> bool {
+        self.events.set(events).is_ok()
     }
 
     /// Longest article or draft body accepted, in UTF-8 bytes: longer upserts are rejected one by one,
@@ -352,11 +376,23 @@ impl LiveIndex {
     /// Like [`LiveIndex::related`], but gives up with [`Error::DeadlineExceeded`] once `deadline` has
     /// passed, so that a call whose client has gone stops using the CPU.
     pub fn related_until(&self, query: &RelatedQuery, deadline: Option<Instant>) -> Result<Vec<Recommendation>> {
+        self.check_draft_body(query)?;
+        self.read().related_until(query, deadline)
+    }
+
+    /// Like [`LiveIndex::related_until`], with the candidates left out and why
+    /// ([`Engine::related_explained_until`]).
+    pub fn related_explained_until(&self, query: &RelatedQuery, deadline: Option<Instant>) -> Result<Explanation> {
+        self.check_draft_body(query)?;
+        self.read().related_explained_until(query, deadline)
+    }
+
+    fn check_draft_body(&self, query: &RelatedQuery) -> Result<()> {
         if let Source::Draft(draft) = &query.source {
             check_text(&draft.body, self.max_body_bytes, true)
                 .map_err(|reason| Error::invalid("draft.body", reason))?;
         }
-        self.read().related_until(query, deadline)
+        Ok(())
     }
 
     /// The live article with this id.
@@ -367,16 +403,16 @@ impl LiveIndex {
 
     /// Live size and provenance, and whether writes can be made durable.
     pub fn stats(&self) -> LiveStats {
-        let (index, changes) = {
-            let engine = self.read();
-            (engine.stats(), engine.delta().change_count())
-        };
+        let engine = self.read();
+        let delta = engine.delta();
         LiveStats {
-            index,
+            index: engine.stats(),
             writes: self.write_health(),
-            changes_since_snapshot: changes as u64,
+            changes_since_snapshot: delta.change_count() as u64,
             rebuilds: self.lock_rebuilds().counts,
             log_commits: self.log_commits.load(Ordering::Relaxed),
+            base_articles: (engine.articles().len() - delta.masked_count()) as u64,
+            fresh_articles: delta.fresh_count() as u64,
         }
     }
 
@@ -565,8 +601,14 @@ impl LiveIndex {
         if !self.log.is_open() {
             self.recover(applied)?;
         }
+        let began = Instant::now();
         let seqs = match self.log.append(records) {
-            Ok(seqs) => seqs,
+            Ok(seqs) => {
+                if let Some(events) = self.events.get() {
+                    events.change_log_committed(began.elapsed());
+                }
+                seqs
+            }
             Err(err) => {
                 self.log.close_after_failure();
                 tracing::error!(%err, "change log commit failed: writes are refused until the log reopens");
@@ -651,9 +693,17 @@ impl LiveIndex {
             return;
         }
         rebuilds.counts.started += 1;
+        let events = self.events.get().cloned();
+        if let Some(events) = &events {
+            events.rebuild_started();
+        }
         let live = Arc::clone(self);
         rebuilds.thread = Some(std::thread::spawn(move || {
+            let began = Instant::now();
             let outcome = live.rebuild();
+            if let Some(events) = &events {
+                events.rebuild_ended(began.elapsed(), outcome.is_ok());
+            }
             let mut rebuilds = live.lock_rebuilds();
             if let Some(wait) = rebuilds.record(&outcome) {
                 let err = outcome.expect_err("a wait follows a failure");

@@ -205,6 +205,62 @@ pub struct Ranked {
     pub score: f32,
 }
 
+/// Why a candidate is not in the block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeftOutReason {
+    /// Less similar than [`RankingPolicy::min_score`]: "show fewer rather than irrelevant".
+    BelowScoreFloor,
+    /// At least [`RankingPolicy::duplicate_similarity`] similar to the source: a version of it.
+    NearCopyOfSource,
+    /// At least [`RankingPolicy::duplicate_similarity`] similar to a better-ranked story in the block.
+    NearCopyOfBetterStory,
+    /// Cleared every rule, but `k` better stories filled the block.
+    RankedBelowTheBlock,
+    /// Outside the filter's sections.
+    FilteredBySection,
+    /// Not in the filter's language.
+    FilteredByLanguage,
+    /// Outside the filter's date window (or undated while the filter has one).
+    FilteredByDate,
+    /// Named in the filter's `exclude_ids`.
+    ExcludedById,
+}
+
+/// A candidate that did not make the block, and why.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeftOutCandidate {
+    /// Slot of the stored article.
+    pub slot: Slot,
+    /// Cosine similarity to the source.
+    pub similarity: f32,
+    /// Why it was left out.
+    pub reason: LeftOutReason,
+    /// For [`LeftOutReason::NearCopyOfBetterStory`]: the story in the block it is a version of.
+    pub near_copy_of: Option<Slot>,
+}
+
+/// A story left out of the block, as returned to callers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeftOut {
+    /// The story, with its cosine similarity to the source as `score` (before any recency adjustment)
+    /// and the shared terms.
+    pub story: Recommendation,
+    /// Why it is not in the block.
+    pub reason: LeftOutReason,
+    /// For [`LeftOutReason::NearCopyOfBetterStory`]: the id of the story in the block it is a version of.
+    pub near_copy_of: Option<String>,
+}
+
+/// A block with the explanation of what it left out (the editor's preview).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Explanation {
+    /// The block, exactly as [`crate::engine::Engine::related`] returns it.
+    pub stories: Vec<Recommendation>,
+    /// The most similar candidates that were left out, most similar first (see
+    /// [`crate::engine::LEFT_OUT_LIMIT`]).
+    pub left_out: Vec<LeftOut>,
+}
+
 const SECONDS_PER_DAY: f32 = 86_400.0;
 
 impl RankingPolicy {
@@ -238,32 +294,74 @@ impl RankingPolicy {
         reference_time: Option<Timestamp>,
         similarity: impl Fn(Slot, Slot) -> f32,
     ) -> Vec<Ranked> {
-        let mut scored: Vec<(Candidate, f32)> = candidates
-            .iter()
-            .filter(|candidate| {
-                candidate.similarity >= self.min_score && candidate.similarity < self.duplicate_similarity
-            })
-            .map(|candidate| {
-                (
+        self.rank_reporting(candidates, k, reference_time, similarity, None)
+    }
+
+    /// Like [`RankingPolicy::rank`], and also appends every candidate it leaves out to `left_out`, with
+    /// the reason. For previews; [`RankingPolicy::rank`] stops at `k` and records nothing.
+    pub fn rank_explained(
+        &self,
+        candidates: &[Candidate],
+        k: usize,
+        reference_time: Option<Timestamp>,
+        similarity: impl Fn(Slot, Slot) -> f32,
+        left_out: &mut Vec<LeftOutCandidate>,
+    ) -> Vec<Ranked> {
+        self.rank_reporting(candidates, k, reference_time, similarity, Some(left_out))
+    }
+
+    /// The ranking itself; with `left_out`, every candidate not kept is reported there.
+    fn rank_reporting(
+        &self,
+        candidates: &[Candidate],
+        k: usize,
+        reference_time: Option<Timestamp>,
+        similarity: impl Fn(Slot, Slot) -> f32,
+        mut left_out: Option<&mut Vec<LeftOutCandidate>>,
+    ) -> Vec<Ranked> {
+        let explaining = left_out.is_some();
+        let mut report = |candidate: &Candidate, reason: LeftOutReason, near_copy_of: Option<Slot>| {
+            if let Some(left_out) = left_out.as_deref_mut() {
+                left_out.push(LeftOutCandidate {
+                    slot: candidate.slot,
+                    similarity: candidate.similarity,
+                    reason,
+                    near_copy_of,
+                });
+            }
+        };
+        let mut scored: Vec<(Candidate, f32)> = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            if candidate.similarity < self.min_score {
+                report(candidate, LeftOutReason::BelowScoreFloor, None);
+            } else if candidate.similarity >= self.duplicate_similarity {
+                report(candidate, LeftOutReason::NearCopyOfSource, None);
+            } else {
+                scored.push((
                     *candidate,
                     candidate.similarity * self.recency_factor(reference_time, candidate),
-                )
-            })
-            .collect();
+                ));
+            }
+        }
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.slot.cmp(&b.0.slot)));
         let mut kept: Vec<Ranked> = Vec::with_capacity(k);
         for (candidate, score) in scored {
             if kept.len() == k {
-                break;
+                if !explaining {
+                    break;
+                }
+                report(&candidate, LeftOutReason::RankedBelowTheBlock, None);
+                continue;
             }
-            let duplicate = kept
+            let better = kept
                 .iter()
-                .any(|better| similarity(better.slot, candidate.slot) >= self.duplicate_similarity);
-            if !duplicate {
-                kept.push(Ranked {
+                .find(|better| similarity(better.slot, candidate.slot) >= self.duplicate_similarity);
+            match better {
+                Some(better) => report(&candidate, LeftOutReason::NearCopyOfBetterStory, Some(better.slot)),
+                None => kept.push(Ranked {
                     slot: candidate.slot,
                     score,
-                });
+                }),
             }
         }
         kept
@@ -416,6 +514,37 @@ mod tests {
         );
         assert_eq!(ranked[0].slot, 2);
         assert!(ranked[1].score < 0.5 * 0.85);
+    }
+
+    #[test]
+    fn the_explained_ranking_keeps_the_same_block_and_says_why_for_the_rest() {
+        let policy = RankingPolicy::default();
+        let pair_similarity = |a: Slot, b: Slot| if a.min(b) == 1 && a.max(b) == 2 { 0.95 } else { 0.1 };
+        let candidates = [
+            candidate(1, 0.5, None),
+            candidate(2, 0.45, None),
+            candidate(3, 0.4, None),
+            candidate(4, 0.35, None),
+            candidate(5, 0.01, None),
+            candidate(6, 0.9, None),
+        ];
+        let mut left_out = Vec::new();
+        let explained = policy.rank_explained(&candidates, 2, None, pair_similarity, &mut left_out);
+        assert_eq!(explained, policy.rank(&candidates, 2, None, pair_similarity));
+        assert_eq!(explained.iter().map(|r| r.slot).collect::<Vec<_>>(), vec![1, 3]);
+        let reasons: Vec<(Slot, LeftOutReason, Option<Slot>)> = left_out
+            .iter()
+            .map(|left| (left.slot, left.reason, left.near_copy_of))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                (5, LeftOutReason::BelowScoreFloor, None),
+                (6, LeftOutReason::NearCopyOfSource, None),
+                (2, LeftOutReason::NearCopyOfBetterStory, Some(1)),
+                (4, LeftOutReason::RankedBelowTheBlock, None),
+            ]
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use weitere::evaluate::{EvalOptions, EvalReport, Label, drop_exact_duplicates, e
 use weitere::ingest::{self, Corpus, IngestOptions};
 use weitere::live::{self, LiveIndex, LostLog, RebuildPolicy};
 use weitere::recommend::{Draft, Filter, Recommendation, RelatedQuery, Source};
-use weitere::service::{Access, Limits, ServerOptions};
+use weitere::service::{Access, Limits, Listeners, MetricsListener, ServerOptions};
 
 use super::{
     BatchArgs, Cli, Command, DEFAULT_MODEL_DIR, ENV_READ_TOKEN, ENV_TLS_CERT, ENV_TLS_KEY, ENV_WRITE_TOKEN, EvalArgs,
@@ -130,27 +130,58 @@ fn serve(args: &ServeArgs) -> Result<()> {
     }
     let runtime = tokio::runtime::Runtime::new().map_err(|err| Error::io("tokio runtime", err))?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.addr)
-            .await
-            .map_err(|err| Error::io(args.addr.to_string(), err))?;
+        let listener = bind(args.addr).await?;
         let local = listener
             .local_addr()
             .map_err(|err| Error::io(args.addr.to_string(), err))?;
+        let http = match args.http_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let metrics = match args.metrics_addr {
+            None => MetricsListener::Off,
+            Some(addr) if Some(addr) == args.http_addr => MetricsListener::WithHttp,
+            Some(addr) => MetricsListener::Own(bind(addr).await?),
+        };
+        let bound = |listener: Option<&tokio::net::TcpListener>| {
+            listener
+                .and_then(|listener| listener.local_addr().ok())
+                .map_or_else(|| "off".to_owned(), |addr| addr.to_string())
+        };
+        let metrics_at = match &metrics {
+            MetricsListener::Off => "off".to_owned(),
+            MetricsListener::Own(listener) => bound(Some(listener)),
+            MetricsListener::WithHttp => bound(http.as_ref()),
+        };
         tracing::info!(
             addr = %local,
+            http_addr = %bound(http.as_ref()),
+            metrics_addr = %metrics_at,
             snapshot_version = stats.snapshot_version,
             articles = stats.article_count,
             startup_ms = started.elapsed().as_millis() as u64,
             tls = options.tls.is_some(),
             "serving weitere.v1.RelatedStories"
         );
-        weitere::service::serve(Arc::clone(&index), options, listener.into(), shutdown_signal())
+        let listeners = Listeners {
+            grpc: listener.into(),
+            http,
+            metrics,
+        };
+        weitere::service::serve(Arc::clone(&index), options, listeners, shutdown_signal())
             .await
             .map_err(|err| Error::Index(format!("server failed: {err}")))
     })?;
     drop(runtime);
     index.shut_down();
     Ok(())
+}
+
+/// Listens on `addr`; failing to is an I/O error naming the address.
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|err| Error::io(addr.to_string(), err))
 }
 
 fn server_options(args: &ServeArgs) -> Result<ServerOptions> {

@@ -36,6 +36,10 @@ pub const ENV_READ_TOKEN: &str = "WEITERE_READ_TOKEN";
 pub const ENV_TLS_CERT: &str = "WEITERE_TLS_CERT";
 /// Environment variable for `serve --tls-key`.
 pub const ENV_TLS_KEY: &str = "WEITERE_TLS_KEY";
+/// Environment variable for `serve --http-addr`.
+pub const ENV_HTTP_ADDR: &str = "WEITERE_HTTP_ADDR";
+/// Environment variable for `serve --metrics-addr`.
+pub const ENV_METRICS_ADDR: &str = "WEITERE_METRICS_ADDR";
 /// Environment variable for `serve --rebuild-nice`.
 pub const ENV_REBUILD_NICE: &str = "WEITERE_REBUILD_NICE";
 
@@ -68,7 +72,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Build a snapshot from JSON Lines files (plain or .gz).
     Index(IndexArgs),
-    /// Serve a snapshot over gRPC (with health checking and reflection).
+    /// Serve a snapshot over gRPC (with health checking and reflection), optionally also as JSON over
+    /// HTTP with an editor preview page (--http-addr) and Prometheus metrics (--metrics-addr).
     Serve(ServeArgs),
     /// Print the related stories for one stored article or a piece of text.
     Related(RelatedArgs),
@@ -267,9 +272,20 @@ pub struct ServeArgs {
     /// run and reused afterwards.
     #[arg(long, env = ENV_MODEL)]
     pub model: Option<PathBuf>,
-    /// Address to listen on.
+    /// Address to listen on (gRPC).
     #[arg(long, env = ENV_ADDR, default_value = "127.0.0.1:50051")]
     pub addr: SocketAddr,
+    /// Also serve JSON over HTTP on this address: POST /v1/related, GET /v1/articles/{id}, GET /v1/stats,
+    /// GET /healthz, and the editor preview page at /. The same tokens (Authorization: Bearer), limits and
+    /// error codes as gRPC. Plain HTTP/1.1 without TLS: bind it to a private interface or put a TLS proxy
+    /// in front. Off without it.
+    #[arg(long, env = ENV_HTTP_ADDR)]
+    pub http_addr: Option<SocketAddr>,
+    /// Also serve Prometheus metrics at /metrics on this address (plain HTTP, no token: keep it on a
+    /// private interface). Off without it, also when --http-addr is set. The same address as --http-addr
+    /// serves /metrics on that listener, beside the JSON routes.
+    #[arg(long, env = ENV_METRICS_ADDR)]
+    pub metrics_addr: Option<SocketAddr>,
     /// Bearer token that UpsertArticles and DeleteArticles require; without it, writes are refused. An
     /// empty or blank token is refused at start (exit code 64).
     #[arg(long, env = ENV_WRITE_TOKEN, hide_env_values = true)]

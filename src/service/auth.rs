@@ -1,10 +1,11 @@
-//! Who may call what? Bearer tokens from the `authorization` metadata: writes always need the write token
+//! Who may call what? Bearer tokens from the `authorization` metadata (gRPC) or header (HTTP), checked by
+//! the same code for both ([`Credentials`]): writes always need the write token
 //! (without one configured, writes are refused — never open by accident); reads need the read token when
 //! one is configured. An empty or blank token is a configuration error ([`Access::validate`]), never a
 //! token that an empty header matches. The scheme is matched case-insensitively (RFC 9110 §11.1), a request
 //! with more than one `authorization` value is refused, and tokens are compared in constant time.
 
-use tonic::{Request, Status};
+use tonic::Request;
 
 use crate::error::{Error, Result};
 
@@ -15,6 +16,46 @@ pub struct Access {
     pub write_token: Option<String>,
     /// Token for reads; `None` leaves reads open.
     pub read_token: Option<String>,
+}
+
+/// The `authorization` values of one call, whichever protocol it came by: gRPC metadata or HTTP headers.
+#[derive(Clone, Copy, Debug)]
+pub struct Credentials<'a> {
+    /// The first value, if any.
+    first: Option<&'a [u8]>,
+    /// Whether a second value follows it (refused: exactly one is allowed).
+    more: bool,
+}
+
+impl<'a> Credentials<'a> {
+    /// The `authorization` metadata of a gRPC call.
+    pub fn grpc<T>(request: &'a Request<T>) -> Self {
+        Self::from_values(
+            request
+                .metadata()
+                .get_all("authorization")
+                .iter()
+                .map(|value| value.as_encoded_bytes()),
+        )
+    }
+
+    /// The `Authorization` headers of an HTTP request.
+    pub fn http(headers: &'a http::HeaderMap) -> Self {
+        Self::from_values(
+            headers
+                .get_all(http::header::AUTHORIZATION)
+                .iter()
+                .map(http::HeaderValue::as_bytes),
+        )
+    }
+
+    fn from_values(mut values: impl Iterator<Item = &'a [u8]>) -> Self {
+        let first = values.next();
+        Self {
+            first,
+            more: values.next().is_some(),
+        }
+    }
 }
 
 impl Access {
@@ -34,53 +75,51 @@ impl Access {
     }
 
     /// Lets a write through only with the configured write token.
-    pub fn authorise_write<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    pub fn authorise_write(&self, credentials: Credentials<'_>) -> Result<()> {
         match &self.write_token {
-            None => Err(Status::unauthenticated(
+            None => Err(Error::Unauthenticated(
                 "writes are disabled: the server has no write token (serve --write-token)",
             )),
-            Some(token) => check(request, token),
+            Some(token) => check(credentials, token),
         }
     }
 
     /// Lets a read through when reads are open or it carries the read (or write) token.
-    pub fn authorise_read<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    pub fn authorise_read(&self, credentials: Credentials<'_>) -> Result<()> {
         let Some(read_token) = &self.read_token else {
             return Ok(());
         };
         if self
             .write_token
             .as_deref()
-            .is_some_and(|write| check(request, write).is_ok())
+            .is_some_and(|write| check(credentials, write).is_ok())
         {
             return Ok(());
         }
-        check(request, read_token)
+        check(credentials, read_token)
     }
 }
 
-fn check<T>(request: &Request<T>, token: &str) -> Result<(), Status> {
-    let mut values = request.metadata().get_all("authorization").iter();
-    let header = values
-        .next()
-        .ok_or_else(|| Status::unauthenticated("missing authorization metadata (Bearer token)"))?;
-    if values.next().is_some() {
-        return Err(Status::unauthenticated(
+fn check(credentials: Credentials<'_>, token: &str) -> Result<()> {
+    let header = credentials
+        .first
+        .ok_or(Error::Unauthenticated("missing authorization metadata (Bearer token)"))?;
+    if credentials.more {
+        return Err(Error::Unauthenticated(
             "more than one authorization value; send exactly one",
         ));
     }
-    let presented = header
-        .to_str()
+    let presented = std::str::from_utf8(header)
         .ok()
         .and_then(bearer_token)
-        .ok_or_else(|| Status::unauthenticated("authorization must be \"Bearer <token>\""))?;
+        .ok_or(Error::Unauthenticated("authorization must be \"Bearer <token>\""))?;
     if token.is_empty() {
-        return Err(Status::unauthenticated("invalid token"));
+        return Err(Error::Unauthenticated("invalid token"));
     }
     if constant_time_eq::constant_time_eq(presented.as_bytes(), token.as_bytes()) {
         Ok(())
     } else {
-        Err(Status::unauthenticated("invalid token"))
+        Err(Error::Unauthenticated("invalid token"))
     }
 }
 
@@ -95,9 +134,11 @@ fn bearer_token(value: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use tonic::Code;
-
     use super::*;
+
+    fn refused(outcome: Result<()>) -> bool {
+        matches!(outcome, Err(Error::Unauthenticated(_)))
+    }
 
     fn request(authorization: Option<&str>) -> Request<()> {
         let mut request = Request::new(());
@@ -110,22 +151,35 @@ mod tests {
     #[test]
     fn writes_need_a_configured_token() {
         let closed = Access::default();
-        assert_eq!(
-            closed.authorise_write(&request(Some("Bearer x"))).unwrap_err().code(),
-            Code::Unauthenticated
-        );
+        assert!(refused(
+            closed.authorise_write(Credentials::grpc(&request(Some("Bearer x"))))
+        ));
         let open = Access {
             write_token: Some("s3cret".into()),
             read_token: None,
         };
-        assert!(open.authorise_write(&request(Some("Bearer s3cret"))).is_ok());
+        assert!(
+            open.authorise_write(Credentials::grpc(&request(Some("Bearer s3cret"))))
+                .is_ok()
+        );
         for wrong in [None, Some("Bearer nope"), Some("s3cret"), Some("Basic s3cret")] {
-            assert_eq!(
-                open.authorise_write(&request(wrong)).unwrap_err().code(),
-                Code::Unauthenticated
-            );
+            assert!(refused(open.authorise_write(Credentials::grpc(&request(wrong)))));
         }
-        assert!(open.authorise_read(&request(None)).is_ok());
+        assert!(open.authorise_read(Credentials::grpc(&request(None))).is_ok());
+    }
+
+    #[test]
+    fn http_headers_are_checked_like_grpc_metadata() {
+        let access = Access {
+            write_token: Some("w".into()),
+            read_token: Some("r".into()),
+        };
+        let mut headers = http::HeaderMap::new();
+        assert!(refused(access.authorise_read(Credentials::http(&headers))));
+        headers.insert(http::header::AUTHORIZATION, "Bearer r".parse().unwrap());
+        assert!(access.authorise_read(Credentials::http(&headers)).is_ok());
+        headers.append(http::header::AUTHORIZATION, "Bearer r".parse().unwrap());
+        assert!(refused(access.authorise_read(Credentials::http(&headers))));
     }
 
     #[test]
@@ -136,7 +190,12 @@ mod tests {
         };
         for scheme in ["bearer", "BEARER", "Bearer", "bEaReR"] {
             let value = format!("{scheme} s3cret");
-            assert!(access.authorise_write(&request(Some(&value))).is_ok(), "{value}");
+            assert!(
+                access
+                    .authorise_write(Credentials::grpc(&request(Some(&value))))
+                    .is_ok(),
+                "{value}"
+            );
         }
     }
 
@@ -150,9 +209,8 @@ mod tests {
         twice
             .metadata_mut()
             .append("authorization", "Bearer s3cret".parse().unwrap());
-        let refused = access.authorise_write(&twice).unwrap_err();
-        assert_eq!(refused.code(), Code::Unauthenticated);
-        assert!(refused.message().contains("more than one"), "{refused}");
+        let refusal = access.authorise_write(Credentials::grpc(&twice)).unwrap_err();
+        assert!(refusal.to_string().contains("more than one"), "{refusal}");
     }
 
     #[test]
@@ -181,7 +239,11 @@ mod tests {
             write_token: Some(String::new()),
             read_token: None,
         };
-        assert!(unvalidated.authorise_write(&request(Some("Bearer "))).is_err());
+        assert!(
+            unvalidated
+                .authorise_write(Credentials::grpc(&request(Some("Bearer "))))
+                .is_err()
+        );
     }
 
     #[test]
@@ -190,9 +252,21 @@ mod tests {
             write_token: Some("w".into()),
             read_token: Some("r".into()),
         };
-        assert!(access.authorise_read(&request(None)).is_err());
-        assert!(access.authorise_read(&request(Some("Bearer r"))).is_ok());
-        assert!(access.authorise_read(&request(Some("Bearer w"))).is_ok());
-        assert!(access.authorise_write(&request(Some("Bearer r"))).is_err());
+        assert!(access.authorise_read(Credentials::grpc(&request(None))).is_err());
+        assert!(
+            access
+                .authorise_read(Credentials::grpc(&request(Some("Bearer r"))))
+                .is_ok()
+        );
+        assert!(
+            access
+                .authorise_read(Credentials::grpc(&request(Some("Bearer w"))))
+                .is_ok()
+        );
+        assert!(
+            access
+                .authorise_write(Credentials::grpc(&request(Some("Bearer r"))))
+                .is_err()
+        );
     }
 }

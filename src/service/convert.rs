@@ -6,11 +6,25 @@ use crate::article::{Article, Timestamp};
 use crate::engine::Stats;
 use crate::error::{Error, Result};
 use crate::live::{LiveStats, WriteHealth, WriteOutcome};
-use crate::recommend::{DEFAULT_K, Draft, Filter, Recommendation, RelatedQuery, Source};
+use crate::recommend::{DEFAULT_K, Draft, Filter, LeftOut, LeftOutReason, Recommendation, RelatedQuery, Source};
+
+/// A `Related` request as the core understands it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RelatedCall {
+    /// The query.
+    pub query: RelatedQuery,
+    /// Whether to explain what was left out ([`crate::engine::Engine::related_explained_until`]).
+    pub explain: bool,
+}
 
 /// A request as the core understands it; bad input is an [`Error::InvalidArgument`] naming the field.
-pub fn related_query(request: proto::RelatedRequest) -> Result<RelatedQuery> {
-    let proto::RelatedRequest { source, k, filter } = request;
+pub fn related_call(request: proto::RelatedRequest) -> Result<RelatedCall> {
+    let proto::RelatedRequest {
+        source,
+        k,
+        filter,
+        explain,
+    } = request;
     let source = match source {
         Some(proto::related_request::Source::ArticleId(id)) => Source::Article(id),
         Some(proto::related_request::Source::Draft(proto::Draft { title, body, lang })) => {
@@ -28,7 +42,7 @@ pub fn related_query(request: proto::RelatedRequest) -> Result<RelatedQuery> {
         filter: filter.map(self::filter).transpose()?.unwrap_or_default(),
     };
     query.validate()?;
-    Ok(query)
+    Ok(RelatedCall { query, explain })
 }
 
 fn filter(filter: proto::Filter) -> Result<Filter> {
@@ -83,6 +97,33 @@ pub fn related_story(recommendation: Recommendation) -> proto::RelatedStory {
         published_at: published_at.map(timestamp),
         score,
         shared_terms,
+    }
+}
+
+/// A left-out candidate on the wire.
+pub fn left_out(left_out: LeftOut) -> proto::LeftOut {
+    let LeftOut {
+        story,
+        reason,
+        near_copy_of,
+    } = left_out;
+    proto::LeftOut {
+        story: Some(related_story(story)),
+        reason: left_out_reason(reason).into(),
+        near_copy_of: near_copy_of.unwrap_or_default(),
+    }
+}
+
+fn left_out_reason(reason: LeftOutReason) -> proto::LeftOutReason {
+    match reason {
+        LeftOutReason::BelowScoreFloor => proto::LeftOutReason::BelowScoreFloor,
+        LeftOutReason::NearCopyOfSource => proto::LeftOutReason::NearCopyOfSource,
+        LeftOutReason::NearCopyOfBetterStory => proto::LeftOutReason::NearCopyOfBetterStory,
+        LeftOutReason::RankedBelowTheBlock => proto::LeftOutReason::RankedBelowTheBlock,
+        LeftOutReason::FilteredBySection => proto::LeftOutReason::FilteredBySection,
+        LeftOutReason::FilteredByLanguage => proto::LeftOutReason::FilteredByLanguage,
+        LeftOutReason::FilteredByDate => proto::LeftOutReason::FilteredByDate,
+        LeftOutReason::ExcludedById => proto::LeftOutReason::ExcludedById,
     }
 }
 
@@ -165,6 +206,8 @@ pub fn stats(stats: LiveStats) -> proto::StatsResponse {
         changes_since_snapshot,
         rebuilds,
         log_commits,
+        base_articles,
+        fresh_articles,
     } = stats;
     let writes_unavailable_reason = match writes {
         WriteHealth::Available => None,
@@ -182,6 +225,8 @@ pub fn stats(stats: LiveStats) -> proto::StatsResponse {
         rebuilds_finished: rebuilds.finished,
         rebuilds_failed: rebuilds.failed,
         change_log_commits: log_commits,
+        base_articles,
+        fresh_articles,
     }
 }
 
@@ -194,14 +239,15 @@ mod tests {
             source: Some(proto::related_request::Source::ArticleId("a".into())),
             k,
             filter: None,
+            explain: false,
         }
     }
 
     #[test]
     fn k_zero_means_default_and_above_hundred_is_rejected() {
-        assert_eq!(related_query(request(0)).unwrap().k, DEFAULT_K);
-        assert_eq!(related_query(request(100)).unwrap().k, 100);
-        let err = related_query(request(101)).unwrap_err();
+        assert_eq!(related_call(request(0)).unwrap().query.k, DEFAULT_K);
+        assert_eq!(related_call(request(100)).unwrap().query.k, 100);
+        let err = related_call(request(101)).unwrap_err();
         assert!(matches!(err, Error::InvalidArgument { ref field, .. } if field == "k"));
     }
 
@@ -211,7 +257,7 @@ mod tests {
             source: None,
             ..request(5)
         };
-        assert!(matches!(related_query(no_source), Err(Error::InvalidArgument { field, .. }) if field == "source"));
+        assert!(matches!(related_call(no_source), Err(Error::InvalidArgument { field, .. }) if field == "source"));
         let inverted = proto::RelatedRequest {
             filter: Some(proto::Filter {
                 published_after: Some(timestamp(Timestamp::from_seconds(100))),
@@ -221,7 +267,7 @@ mod tests {
             ..request(5)
         };
         assert!(
-            matches!(related_query(inverted), Err(Error::InvalidArgument { field, .. }) if field == "filter.published_after")
+            matches!(related_call(inverted), Err(Error::InvalidArgument { field, .. }) if field == "filter.published_after")
         );
     }
 
@@ -252,7 +298,7 @@ mod tests {
                 }),
                 ..request(5)
             };
-            assert!(related_query(filtered).is_err());
+            assert!(related_call(filtered).is_err());
         }
     }
 }

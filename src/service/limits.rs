@@ -52,6 +52,12 @@ impl Limits {
             .get("grpc-timeout")
             .and_then(|value| value.to_str().ok())
             .and_then(parse_grpc_timeout);
+        self.deadline_within(client)
+    }
+
+    /// When a request received now must be answered: the earlier of `client`'s timeout (HTTP requests
+    /// carry none) and [`Limits::request_timeout`].
+    pub fn deadline_within(&self, client: Option<Duration>) -> Option<Instant> {
         let timeout = match (client, self.request_timeout) {
             (Some(client), Some(server)) => Some(client.min(server)),
             (client, server) => client.or(server),

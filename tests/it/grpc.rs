@@ -16,16 +16,31 @@ use weitere::service::proto::related_stories_client::RelatedStoriesClient;
 use weitere::service::proto::{Draft, Filter, GetArticleRequest, RelatedRequest, StatsRequest};
 
 use weitere::live::{LiveIndex, RebuildPolicy};
-use weitere::service::{Access, ServerOptions};
+use weitere::service::{Access, Listeners, MetricsListener, ServerOptions};
 
 use crate::common::{SAMPLE_ARTICLES, build_sample_engine};
 
 /// A server on an ephemeral port over a live index in a temporary directory.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The JSON-over-HTTP listener, when started with one.
+    pub http_addr: Option<SocketAddr>,
+    /// Where `/metrics` is served, when it is.
+    pub metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// Where a test server serves `/metrics`.
+#[derive(Clone, Copy, Debug)]
+pub enum TestMetrics {
+    /// Nowhere.
+    Off,
+    /// On a listener of its own.
+    OwnListener,
+    /// On the HTTP listener.
+    WithHttp,
 }
 
 /// The write token of [`TestServer::start`].
@@ -54,11 +69,48 @@ impl TestServer {
 
     /// A server over `index`, wherever it keeps its files.
     pub async fn serve(index: Arc<LiveIndex>, options: ServerOptions) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve_listening(index, options, false, TestMetrics::Off).await
+    }
+
+    /// The sample as [`TestServer::start_with`], also serving JSON over HTTP and the metrics as `metrics`
+    /// says.
+    pub async fn start_with_http(options: ServerOptions, metrics: TestMetrics) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Arc::new(LiveIndex::open(dir.path(), build_sample_engine(), RebuildPolicy::default()).unwrap());
+        let mut server = Self::serve_listening(index, options, true, metrics).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// A server over `index` on ephemeral ports: gRPC, HTTP when `http`, metrics as `metrics` says.
+    pub async fn serve_listening(
+        index: Arc<LiveIndex>,
+        options: ServerOptions,
+        http: bool,
+        metrics: TestMetrics,
+    ) -> Self {
+        let ephemeral = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap() };
+        let listener = ephemeral().await;
         let addr = listener.local_addr().unwrap();
+        let http = if http { Some(ephemeral().await) } else { None };
+        let http_addr = http.as_ref().map(|listener| listener.local_addr().unwrap());
+        let (metrics, metrics_addr) = match metrics {
+            TestMetrics::Off => (MetricsListener::Off, None),
+            TestMetrics::OwnListener => {
+                let listener = ephemeral().await;
+                let addr = listener.local_addr().unwrap();
+                (MetricsListener::Own(listener), Some(addr))
+            }
+            TestMetrics::WithHttp => (MetricsListener::WithHttp, http_addr),
+        };
+        let listeners = Listeners {
+            grpc: listener.into(),
+            http,
+            metrics,
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            weitere::service::serve(index, options, listener.into(), async {
+            weitere::service::serve(index, options, listeners, async {
                 stopped.await.ok();
             })
             .await
@@ -66,10 +118,17 @@ impl TestServer {
         });
         Self {
             addr,
+            http_addr,
+            metrics_addr,
             stop: Some(stop),
             task: Some(task),
             _dir: None,
         }
+    }
+
+    /// `path` on the HTTP listener.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http_addr.expect("started with HTTP"))
     }
 
     pub async fn channel(&self) -> Channel {
@@ -95,6 +154,7 @@ pub fn by_id(id: &str, k: u32) -> RelatedRequest {
         source: Some(Source::ArticleId(id.into())),
         k,
         filter: None,
+        explain: false,
     }
 }
 
@@ -150,6 +210,7 @@ async fn every_rpc_over_a_real_connection() {
         })),
         k: 3,
         filter: None,
+        explain: false,
     };
     let from_draft = client.related(draft).await.unwrap().into_inner().stories;
     assert!(!from_draft.is_empty() && from_draft.len() <= 3);
@@ -222,6 +283,7 @@ async fn errors_carry_the_right_code_and_name_the_field() {
         source: Some(Source::Draft(Draft::default())),
         k: 5,
         filter: None,
+        explain: false,
     };
     let status = client.related(empty_draft).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -253,6 +315,7 @@ async fn errors_carry_the_right_code_and_name_the_field() {
         source: None,
         k: 5,
         filter: None,
+        explain: false,
     };
     assert_eq!(
         client.related(no_source).await.unwrap_err().code(),

@@ -190,6 +190,7 @@ async fn a_new_word_relates_fresh_articles_at_once_and_explains_it() {
         })),
         k: 5,
         filter: None,
+        explain: false,
     };
     let related = client.related(draft.clone()).await.unwrap().into_inner().stories;
     let found: HashSet<&str> = related.iter().take(2).map(|story| story.id.as_str()).collect();

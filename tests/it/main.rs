@@ -6,8 +6,12 @@ mod common;
 mod crash;
 /// A real gRPC server on an ephemeral port, called through the generated tonic client.
 mod grpc;
+/// JSON over HTTP: every route with a real HTTP client, errors and tokens.
+mod http;
 /// Live upserts and deletes: visibility, tokens, restart, rebuild, concurrency.
 mod live;
+/// Prometheus metrics scraped from a real server after real calls.
+mod metrics;
 /// Batch related links and offline evaluation over the sample.
 mod offline;
 /// Property tests: arbitrary articles through analysis, the live delta and search.

@@ -353,6 +353,7 @@ fn draft(title: String, body: String) -> RelatedRequest {
         })),
         k: 5,
         filter: None,
+        explain: false,
     }
 }
 
