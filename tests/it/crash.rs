@@ -18,40 +18,47 @@ const CYCLES: usize = 10;
 /// Concurrent writers in each cycle.
 const WRITERS: usize = 8;
 
-/// `weitere serve` as a child process on a free port.
+/// `weitere serve` as a child process on a port it picks itself (`--addr 127.0.0.1:0`), read back from
+/// its log: a port reserved by the test and freed for the child could be taken by another test's
+/// listener in between, and the client would then talk to that one.
 pub struct Server {
     child: Child,
     addr: String,
+    /// Keeps the log file of a server started without one of the caller's.
+    _log_dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
     pub async fn start(model: &Path) -> (Self, RelatedStoriesClient<Channel>) {
-        Self::start_logging_to(model, Stdio::null()).await
+        Self::start_with(model, &[], None).await
     }
 
-    async fn start_logging_to(model: &Path, log: Stdio) -> (Self, RelatedStoriesClient<Channel>) {
-        Self::start_with(model, &[], log).await
+    async fn start_logging_to(model: &Path, log: &Path) -> (Self, RelatedStoriesClient<Channel>) {
+        Self::start_with(model, &[], Some(log)).await
     }
 
-    /// `weitere serve --model model --write-token TOKEN` plus `extra` arguments, logging to `log`.
-    pub async fn start_with(model: &Path, extra: &[&str], log: Stdio) -> (Self, RelatedStoriesClient<Channel>) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
+    /// `weitere serve --model model --write-token TOKEN` plus `extra` arguments, logging to `log` (a
+    /// scratch file if `None`).
+    pub async fn start_with(model: &Path, extra: &[&str], log: Option<&Path>) -> (Self, RelatedStoriesClient<Channel>) {
+        let log_dir = log.is_none().then(|| tempfile::tempdir().unwrap());
+        let log = log.map_or_else(|| log_dir.as_ref().unwrap().path().join("serve.log"), Path::to_owned);
         let child = Command::new(env!("CARGO_BIN_EXE_weitere"))
             .args(["serve", "--model"])
             .arg(model)
-            .args(["--addr", &addr, "--write-token", TOKEN])
+            .args(["--addr", "127.0.0.1:0", "--write-token", TOKEN])
             .args(extra)
             .env("RUST_LOG", "weitere=info")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let server = Self { child, addr };
+        let addr = bound_address(&log).await;
+        let server = Self {
+            child,
+            addr,
+            _log_dir: log_dir,
+        };
         let client = server.connect().await;
         (server, client)
     }
@@ -82,6 +89,24 @@ impl Server {
     pub fn kill_hard(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+}
+
+/// The gRPC address a server logging to `log` says it serves on, once it says so.
+async fn bound_address(log: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let serving = text
+            .lines()
+            .find(|line| line.contains("serving weitere.v1.RelatedStories"));
+        if let Some(addr) =
+            serving.and_then(|line| line.split_whitespace().find_map(|field| field.strip_prefix("addr=")))
+        {
+            return addr.to_owned();
+        }
+        assert!(Instant::now() < deadline, "server did not come up:\n{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -186,8 +211,7 @@ async fn sigterm_lets_requests_in_flight_finish_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let (model, log_path) = (dir.path().join("model"), dir.path().join("serve.log"));
     build_sample_engine().save(&model).unwrap();
-    let log = std::fs::File::create(&log_path).unwrap();
-    let (server, client) = Server::start_logging_to(&model, log.into()).await;
+    let (server, client) = Server::start_logging_to(&model, &log_path).await;
 
     let writers: Vec<_> = (0..4)
         .map(|writer| {

@@ -195,8 +195,7 @@ async fn a_lost_foreign_older_or_damaged_change_log_stops_the_start() {
     // Accepting the loss is explicit, warned about, and keeps the old file.
     std::fs::write(&log, b"").unwrap();
     let serve_log = dir.path().join("accept.log");
-    let logged = std::fs::File::create(&serve_log).unwrap();
-    let (server, mut client) = Server::start_with(&model, &["--accept-change-log-loss"], logged.into()).await;
+    let (server, mut client) = Server::start_with(&model, &["--accept-change-log-loss"], Some(&serve_log)).await;
     assert!(!is_stored(&mut client, "second-0").await);
     assert!(is_stored(&mut client, "gnad-test-00000").await);
     assert!(server.terminate().success());
