@@ -3,6 +3,7 @@
 
 mod cli;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -32,8 +33,10 @@ fn main() -> ExitCode {
 /// Logs to stderr, filtered by RUST_LOG (default: info for weitere, warnings for dependencies).
 fn install_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,weitere=info"));
+    // Colour only on a terminal: a log redirected to a file or a collector gets no escape codes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Plain => builder.init(),

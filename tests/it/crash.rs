@@ -48,7 +48,6 @@ impl Server {
             .args(["--addr", "127.0.0.1:0", "--write-token", TOKEN])
             .args(extra)
             .env("RUST_LOG", "weitere=info")
-            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
