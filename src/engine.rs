@@ -806,14 +806,16 @@ impl Engine {
                 })
                 .collect();
             let similarity = |a: Slot, b: Slot| self.vector_at(a).dot(self.vector_at(b));
-            let ranked = match left_out.as_deref_mut() {
-                None => self.policy.rank(&candidates, query.k, reference_time, similarity),
-                Some(left_out) => {
-                    left_out.clear();
-                    self.policy
-                        .rank_explained(&candidates, query.k, reference_time, similarity, left_out)
-                }
-            };
+            if let Some(left_out) = left_out.as_deref_mut() {
+                left_out.clear();
+            }
+            let ranked = self.policy.rank_reporting(
+                &candidates,
+                query.k,
+                reference_time,
+                similarity,
+                left_out.as_deref_mut(),
+            );
             let below_floor = neighbors
                 .last()
                 .is_some_and(|weakest| weakest.similarity < self.policy.min_score);

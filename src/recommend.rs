@@ -297,21 +297,9 @@ impl RankingPolicy {
         self.rank_reporting(candidates, k, reference_time, similarity, None)
     }
 
-    /// Like [`RankingPolicy::rank`], and also appends every candidate it leaves out to `left_out`, with
-    /// the reason. For previews; [`RankingPolicy::rank`] stops at `k` and records nothing.
-    pub fn rank_explained(
-        &self,
-        candidates: &[Candidate],
-        k: usize,
-        reference_time: Option<Timestamp>,
-        similarity: impl Fn(Slot, Slot) -> f32,
-        left_out: &mut Vec<LeftOutCandidate>,
-    ) -> Vec<Ranked> {
-        self.rank_reporting(candidates, k, reference_time, similarity, Some(left_out))
-    }
-
-    /// The ranking itself; with `left_out`, every candidate not kept is reported there.
-    fn rank_reporting(
+    /// Like [`RankingPolicy::rank`]; with `left_out` (for previews), also appends every candidate it leaves
+    /// out there, with the reason. Without it, the ranking stops at `k` and records nothing.
+    pub fn rank_reporting(
         &self,
         candidates: &[Candidate],
         k: usize,
@@ -529,7 +517,7 @@ mod tests {
             candidate(6, 0.9, None),
         ];
         let mut left_out = Vec::new();
-        let explained = policy.rank_explained(&candidates, 2, None, pair_similarity, &mut left_out);
+        let explained = policy.rank_reporting(&candidates, 2, None, pair_similarity, Some(&mut left_out));
         assert_eq!(explained, policy.rank(&candidates, 2, None, pair_similarity));
         assert_eq!(explained.iter().map(|r| r.slot).collect::<Vec<_>>(), vec![1, 3]);
         let reasons: Vec<(Slot, LeftOutReason, Option<Slot>)> = left_out
