@@ -403,16 +403,25 @@ impl LiveIndex {
 
     /// Live size and provenance, and whether writes can be made durable.
     pub fn stats(&self) -> LiveStats {
-        let engine = self.read();
-        let delta = engine.delta();
+        // The engine is let go before the rebuild lock is taken: a rebuild retiring it waits for every holder.
+        let (index, changes, base_articles, fresh_articles) = {
+            let engine = self.read();
+            let delta = engine.delta();
+            (
+                engine.stats(),
+                delta.change_count(),
+                engine.articles().len() - delta.masked_count(),
+                delta.fresh_count(),
+            )
+        };
         LiveStats {
-            index: engine.stats(),
+            index,
             writes: self.write_health(),
-            changes_since_snapshot: delta.change_count() as u64,
+            changes_since_snapshot: changes as u64,
             rebuilds: self.lock_rebuilds().counts,
             log_commits: self.log_commits.load(Ordering::Relaxed),
-            base_articles: (engine.articles().len() - delta.masked_count()) as u64,
-            fresh_articles: delta.fresh_count() as u64,
+            base_articles: base_articles as u64,
+            fresh_articles: fresh_articles as u64,
         }
     }
 
