@@ -85,6 +85,10 @@ struct Args {
     /// loop) instead of by closed-loop readers.
     #[arg(long)]
     read_rate: Option<u32>,
+    /// The weitere binary to serve with (default: the one built with this bench), to compare two builds
+    /// side by side.
+    #[arg(long)]
+    binary: Option<PathBuf>,
     /// Extra arguments for `weitere serve` (not the rebuild policy, which the bench sets).
     #[arg(long, num_args = 1.., allow_hyphen_values = true)]
     serve_args: Vec<String>,
@@ -101,8 +105,8 @@ struct Server {
 }
 
 impl Server {
-    fn start(model: &Path, addr: &str, extra: &[String], log: PathBuf) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_weitere"))
+    fn start(binary: &Path, model: &Path, addr: &str, extra: &[String], log: PathBuf) -> Self {
+        let child = Command::new(binary)
             .args(["serve", "--model"])
             .arg(model)
             .args(["--addr", addr, "--write-token", TOKEN, "--log-format", "json"])
@@ -521,7 +525,11 @@ async fn main() {
         .expect("free port")
         .to_string();
     let started = Instant::now();
-    let server = Server::start(&model, &addr, &serve_args, dir.path().join("serve.log"));
+    let binary = args
+        .binary
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weitere")));
+    let server = Server::start(&binary, &model, &addr, &serve_args, dir.path().join("serve.log"));
     let channel = loop {
         match Channel::from_shared(format!("http://{addr}"))
             .expect("uri")

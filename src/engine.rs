@@ -17,13 +17,16 @@ use crate::article_table::{ArticleRef, ArticleTable};
 use crate::bodies::{self, BodyFile};
 use crate::delta::{Delta, FreshArticle, FreshText, FreshTexts};
 use crate::error::{Error, Result, check_deadline};
-use crate::index::{ApproximateIndex, ExactIndex, HnswParams, Neighbor, NeighborIndex, Slot, rank_neighbors};
+use crate::flat_file::Residency;
+use crate::index::{
+    ApproximateIndex, ExactIndex, HnswIndex, HnswParams, Neighbor, NeighborIndex, Slot, rank_neighbors,
+};
 use crate::projection::ProjectionConfig;
 use crate::recommend::{
     Candidate, Explanation, Filter, LeftOut, LeftOutCandidate, LeftOutReason, Ranked, RankingPolicy, Recommendation,
     RelatedQuery, Source,
 };
-use crate::snapshot::{self, FORMAT_VERSION, Manifest, SnapshotRef, StoredCounts};
+use crate::snapshot::{self, CorpusParts, FORMAT_VERSION, Manifest, SnapshotRef, SnapshotWriter, StoredCounts};
 use crate::sparse::{SparseRef, SparseVector, TermId};
 use crate::store::{Change, ChangeSeq, LogBinding};
 use crate::string_table::PositionIndex;
@@ -338,12 +341,14 @@ impl Engine {
         let counts = self.base.texts.counts.load()?;
         let analyzer = self.base.vectorizer.analyzer();
         let data = SnapshotRef {
-            analyzer: analyzer.config(),
-            lexicon: analyzer.lexicon(),
-            tfidf: self.base.vectorizer.config(),
-            vocabulary: self.base.vectorizer.vocabulary(),
-            articles: &self.base.articles,
-            projection: self.base.approximate.projection(),
+            corpus: CorpusParts {
+                analyzer: analyzer.config(),
+                lexicon: analyzer.lexicon(),
+                tfidf: self.base.vectorizer.config(),
+                vocabulary: self.base.vectorizer.vocabulary(),
+                articles: &self.base.articles,
+                projection: self.base.approximate.projection(),
+            },
             exact: &self.base.exact,
             counts: &counts,
         };
@@ -497,39 +502,81 @@ impl Engine {
     /// tokenised again; the bodies are copied one at a time from where they are. The new snapshot includes
     /// the change log through `applied_change` (and records `binding`); it is returned opened from `dir`,
     /// its bodies and counts on disk.
+    ///
+    /// Each part goes to disk as soon as it is built and is let go once the next part no longer needs it,
+    /// so that beside the serving engine a rebuild holds one phase's data at a time: the token counts and
+    /// the vectors while weighting, the vectors and the dense projections while projecting, the dense
+    /// projections and hnsw_rs's graph while inserting. The built index is dropped before the snapshot is
+    /// opened, and the snapshot is returned cold ([`Engine::set_residency`]), so that neither the built
+    /// index nor the new snapshot's pages are resident beside the serving engine's.
     pub fn rebuild(&self, dir: &Path, applied_change: ChangeSeq, binding: Option<&LogBinding>) -> Result<Engine> {
-        // What is built here is dropped before the snapshot is opened, so that the built index and the one
-        // served from its files are never both in memory.
         {
             let config = self.build_config();
-            let counts = self.live_token_counts()?;
-            if counts.article_count() == 0 {
-                return Err(Error::EmptyCorpus("no live article to rebuild from".into()));
-            }
-            let (vectorizer, exact, approximate) =
-                Self::index_counts(&counts, &config, &ProgressBar::hidden(), Instant::now(), false)?;
-            let mut articles = ArticleTable::default();
-            let mut from_slot = Vec::with_capacity(counts.article_count());
+            let mut snapshot = SnapshotWriter::create(dir)?;
+            let started = Instant::now();
+            let (vectorizer, vectors) = {
+                let counts = self.live_token_counts()?;
+                if counts.article_count() == 0 {
+                    return Err(Error::EmptyCorpus("no live article to rebuild from".into()));
+                }
+                let fitted = Vectorizer::fit_tokenized(&counts, config.analysis.clone(), config.tfidf.clone())?;
+                snapshot.counts(&counts)?;
+                fitted
+            };
+            return_freed_memory();
+            let articles = vectors.len();
+            end_phase(started, "rebuild: weighted the token counts", articles);
+            let exact = ExactIndex::new(Arc::new(vectors));
+            snapshot.vectors(&exact)?;
+            let phase = Instant::now();
+            let (projection, dense) =
+                ApproximateIndex::project(exact.vectors(), vectorizer.vocabulary().len(), &config.projection)?;
+            drop(exact);
+            return_freed_memory();
+            snapshot.dense(&dense)?;
+            let graph = HnswIndex::build(Arc::new(dense), config.hnsw.clone(), &ProgressBar::hidden())?;
+            snapshot.graph(&graph)?;
+            drop(graph);
+            return_freed_memory();
+            end_phase(phase, "rebuild: projected and built the graph", articles);
+            let mut table = ArticleTable::default();
+            let mut from_slot = Vec::with_capacity(articles);
             for (slot, article) in self.live() {
-                articles.push(article);
+                table.push(article);
                 from_slot.push(slot);
             }
             let analyzer = vectorizer.analyzer();
-            let data = SnapshotRef {
+            let corpus = CorpusParts {
                 analyzer: analyzer.config(),
                 lexicon: analyzer.lexicon(),
                 tfidf: &config.tfidf,
                 vocabulary: vectorizer.vocabulary(),
-                articles: &articles,
-                projection: approximate.projection(),
-                exact: &exact,
-                counts: &counts,
+                articles: &table,
+                projection: &projection,
             };
-            let body = |slot: usize| self.body(from_slot[slot]);
-            let built_at = chrono::Utc::now().timestamp();
-            snapshot::write(dir, built_at, applied_change, binding, &data, body, &approximate)?;
+            snapshot.corpus(&corpus, |slot| self.body(from_slot[slot]))?;
+            snapshot.commit(chrono::Utc::now().timestamp(), applied_change, binding)?;
         }
-        Engine::open(dir)
+        return_freed_memory();
+        let engine = Engine::open(dir)?;
+        engine.set_residency(Residency::Cold);
+        Ok(engine)
+    }
+
+    /// Hands the pages of the snapshot's mapped arrays back, or maps those the query path reads
+    /// ([`Residency`]). A rebuild opens its snapshot cold, so that until it replaces the serving engine the
+    /// two are not both resident, and warms it once the old one is gone ([`crate::live`]). A failure only
+    /// leaves pages as they were, so it is logged, not returned.
+    pub fn set_residency(&self, residency: Residency) {
+        let approximate = &self.base.approximate;
+        let advised = self
+            .base
+            .exact
+            .set_residency(residency)
+            .and_then(|()| approximate.dense().set_residency(residency));
+        if let Err(err) = advised {
+            tracing::warn!(?residency, %err, "cannot change the residency of the snapshot's pages");
+        }
     }
 
     /// The token counts of every live article, in the order of [`Engine::live`].
@@ -937,7 +984,7 @@ impl Engine {
 /// Hands the heap memory freed so far back to the operating system. The fit's token tables and the
 /// spilled bodies are millions of small blocks; glibc keeps freed small blocks for reuse, so without this
 /// the graph build would start on top of several gigabytes that nothing uses (measured at 1M articles).
-fn return_freed_memory() {
+pub(crate) fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own heap and releases free pages; it takes no pointers.
     unsafe {

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytemuck::Pod;
-use memmap2::{Mmap, UncheckedAdvice};
+use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 use crate::error::{Error, Result};
 
@@ -112,6 +112,46 @@ impl<T: Pod> FlatArray<T> {
         match &mut self.storage {
             Storage::Owned(values) => values,
             Storage::Mapped { .. } => unreachable!("copied above"),
+        }
+    }
+}
+
+/// Whether a mapped array's pages count towards the process's resident memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Residency {
+    /// Handed back: they stay in the page cache and are faulted in again where the array is read.
+    Cold,
+    /// Mapped, all of them, now.
+    Warm,
+}
+
+impl<T: Pod> FlatArray<T> {
+    /// Hands a mapped array's pages back or maps them all ([`Residency`]); an owned array stays as it
+    /// is. Only residency changes, never what the array reads.
+    pub fn set_residency(&self, residency: Residency) -> std::io::Result<()> {
+        let Storage::Mapped { map, start, len } = &self.storage else {
+            return Ok(());
+        };
+        let (start, end) = (*start, *start + len * size_of::<T>());
+        let page = page_size();
+        match residency {
+            Residency::Cold => {
+                // Whole pages inside the array only: a page it shares with its neighbours stays.
+                let (start, end) = (start.next_multiple_of(page), end - end % page);
+                if start < end {
+                    // SAFETY: dropping the pages of a read-only shared file mapping only unmaps them; the
+                    // next access faults the same file contents back in.
+                    unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) }?;
+                }
+                Ok(())
+            }
+            Residency::Warm => {
+                let start = start - start % page;
+                if start < end {
+                    map.advise_range(Advice::PopulateRead, start, end - start)?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -345,6 +385,50 @@ mod tests {
         );
         reader.finish().unwrap();
         assert_eq!((&*arrays.0, &*arrays.1, &*arrays.2), (&hot[..], &cold[..], &hot[..]));
+    }
+
+    /// Resident kilobytes of the mapping that holds `address`, from `/proc/self/smaps`.
+    fn resident_kb_of_mapping(address: usize) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line.split_whitespace().next().unwrap_or("");
+            if let Some((start, end)) = range.split_once('-')
+                && let (Ok(start), Ok(end)) = (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16))
+            {
+                inside = (start..end).contains(&address);
+            } else if inside && let Some(rest) = line.strip_prefix("Rss:") {
+                return rest.trim().trim_end_matches("kB").trim().parse().unwrap();
+            }
+        }
+        panic!("no mapping holds {address:#x}");
+    }
+
+    #[test]
+    fn residency_hands_pages_back_and_maps_them_again_without_changing_a_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.bin");
+        let values: Vec<u32> = (0..1_000_000).collect();
+        let mut writer = FlatWriter::create(&path, &[]).unwrap();
+        writer.array(&values).unwrap();
+        writer.finish().unwrap();
+        let (mut reader, _) = FlatReader::open(&path, 0).unwrap();
+        let array = reader.mapped::<u32>(values.len()).unwrap();
+        reader.finish().unwrap();
+        let address = array.as_ptr() as usize;
+        assert!(resident_kb_of_mapping(address) >= 3_900, "checked at open, so mapped");
+
+        array.set_residency(Residency::Cold).unwrap();
+        assert!(resident_kb_of_mapping(address) < 100, "handed back");
+        assert_eq!(array[123_456], 123_456, "faulted in again where read");
+
+        array.set_residency(Residency::Warm).unwrap();
+        assert!(resident_kb_of_mapping(address) >= 3_900, "all mapped again");
+        assert_eq!(*array, values[..]);
+
+        let owned: FlatArray<u32> = values.clone().into();
+        owned.set_residency(Residency::Cold).unwrap();
+        assert_eq!(*owned, values[..], "an owned array is left as it is");
     }
 
     #[test]

@@ -57,8 +57,9 @@ use tokio::sync::watch;
 
 use crate::article::{Article, DEFAULT_MAX_BODY_BYTES, MAX_ID_BYTES, check_id, check_text};
 use crate::background;
-use crate::engine::{Engine, PreparedChange, Stats};
+use crate::engine::{self, Engine, PreparedChange, Stats};
 use crate::error::{Error, QUOTED_BYTES, Result, prefix};
+use crate::flat_file::Residency;
 use crate::recommend::{Explanation, Recommendation, RelatedQuery, Source};
 use crate::snapshot;
 use crate::store::{self, Change, ChangeLog, ChangeSeq, LOG_FILE, Record};
@@ -791,6 +792,9 @@ impl LiveIndex {
             self.engine.swap(Arc::new(rebuilt))
         };
         retire(replaced);
+        engine::return_freed_memory();
+        // Opened cold (see `Engine::rebuild`); now that the engine it replaced is gone, map what queries read.
+        self.read().set_residency(Residency::Warm);
         self.log.drop_through(seq)?;
         tracing::info!(
             articles = article_count,

@@ -28,7 +28,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::flat_file::FlatArray;
+use crate::flat_file::{FlatArray, Residency};
 use crate::sparse::{SparseRef, SparseVector, TermId};
 use crate::vector_table::VectorTable;
 
@@ -251,6 +251,11 @@ impl DenseVectors {
             )));
         }
         Ok(Self { dimensions, values })
+    }
+
+    /// Hands the pages of mapped vectors back, or maps them all ([`Residency`]).
+    pub fn set_residency(&self, residency: Residency) -> std::io::Result<()> {
+        self.values.set_residency(residency)
     }
 
     /// Length of each vector.

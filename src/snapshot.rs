@@ -126,8 +126,8 @@ pub struct FileEntry {
     pub crc32: u32,
 }
 
-/// What a snapshot stores besides the graph and the bodies, borrowed from a live engine for writing.
-pub struct SnapshotRef<'a> {
+/// What the corpus file stores besides the bodies' index, borrowed from an engine for writing.
+pub struct CorpusParts<'a> {
     /// Analysis settings.
     pub analyzer: &'a AnalyzerConfig,
     /// Compound splitter lexicon.
@@ -140,6 +140,12 @@ pub struct SnapshotRef<'a> {
     pub articles: &'a ArticleTable,
     /// The fitted projection.
     pub projection: &'a Projection,
+}
+
+/// What a snapshot stores besides the graph and the bodies, borrowed from a live engine for writing.
+pub struct SnapshotRef<'a> {
+    /// Settings, vocabulary, article metadata and projection.
+    pub corpus: CorpusParts<'a>,
     /// The article vectors with their postings (streamed from the vectors if they were not built).
     pub exact: &'a ExactIndex,
     /// The token counts the vectors were learned from, slot order.
@@ -239,60 +245,148 @@ pub fn write<'b>(
     body: impl Fn(usize) -> Result<Cow<'b, str>>,
     index: &ApproximateIndex,
 ) -> Result<Manifest> {
-    fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
-    let generation = new_generation_name();
-    let bodies_path = dir.join(format!("{generation}{BODIES_SUFFIX}"));
-    let body_index = bodies::write(&bodies_path, data.articles.len(), body)?;
-    let corpus_path = dir.join(format!("{generation}{CORPUS_SUFFIX}"));
-    let corpus = CorpusRef {
-        analyzer: data.analyzer,
-        lexicon: data.lexicon,
-        tfidf: data.tfidf,
-        vocabulary: data.vocabulary,
-        articles: data.articles,
-        bodies: &body_index,
-        projection: data.projection,
-    };
-    write_postcard_synced(&corpus_path, &corpus)?;
-    let vectors_path = dir.join(format!("{generation}{VECTORS_SUFFIX}"));
-    data.exact.vectors().write(&vectors_path)?;
-    let postings_path = dir.join(format!("{generation}{POSTINGS_SUFFIX}"));
-    data.exact.write_postings(&postings_path)?;
-    let dense_path = dir.join(format!("{generation}{DENSE_SUFFIX}"));
-    dense_file::write(&dense_path, index.dense())?;
-    let graph_path = dir.join(format!("{generation}{GRAPH_SUFFIX}"));
-    index.graph().save(&graph_path)?;
-    let counts_path = dir.join(format!("{generation}{COUNTS_SUFFIX}"));
-    data.counts.write_rows(&counts_path)?;
-    let tokens_path = dir.join(format!("{generation}{TOKENS_SUFFIX}"));
-    write_postcard_synced(&tokens_path, data.counts.keys())?;
-    let paths = [
-        corpus_path,
-        bodies_path,
-        vectors_path,
-        postings_path,
-        dense_path,
-        graph_path,
-        counts_path,
-        tokens_path,
-    ];
-    let files = paths.iter().map(|path| describe_file(path)).collect::<Result<_>>()?;
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-        generation: generation.clone(),
-        built_at,
-        article_count: data.articles.len() as u64,
-        vocabulary_size: data.vocabulary.len() as u64,
-        hnsw: index.params().clone(),
-        projection: data.projection.config().clone(),
-        applied_change,
-        change_log: change_log.cloned(),
-        files,
-    };
-    write_manifest(dir, &manifest)?;
-    remove_other_generations(dir, &manifest);
-    Ok(manifest)
+    let mut snapshot = SnapshotWriter::create(dir)?;
+    snapshot.corpus(&data.corpus, body)?;
+    snapshot.vectors(data.exact)?;
+    snapshot.dense(index.dense())?;
+    snapshot.graph(index.graph())?;
+    snapshot.counts(data.counts)?;
+    snapshot.commit(built_at, applied_change, change_log)
+}
+
+/// A snapshot being written one part at a time: each data file goes to disk under the new generation's
+/// name as soon as its part is ready, so that a rebuild can let a part go before it builds the next
+/// ([`crate::engine::Engine::rebuild`]). [`SnapshotWriter::commit`] writes the manifest, the commit point;
+/// a writer dropped before it leaves files of a generation no manifest names, which the next snapshot
+/// written into the directory removes.
+pub struct SnapshotWriter {
+    dir: PathBuf,
+    generation: String,
+    /// Each data file once written, in the order of [`DATA_SUFFIXES`].
+    files: [Option<FileEntry>; DATA_SUFFIXES.len()],
+    /// Articles, terms and projection settings, known once the corpus is written.
+    corpus: Option<(u64, u64, ProjectionConfig)>,
+    /// The graph's parameters, known once it is written.
+    hnsw: Option<HnswParams>,
+}
+
+impl SnapshotWriter {
+    /// Starts a snapshot in `dir` (created if missing) under a new generation name.
+    pub fn create(dir: &Path) -> Result<Self> {
+        fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            generation: new_generation_name(),
+            files: Default::default(),
+            corpus: None,
+            hnsw: None,
+        })
+    }
+
+    /// Writes the bodies (`body(slot)` gives each article's) and the corpus file.
+    pub fn corpus<'b>(&mut self, data: &CorpusParts<'_>, body: impl Fn(usize) -> Result<Cow<'b, str>>) -> Result<()> {
+        let bodies_path = self.path(BODIES_SUFFIX);
+        let body_index = bodies::write(&bodies_path, data.articles.len(), body)?;
+        self.record(BODIES_SUFFIX, &bodies_path)?;
+        let corpus_path = self.path(CORPUS_SUFFIX);
+        let corpus = CorpusRef {
+            analyzer: data.analyzer,
+            lexicon: data.lexicon,
+            tfidf: data.tfidf,
+            vocabulary: data.vocabulary,
+            articles: data.articles,
+            bodies: &body_index,
+            projection: data.projection,
+        };
+        write_postcard_synced(&corpus_path, &corpus)?;
+        self.record(CORPUS_SUFFIX, &corpus_path)?;
+        self.corpus = Some((
+            data.articles.len() as u64,
+            data.vocabulary.len() as u64,
+            data.projection.config().clone(),
+        ));
+        Ok(())
+    }
+
+    /// Writes the article vectors and their postings (streamed from the vectors if none were built).
+    pub fn vectors(&mut self, exact: &ExactIndex) -> Result<()> {
+        let vectors_path = self.path(VECTORS_SUFFIX);
+        exact.vectors().write(&vectors_path)?;
+        self.record(VECTORS_SUFFIX, &vectors_path)?;
+        let postings_path = self.path(POSTINGS_SUFFIX);
+        exact.write_postings(&postings_path)?;
+        self.record(POSTINGS_SUFFIX, &postings_path)
+    }
+
+    /// Writes the articles' dense projections.
+    pub fn dense(&mut self, dense: &DenseVectors) -> Result<()> {
+        let path = self.path(DENSE_SUFFIX);
+        dense_file::write(&path, dense)?;
+        self.record(DENSE_SUFFIX, &path)
+    }
+
+    /// Writes the graph's links.
+    pub fn graph(&mut self, graph: &HnswIndex) -> Result<()> {
+        let path = self.path(GRAPH_SUFFIX);
+        graph.save(&path)?;
+        self.record(GRAPH_SUFFIX, &path)?;
+        self.hnsw = Some(graph.params().clone());
+        Ok(())
+    }
+
+    /// Writes the token counts the vectors were learned from.
+    pub fn counts(&mut self, counts: &TokenCounts) -> Result<()> {
+        let counts_path = self.path(COUNTS_SUFFIX);
+        counts.write_rows(&counts_path)?;
+        self.record(COUNTS_SUFFIX, &counts_path)?;
+        let tokens_path = self.path(TOKENS_SUFFIX);
+        write_postcard_synced(&tokens_path, counts.keys())?;
+        self.record(TOKENS_SUFFIX, &tokens_path)
+    }
+
+    /// Writes the manifest, which makes this the directory's snapshot, and removes the files of every other
+    /// generation. Every part must have been written.
+    pub fn commit(self, built_at: i64, applied_change: u64, change_log: Option<&LogBinding>) -> Result<Manifest> {
+        let missing = || Error::Index(format!("snapshot {} is incomplete", self.generation));
+        let files = self
+            .files
+            .iter()
+            .cloned()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(missing)?;
+        let (article_count, vocabulary_size, projection) = self.corpus.clone().ok_or_else(missing)?;
+        let hnsw = self.hnsw.clone().ok_or_else(missing)?;
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            generation: self.generation,
+            built_at,
+            article_count,
+            vocabulary_size,
+            hnsw,
+            projection,
+            applied_change,
+            change_log: change_log.cloned(),
+            files,
+        };
+        write_manifest(&self.dir, &manifest)?;
+        remove_other_generations(&self.dir, &manifest);
+        Ok(manifest)
+    }
+
+    fn path(&self, suffix: &str) -> PathBuf {
+        self.dir.join(format!("{}{suffix}", self.generation))
+    }
+
+    /// Notes the size and checksum of the data file just written at `path`.
+    fn record(&mut self, suffix: &str, path: &Path) -> Result<()> {
+        let position = DATA_SUFFIXES
+            .iter()
+            .position(|known| *known == suffix)
+            .expect("a data file's suffix");
+        self.files[position] = Some(describe_file(path)?);
+        Ok(())
+    }
 }
 
 /// Records in the manifest of the snapshot in `dir` which change log it expects beside it. A directory

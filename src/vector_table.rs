@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::error::Result;
-use crate::flat_file::{FlatArray, FlatReader, FlatWriter};
+use crate::flat_file::{FlatArray, FlatReader, FlatWriter, Residency};
 use crate::prefetch::prefetch_slice;
 use crate::sparse::{SparseRef, SparseVector, TermId};
 
@@ -94,6 +94,13 @@ impl VectorTable {
     /// One more than the largest term id any row holds (0 when there is none).
     pub fn term_count(&self) -> usize {
         self.terms.iter().max().map_or(0, |&term| term as usize + 1)
+    }
+
+    /// Hands the pages of a mapped table back, or maps them all ([`Residency`]).
+    pub fn set_residency(&self, residency: Residency) -> std::io::Result<()> {
+        self.offsets.set_residency(residency)?;
+        self.terms.set_residency(residency)?;
+        self.weights.set_residency(residency)
     }
 
     /// Writes the table to `path` and syncs the file.

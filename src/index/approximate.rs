@@ -30,6 +30,7 @@ use super::{ExactIndex, HnswIndex, HnswParams, Neighbor, NeighborIndex, PruneLim
 use crate::error::Result;
 use crate::projection::{DenseVectors, Projection, ProjectionConfig};
 use crate::sparse::SparseVector;
+use crate::vector_table::VectorTable;
 
 /// Candidates taken from the graph (at least `k`, and at least `ef_search`). The graph is walked without
 /// the filter, which lets the walk stop early, and the filter is applied to what it returns; only when fewer
@@ -88,10 +89,23 @@ impl ApproximateIndex {
         progress: &ProgressBar,
     ) -> Result<Self> {
         params.validate()?;
+        let (projection, dense) = Self::project(exact.vectors(), term_count, projection)?;
+        let dense = Arc::new(dense);
+        let graph = HnswIndex::build(Arc::clone(&dense), params, progress)?;
+        Ok(Self::from_parts(exact, projection, dense, graph))
+    }
+
+    /// Fits the projection on `vectors` (term ids below `term_count`) and projects every one of them: the
+    /// first half of [`ApproximateIndex::build`].
+    pub fn project(
+        vectors: &VectorTable,
+        term_count: usize,
+        config: &ProjectionConfig,
+    ) -> Result<(Projection, DenseVectors)> {
         let started = Instant::now();
-        let projection = Projection::fit(exact.vectors(), term_count, projection)?;
+        let projection = Projection::fit(vectors, term_count, config)?;
         let fitted = started.elapsed().as_secs_f64();
-        let dense = Arc::new(projection.project_all(exact.vectors()));
+        let dense = projection.project_all(vectors);
         let projected = started.elapsed().as_secs_f64();
         tracing::info!(
             dimensions = projection.dimensions(),
@@ -100,8 +114,7 @@ impl ApproximateIndex {
             project_seconds = format!("{:.1}", projected - fitted),
             "fitted the projection and projected every article"
         );
-        let graph = HnswIndex::build(Arc::clone(&dense), params, progress)?;
-        Ok(Self::from_parts(exact, projection, dense, graph))
+        Ok((projection, dense))
     }
 
     /// Puts together the parts of a loaded snapshot.

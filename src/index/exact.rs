@@ -10,6 +10,7 @@ use bytemuck::Zeroable;
 use super::postings::{Posting, Postings};
 use super::{Neighbor, NeighborIndex, Slot, rank_neighbors};
 use crate::error::Result;
+use crate::flat_file::Residency;
 use crate::prefetch::prefetch;
 use crate::sparse::{QueryWeights, SparseVector, TermId};
 use crate::vector_table::VectorTable;
@@ -237,6 +238,16 @@ impl ExactIndex {
     pub fn postings(&self) -> &Postings {
         self.postings
             .get_or_init(|| Postings::build(&self.vectors, self.term_count, false))
+    }
+
+    /// Hands the pages of mapped vectors and postings back, or maps those the query path reads
+    /// ([`Residency`]).
+    pub fn set_residency(&self, residency: Residency) -> std::io::Result<()> {
+        self.vectors.set_residency(residency)?;
+        match self.postings.get() {
+            Some(postings) => postings.set_residency(residency),
+            None => Ok(()),
+        }
     }
 
     /// The vector table, slot order.

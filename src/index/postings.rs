@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use super::Slot;
 use crate::error::Result;
-use crate::flat_file::{FlatArray, FlatReader, FlatWriter};
+use crate::flat_file::{FlatArray, FlatReader, FlatWriter, Residency};
 use crate::sparse::TermId;
 use crate::vector_table::VectorTable;
 
@@ -187,6 +187,18 @@ impl Postings {
         }
         let (length, crc32) = file.finish()?;
         Ok((postings, length, crc32))
+    }
+
+    /// Hands the pages of mapped postings back, or maps those the query path reads (all but the tails,
+    /// which stay cold either way) ([`Residency`]).
+    pub fn set_residency(&self, residency: Residency) -> std::io::Result<()> {
+        self.head_offsets.set_residency(residency)?;
+        self.heads.set_residency(residency)?;
+        self.tail_offsets.set_residency(residency)?;
+        if residency == Residency::Cold {
+            self.tails.set_residency(residency)?;
+        }
+        Ok(())
     }
 
     /// What breaks the postings' invariants, if anything.
