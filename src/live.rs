@@ -792,7 +792,9 @@ impl LiveIndex {
             self.engine.swap(Arc::new(rebuilt))
         };
         retire(replaced);
+        let trimming = Instant::now();
         engine::return_freed_memory();
+        let trim_seconds = trimming.elapsed().as_secs_f64();
         // Opened cold (see `Engine::rebuild`); now that the engine it replaced is gone, map what queries read.
         self.read().set_residency(Residency::Warm);
         self.log.drop_through(seq)?;
@@ -800,6 +802,7 @@ impl LiveIndex {
             articles = article_count,
             through_change = seq,
             seconds = started.elapsed().as_secs_f64(),
+            trim_seconds,
             "index rebuilt and swapped in"
         );
         Ok(())
