@@ -428,6 +428,21 @@ fn link_model(model: &Path, dir: &Path) {
     }
 }
 
+/// User plus system CPU seconds that process `process` (a pid, or `self`) has used, from `/proc`.
+fn cpu_seconds(process: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces: the state first,
+    // then utime and stime as the 12th and 13th.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<f64> = after_name
+        .split_whitespace()
+        .map(|field| field.parse().unwrap_or(0.0))
+        .collect();
+    // SAFETY: sysconf only reads a system setting.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / ticks_per_second
+}
+
 /// Resident memory of a process, in bytes: all of it, and the anonymous part (the heap, as against pages of
 /// mapped snapshot files, which the kernel can drop and read again).
 #[derive(Clone, Copy, Debug, Default)]
@@ -598,6 +613,8 @@ async fn main() {
     );
 
     let commits_before = change_log_commits(&mut client).await;
+    let server_process = server.child.id().to_string();
+    let cpu_before = [cpu_seconds(&server_process), cpu_seconds("self")];
     let started = Instant::now();
     let writers: Vec<_> = (0..args.writers)
         .map(|writer| {
@@ -619,6 +636,17 @@ async fn main() {
     println!(
         "upsert, 1 per call, {} writers:  {concurrent_rate:>8.0} articles/s ({} calls, {commits} commits)",
         args.writers, args.concurrent_upserts
+    );
+    let [server_cpu, bench_cpu] = [
+        cpu_seconds(&server_process) - cpu_before[0],
+        cpu_seconds("self") - cpu_before[1],
+    ]
+    .map(|seconds| 1e3 * seconds / args.concurrent_upserts as f64);
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    println!(
+        "  CPU per acked article: server {server_cpu:.3} ms, load generator {bench_cpu:.3} ms \
+         (all {cores} cores busy with both: at most {:.0} articles/s)",
+        1e3 * cores as f64 / (server_cpu + bench_cpu)
     );
 
     let started = Instant::now();

@@ -21,10 +21,11 @@ use crate::flat_file::Residency;
 use crate::index::{
     ApproximateIndex, ExactIndex, HnswIndex, HnswParams, Neighbor, NeighborIndex, Slot, rank_neighbors,
 };
+use crate::near_copy::{CopySignature, SignatureTable, are_copies};
 use crate::projection::ProjectionConfig;
 use crate::recommend::{
     Candidate, Explanation, Filter, LeftOut, LeftOutCandidate, LeftOutReason, Ranked, RankingPolicy, Recommendation,
-    RelatedQuery, Source,
+    RelatedQuery, Relations, Source,
 };
 use crate::snapshot::{self, CorpusParts, FORMAT_VERSION, Manifest, SnapshotRef, SnapshotWriter, StoredCounts};
 use crate::sparse::{SparseRef, SparseVector, TermId};
@@ -167,6 +168,8 @@ struct Base {
     articles: ArticleTable,
     texts: Texts,
     vectors: Arc<VectorTable>,
+    /// Base articles' copy signatures, slot order.
+    signatures: SignatureTable,
     slot_by_id: PositionIndex,
     exact: Arc<ExactIndex>,
     approximate: ApproximateIndex,
@@ -177,9 +180,9 @@ struct Base {
 /// gives the terms the vocabulary lacks their live ids and weighs them).
 #[derive(Clone, Debug)]
 pub enum PreparedChange {
-    /// Insert or replace this article, with its analysed text, and its body and token counts (kept for
-    /// `GetArticle` and rebuilds) already in the base's [`FreshTexts`].
-    Upsert(Box<Article>, AnalysedText, FreshText),
+    /// Insert or replace this article, with its analysed text, its body and token counts (kept for
+    /// `GetArticle` and rebuilds) already in the base's [`FreshTexts`], and its copy signature.
+    Upsert(Box<Article>, AnalysedText, FreshText, CopySignature),
     /// Remove the article with this id.
     Delete(String),
 }
@@ -188,7 +191,7 @@ impl From<PreparedChange> for Change {
     /// The change as it was before it was prepared (to prepare it again against another vocabulary).
     fn from(change: PreparedChange) -> Self {
         match change {
-            PreparedChange::Upsert(article, _, _) => Change::Upsert(*article),
+            PreparedChange::Upsert(article, ..) => Change::Upsert(*article),
             PreparedChange::Delete(id) => Change::Delete(id),
         }
     }
@@ -228,6 +231,7 @@ impl Engine {
         config.projection.validate()?;
         let phase = start_phase(progress, "analysing", articles.len());
         let counts = Vectorizer::tokenize(&articles, &config.analysis, &config.tfidf, progress)?;
+        let signatures = SignatureTable::of_articles(&articles);
         let spilled = scratch_dir.map(|dir| bodies::spill(dir, &mut articles)).transpose()?;
         return_freed_memory();
         let (vectorizer, exact, approximate) =
@@ -243,7 +247,14 @@ impl Engine {
             counts: BaseCounts::InMemory(Arc::new(counts)),
             fresh: FreshTexts::new(scratch_dir.map(Path::to_owned)),
         };
-        Ok(Self::assemble(vectorizer, table, texts, exact, approximate, built_at))
+        Ok(Self::assemble(
+            vectorizer,
+            table,
+            texts,
+            (exact, signatures),
+            approximate,
+            built_at,
+        ))
     }
 
     /// Everything an index learns from token counts: lexicon, vocabulary and idf, the vectors (their
@@ -295,7 +306,8 @@ impl Engine {
             counts: BaseCounts::Stored(data.counts),
             fresh: FreshTexts::new(Some(dir.to_owned())),
         };
-        let mut engine = Self::assemble(vectorizer, data.articles, texts, exact, approximate, manifest.built_at);
+        let parts = (exact, data.signatures);
+        let mut engine = Self::assemble(vectorizer, data.articles, texts, parts, approximate, manifest.built_at);
         engine.base_change = manifest.applied_change;
         engine.change_log = manifest.change_log;
         Ok(engine)
@@ -305,7 +317,7 @@ impl Engine {
         vectorizer: Vectorizer,
         articles: ArticleTable,
         texts: Texts,
-        exact: Arc<ExactIndex>,
+        (exact, signatures): (Arc<ExactIndex>, SignatureTable),
         approximate: ApproximateIndex,
         built_at: i64,
     ) -> Self {
@@ -322,6 +334,7 @@ impl Engine {
                 vectorizer,
                 articles,
                 vectors: Arc::clone(exact.vectors()),
+                signatures,
                 exact,
                 slot_by_id,
                 approximate,
@@ -351,6 +364,7 @@ impl Engine {
             },
             exact: &self.base.exact,
             counts: &counts,
+            signatures: &self.base.signatures,
         };
         let body = |slot: usize| self.body(slot as Slot);
         snapshot::write(
@@ -397,7 +411,8 @@ impl Engine {
                 let tokens = ArticleTokens::gather(&article, vectorizer.analyzer().config().keep_numbers);
                 let analysed = vectorizer.analyse_tokens(&tokens);
                 let text = self.base.texts.fresh.store(&article.body, tokens);
-                PreparedChange::Upsert(Box::new(article), analysed, text)
+                let signature = CopySignature::of_article(&article);
+                PreparedChange::Upsert(Box::new(article), analysed, text, signature)
             }
             Change::Delete(id) => PreparedChange::Delete(id),
         }
@@ -408,7 +423,7 @@ impl Engine {
     /// Returns false for a delete of an id that is not live.
     pub fn apply(&mut self, change: PreparedChange) -> bool {
         match change {
-            PreparedChange::Upsert(mut article, analysed, text) => {
+            PreparedChange::Upsert(mut article, analysed, text, signature) => {
                 let is_new = self.slot(&article.id).is_err();
                 self.uncount_fresh_version(&article.id);
                 let mut frequencies = analysed.known;
@@ -427,6 +442,7 @@ impl Engine {
                     article: *article,
                     vector,
                     text,
+                    signature,
                 };
                 self.delta.upsert(fresh, base_slot);
                 true
@@ -555,6 +571,7 @@ impl Engine {
                 projection: &projection,
             };
             snapshot.corpus(&corpus, |slot| self.body(from_slot[slot]))?;
+            snapshot.signatures(&self.signatures_of(&from_slot))?;
             snapshot.commit(chrono::Utc::now().timestamp(), applied_change, binding)?;
         }
         return_freed_memory();
@@ -573,7 +590,8 @@ impl Engine {
             .base
             .exact
             .set_residency(residency)
-            .and_then(|()| approximate.dense().set_residency(residency));
+            .and_then(|()| approximate.dense().set_residency(residency))
+            .and_then(|()| self.base.signatures.set_residency(residency));
         if let Err(err) = advised {
             tracing::warn!(?residency, %err, "cannot change the residency of the snapshot's pages");
         }
@@ -694,6 +712,30 @@ impl Engine {
                 .expect("slots come from the engine")
                 .article
                 .metadata()
+        }
+    }
+
+    /// The copy signatures of the articles in `slots`, in that order: what a rebuild carries over (the
+    /// base's by slot, the fresh ones' from their upsert).
+    fn signatures_of(&self, slots: &[Slot]) -> SignatureTable {
+        slots.iter().map(|&slot| self.signature_at(slot)).collect()
+    }
+
+    /// The copy signature of the article in `slot` (see [`crate::near_copy`]).
+    fn signature_at(&self, slot: Slot) -> &[u32] {
+        if (slot as usize) < self.base.signatures.len() {
+            self.base.signatures.get(slot as usize)
+        } else {
+            &self.delta.get(slot).expect("slots come from the engine").signature.0
+        }
+    }
+
+    /// The copy signature of a source: stored, or computed from a draft's text (once per query).
+    fn source_signature(&self, source: &Source, slot: Option<Slot>) -> CopySignature {
+        match (source, slot) {
+            (_, Some(slot)) => CopySignature(self.signature_at(slot).try_into().expect("signatures have one length")),
+            (Source::Draft(draft), None) => CopySignature::of(&draft.title, &draft.body),
+            (Source::Article(_), None) => CopySignature::of("", ""),
         }
     }
 
@@ -838,6 +880,7 @@ impl Engine {
                 searched: 0,
             });
         }
+        let source_signature = self.source_signature(&query.source, source_slot);
         let excluded = self.excluded(&query.filter, source_slot);
         let accept =
             |slot: Slot| !excluded.contains(&slot) && !self.delta.is_masked(slot) && self.matches(&query.filter, slot);
@@ -852,7 +895,10 @@ impl Engine {
                     published_at: self.article_at(neighbor.slot).published_at,
                 })
                 .collect();
-            let similarity = |a: Slot, b: Slot| self.vector_at(a).dot(self.vector_at(b));
+            let relations = EngineRelations {
+                engine: self,
+                source: &source_signature,
+            };
             if let Some(left_out) = left_out.as_deref_mut() {
                 left_out.clear();
             }
@@ -860,7 +906,7 @@ impl Engine {
                 &candidates,
                 query.k,
                 reference_time,
-                similarity,
+                &relations,
                 left_out.as_deref_mut(),
             );
             let below_floor = neighbors
@@ -978,6 +1024,27 @@ impl Engine {
                 .map(|term| self.surface(term).to_owned())
                 .collect(),
         }
+    }
+}
+
+/// What the ranking policy asks about the candidates of one query: cosine similarity, and copies by the
+/// stored signatures ([`crate::near_copy`]).
+struct EngineRelations<'a> {
+    engine: &'a Engine,
+    source: &'a CopySignature,
+}
+
+impl Relations for EngineRelations<'_> {
+    fn similarity(&self, a: Slot, b: Slot) -> f32 {
+        self.engine.vector_at(a).dot(self.engine.vector_at(b))
+    }
+
+    fn copies_source(&self, slot: Slot) -> bool {
+        are_copies(&self.source.0, self.engine.signature_at(slot))
+    }
+
+    fn copies(&self, a: Slot, b: Slot) -> bool {
+        are_copies(self.engine.signature_at(a), self.engine.signature_at(b))
     }
 }
 

@@ -11,9 +11,9 @@
 //! | dense projection | [`projection`] | How does a sparse vector become a short dense one for the graph? |
 //! | index | [`index`] | Which stored articles are nearest to a vector? |
 //! | live changes | [`delta`] | What changed since the snapshot was built? |
-//! | persistence | [`snapshot`], [`bodies`], [`dense_file`], [`flat_file`] | How does an index outlive the process? Where do bodies live? |
+//! | persistence | [`snapshot`], [`bodies`], [`dense_file`], [`signature_file`], [`flat_file`] | How does an index outlive the process? Where do bodies live? |
 //! | durability | [`store`] | How do acknowledged writes survive a crash? |
-//! | ranking | [`recommend`] | Which candidates make the block, in which order? |
+//! | ranking | [`recommend`], [`near_copy`] | Which candidates make the block, in which order? Which are copies of one text? |
 //! | all together | [`engine`] | Where do the stages meet? |
 //! | live writes | [`live`] | How do writes reach the index while it serves? |
 //! | archive jobs | [`batch`] | How does an archive get related links for every article? |
@@ -63,10 +63,12 @@ pub mod flat_file;
 pub mod index;
 pub mod ingest;
 pub mod live;
+pub mod near_copy;
 pub mod prefetch;
 pub mod projection;
 pub mod recommend;
 pub mod service;
+pub mod signature_file;
 pub mod snapshot;
 pub mod sparse;
 pub mod store;

@@ -16,6 +16,7 @@
 //! - `{generation}.counts.bin` and `{generation}.tokens.bin`: every article's token counts, title and body
 //!   apart, over every token of the corpus ([`crate::tfidf::TokenCounts`]): what a rebuild learns from
 //!   instead of tokenising the text again. Read only by a rebuild ([`StoredCounts`]).
+//! - `{generation}.copies.bin`: every article's copy signature ([`crate::signature_file`]).
 //!
 //! **Atomicity.** Data files carry a fresh generation name, so writing them never touches the files the
 //! current manifest points to. The manifest is written to a temporary file, synced and renamed over the old
@@ -40,7 +41,9 @@ use crate::bodies::{self, BODIES_SUFFIX, BodyFile, BodyIndex};
 use crate::dense_file::{self, DENSE_SUFFIX};
 use crate::error::{Error, Result, quote};
 use crate::index::{ApproximateIndex, ExactIndex, GRAPH_SUFFIX, HnswIndex, HnswParams, POSTINGS_SUFFIX, Postings};
+use crate::near_copy::SignatureTable;
 use crate::projection::{DenseVectors, Projection, ProjectionConfig};
+use crate::signature_file::{self, SIGNATURES_SUFFIX};
 use crate::store::LogBinding;
 use crate::string_table::StringTable;
 use crate::tfidf::{TfidfConfig, TokenCounts, Vocabulary};
@@ -62,17 +65,18 @@ use crate::vector_table::{VECTORS_SUFFIX, VectorTable};
 ///   tails, so that the tails stay out of a server's resident memory.
 /// - 10: every article's token counts and every token of the corpus, in files of their own, so that a
 ///   rebuild learns from them instead of tokenising the text again.
+/// - 11: every article's copy signature ([`crate::near_copy`]) in a file of its own.
 ///
 /// Older snapshots are refused with [`Error::IncompatibleSnapshot`]; rebuild them from the archive with
 /// `weitere index`.
-pub const FORMAT_VERSION: u32 = 10;
+pub const FORMAT_VERSION: u32 = 11;
 
 const MANIFEST: &str = "manifest.json";
 const CORPUS_SUFFIX: &str = ".corpus.bin";
 const COUNTS_SUFFIX: &str = ".counts.bin";
 const TOKENS_SUFFIX: &str = ".tokens.bin";
 /// The data files of a snapshot, by suffix, in the order they are written and listed in the manifest.
-const DATA_SUFFIXES: [&str; 8] = [
+const DATA_SUFFIXES: [&str; 9] = [
     CORPUS_SUFFIX,
     BODIES_SUFFIX,
     VECTORS_SUFFIX,
@@ -81,6 +85,7 @@ const DATA_SUFFIXES: [&str; 8] = [
     GRAPH_SUFFIX,
     COUNTS_SUFFIX,
     TOKENS_SUFFIX,
+    SIGNATURES_SUFFIX,
 ];
 /// Data files of earlier formats (hnsw_rs's dump, up to format 5), removed with the generation they belong to.
 const RETIRED_SUFFIXES: [&str; 2] = [".hnsw.graph", ".hnsw.data"];
@@ -150,6 +155,8 @@ pub struct SnapshotRef<'a> {
     pub exact: &'a ExactIndex,
     /// The token counts the vectors were learned from, slot order.
     pub counts: &'a TokenCounts,
+    /// The articles' copy signatures, slot order.
+    pub signatures: &'a SignatureTable,
 }
 
 /// The corpus file as written.
@@ -200,6 +207,8 @@ pub struct SnapshotData {
     pub graph: HnswIndex,
     /// The token counts, left on disk.
     pub counts: StoredCounts,
+    /// The articles' copy signatures, slot order.
+    pub signatures: SignatureTable,
 }
 
 /// A snapshot's token counts, on disk until a rebuild reads them ([`StoredCounts::load`]).
@@ -251,6 +260,7 @@ pub fn write<'b>(
     snapshot.dense(index.dense())?;
     snapshot.graph(index.graph())?;
     snapshot.counts(data.counts)?;
+    snapshot.signatures(data.signatures)?;
     snapshot.commit(built_at, applied_change, change_log)
 }
 
@@ -344,6 +354,13 @@ impl SnapshotWriter {
         self.record(TOKENS_SUFFIX, &tokens_path)
     }
 
+    /// Writes the articles' copy signatures.
+    pub fn signatures(&mut self, signatures: &SignatureTable) -> Result<()> {
+        let path = self.path(SIGNATURES_SUFFIX);
+        signature_file::write(&path, signatures)?;
+        self.record(SIGNATURES_SUFFIX, &path)
+    }
+
     /// Writes the manifest, which makes this the directory's snapshot, and removes the files of every other
     /// generation. Every part must have been written.
     pub fn commit(self, built_at: i64, applied_change: u64, change_log: Option<&LogBinding>) -> Result<Manifest> {
@@ -430,6 +447,7 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
         graph_name,
         counts_name,
         tokens_name,
+        signatures_name,
     ] = DATA_SUFFIXES.map(|suffix| format!("{}{suffix}", manifest.generation));
     for name in [
         &corpus_name,
@@ -440,6 +458,7 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
         &graph_name,
         &counts_name,
         &tokens_name,
+        &signatures_name,
     ] {
         if !manifest.files.iter().any(|entry| entry.name == *name) {
             return Err(corrupt(&dir.join(MANIFEST), format!("lists no {name}")));
@@ -509,6 +528,8 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
         tokens: left_on_disk(&tokens_name)?,
         article_count,
     };
+    let (signatures, bytes, crc32) = signature_file::read(&dir.join(&signatures_name), article_count)?;
+    verify(&signatures_name, (bytes, crc32))?;
     let data = SnapshotData {
         analyzer: corpus.analyzer,
         lexicon: corpus.lexicon,
@@ -521,6 +542,7 @@ pub fn read(dir: &Path) -> Result<(Manifest, SnapshotData)> {
         dense,
         graph,
         counts,
+        signatures,
     };
     let counts_agree = data.exact.vectors().len() == data.articles.len() && data.bodies.len() == data.articles.len();
     if data.articles.len() as u64 != manifest.article_count || !counts_agree {

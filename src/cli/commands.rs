@@ -10,7 +10,7 @@ use weitere::batch::OutputFormat;
 use weitere::engine::{BuildConfig, Engine};
 use weitere::error::{Error, Result};
 use weitere::evaluate::sweep::{SweepPoint, ef_sweep, write_chart};
-use weitere::evaluate::{EvalOptions, EvalReport, Label, drop_exact_duplicates, evaluate, select_sources};
+use weitere::evaluate::{EvalOptions, EvalReport, Label, Split, drop_exact_duplicates, evaluate, select_sources};
 use weitere::ingest::{self, Corpus, IngestOptions};
 use weitere::live::{self, LiveIndex, LostLog, RebuildPolicy};
 use weitere::recommend::{Draft, Filter, Recommendation, RelatedQuery, Source};
@@ -18,7 +18,7 @@ use weitere::service::{Access, Limits, Listeners, MetricsListener, ServerOptions
 
 use super::{
     BatchArgs, Cli, Command, DEFAULT_MODEL_DIR, ENV_READ_TOKEN, ENV_TLS_CERT, ENV_TLS_KEY, ENV_WRITE_TOKEN, EvalArgs,
-    IndexArgs, LabelArg, RelatedArgs, ServeArgs,
+    IndexArgs, LabelArg, RelatedArgs, ServeArgs, SplitArg,
 };
 
 /// The German sample compiled into the binary, indexed by `serve` when no `--model` is given.
@@ -339,6 +339,11 @@ fn eval(args: &EvalArgs) -> Result<()> {
         k: args.k,
         sample: args.sample,
         seed: args.seed,
+        split: match args.split {
+            SplitArg::All => Split::All,
+            SplitArg::Dev => Split::Dev,
+            SplitArg::Test => Split::Test,
+        },
     };
     let report = evaluate(&engine, &options)?;
     let ef_sweep = match &args.chart {
@@ -368,15 +373,17 @@ fn print_eval_table(output: &EvalOutput) {
     let k = report.k;
     let optional = |value: Option<f64>| value.map_or_else(|| "n/a".to_owned(), |value| format!("{value:.1}"));
     println!(
-        "sources                    {} ({} exact copies dropped, {} without relevant)",
-        report.sources, output.exact_duplicates_dropped, report.sources_without_relevant
+        "sources                    {} of split {} ({} exact copies dropped, {} without relevant)",
+        report.sources, report.split, output.exact_duplicates_dropped, report.sources_without_relevant
     );
     println!("precision@{k:<3}              {:.4}", report.precision_at_k);
+    println!("distinct precision@{k:<3}     {:.4}", report.distinct_precision_at_k);
     println!("recall@{k:<3}                 {:.4}", report.recall_at_k);
     println!("nDCG@{k:<3}                   {:.4}", report.ndcg_at_k);
     println!("MRR                        {:.4}", report.mrr);
     println!("coverage                   {:.4}", report.coverage);
-    println!("near-duplicate rate        {:.4}", report.duplicate_rate);
+    println!("blocks with a near-copy    {:.4}", report.duplicate_rate);
+    println!("near-copy items            {:.4}", report.duplicate_item_rate);
     println!("intra-list similarity      {:.4}", report.intra_list_similarity);
     println!("median age gap (days)      {}", optional(report.median_age_gap_days));
     println!("self-recommendations       {}", report.self_recommendations);

@@ -15,7 +15,7 @@ use weitere::evaluate::sweep::DEFAULT_EF_VALUES;
 use weitere::index::{DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, HnswParams, InsertionMode};
 use weitere::live::RebuildPolicy;
 use weitere::projection::{DEFAULT_DIMENSIONS, DEFAULT_SAMPLE, ProjectionConfig};
-use weitere::recommend::RankingPolicy;
+use weitere::recommend::{RankingPolicy, TimeShape};
 use weitere::service::Limits;
 
 pub use commands::run;
@@ -26,6 +26,10 @@ pub const ENV_ADDR: &str = "WEITERE_ADDR";
 pub const ENV_MODEL: &str = "WEITERE_MODEL";
 /// Environment variable for `--min-score`.
 pub const ENV_MIN_SCORE: &str = "WEITERE_MIN_SCORE";
+/// Environment variable for `--time-scale-hours`.
+pub const ENV_TIME_SCALE_HOURS: &str = "WEITERE_TIME_SCALE_HOURS";
+/// Environment variable for `--time-weight`.
+pub const ENV_TIME_WEIGHT: &str = "WEITERE_TIME_WEIGHT";
 /// Environment variable for `--log-format`.
 pub const ENV_LOG_FORMAT: &str = "WEITERE_LOG_FORMAT";
 /// Environment variable for `serve --write-token`.
@@ -220,19 +224,43 @@ pub struct PolicyArgs {
     /// Score floor: stories less similar than this are never shown ("show fewer rather than irrelevant").
     #[arg(long, env = ENV_MIN_SCORE, default_value_t = RankingPolicy::default().min_score)]
     pub min_score: f32,
-    /// Stories at least this similar to a better one (or to the source) count as versions of one story.
-    #[arg(long, default_value_t = RankingPolicy::default().duplicate_similarity)]
-    pub duplicate_similarity: f32,
-    /// Half-life in days of the preference for recent stories (0 = off).
+    /// Also count stories at least this similar in TF-IDF cosine to a better one (or to the source) as
+    /// copies (0..=1). Unset (the default), only the text test counts: near-identical word sets, site
+    /// suffixes such as " - WELT" ignored, so that paraphrases of one story stay in the block.
+    #[arg(long)]
+    pub duplicate_similarity: Option<f32>,
+    /// Scale in hours of the time-proximity prior: a story this far before or after the source (a
+    /// draft: now) loses half of what the prior can take away (hyperbolic shape), one ten times as far
+    /// 10/11 of it. 0 = off.
+    #[arg(long, env = ENV_TIME_SCALE_HOURS, default_value_t = RankingPolicy::default().time_scale_hours)]
+    pub time_scale_hours: f32,
+    /// Share of the score that the time prior can take away from a story far from the source in time
+    /// (0..=1).
+    #[arg(long, env = ENV_TIME_WEIGHT, default_value_t = RankingPolicy::default().time_weight)]
+    pub time_weight: f32,
+    /// How the time prior falls with the gap |Δt|: hyperbolic 1/(1+|Δt|/scale), exponential e^(-|Δt|/scale).
+    #[arg(long, value_enum, default_value = "hyperbolic")]
+    pub time_shape: TimeShapeArg,
+    /// Half-life in days of the older one-sided preference for recent stories (0 = off, the default;
+    /// applies on top of the time prior when set).
     #[arg(long, default_value_t = RankingPolicy::default().recency_half_life_days)]
     pub recency_half_life_days: f32,
-    /// Share of the score that age can take away (0..=1).
+    /// Share of the score that age can take away under --recency-half-life-days (0..=1).
     #[arg(long, default_value_t = RankingPolicy::default().recency_weight)]
     pub recency_weight: f32,
     /// Nearest-neighbour search: exact scan for small indexes or narrow filters and the HNSW graph
     /// otherwise (auto), or always one of the two.
     #[arg(long, value_enum, default_value = "auto")]
     pub search: SearchArg,
+}
+
+/// `--time-shape` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TimeShapeArg {
+    /// 1 / (1 + |Δt| / scale).
+    Hyperbolic,
+    /// e^(−|Δt| / scale).
+    Exponential,
 }
 
 /// `--search` values.
@@ -252,6 +280,12 @@ impl PolicyArgs {
         engine.set_policy(RankingPolicy {
             min_score: self.min_score,
             duplicate_similarity: self.duplicate_similarity,
+            time_scale_hours: self.time_scale_hours,
+            time_weight: self.time_weight,
+            time_shape: match self.time_shape {
+                TimeShapeArg::Hyperbolic => TimeShape::Hyperbolic,
+                TimeShapeArg::Exponential => TimeShape::Exponential,
+            },
             recency_half_life_days: self.recency_half_life_days,
             recency_weight: self.recency_weight,
             ..RankingPolicy::default()
@@ -387,6 +421,11 @@ pub struct EvalArgs {
     /// Seed of the sample.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Sources from one half of the corpus only: dev (tune settings here) or test (report here); the
+    /// half is fixed by a hash of each article's story, or its id without one. Every article stays a
+    /// candidate.
+    #[arg(long, value_enum, default_value = "all")]
+    pub split: SplitArg,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -425,6 +464,17 @@ pub struct BatchArgs {
     pub threads: Option<usize>,
     #[command(flatten)]
     pub policy: PolicyArgs,
+}
+
+/// `--split` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SplitArg {
+    /// Every labelled article is a source.
+    All,
+    /// The dev half.
+    Dev,
+    /// The held-back test half.
+    Test,
 }
 
 /// `--label` values.

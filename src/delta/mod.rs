@@ -42,6 +42,8 @@ pub struct FreshArticle {
     /// Its body and its tokens with their counts (what a rebuild learns from instead of the text), in the
     /// base's [`FreshTexts`].
     pub text: FreshText,
+    /// Its copy signature, computed when it was prepared ([`crate::near_copy`]).
+    pub signature: crate::near_copy::CopySignature,
 }
 
 /// Query terms a fresh-segment search reads, heaviest first (as the base's pruned scan).
@@ -205,6 +207,7 @@ mod tests {
             article: article(id),
             text: FreshText::InMemory(Box::new((String::new(), ArticleTokens::default()))),
             vector,
+            signature: crate::near_copy::CopySignature::of(id, ""),
         }
     }
 

@@ -4,6 +4,7 @@
 //! quality measures, HNSW recall against exact search, and query latency.
 
 pub mod metrics;
+pub mod split;
 pub mod sweep;
 
 use std::collections::{HashMap, HashSet};
@@ -21,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::index::{Neighbor, NeighborIndex, Slot};
 use crate::recommend::{Filter, RelatedQuery, Source};
 use metrics::{jaccard, median, ndcg_at_k, percentile, precision_at_k, recall_at_k, reciprocal_rank, word_set};
+pub use split::Split;
 
 /// Two articles whose word sets overlap at least this much (Jaccard) are near-duplicates.
 pub const NEAR_DUPLICATE_JACCARD: f64 = 0.8;
@@ -56,11 +58,15 @@ pub struct EvalOptions {
     pub sample: Option<usize>,
     /// Seed of the sample; the same seed gives the same sources.
     pub seed: u64,
+    /// Which half of the corpus the sources come from (all candidates stay in the index).
+    pub split: Split,
 }
 
 /// Evaluation figures; field names are the JSON keys scripts rely on.
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalReport {
+    /// Which sources: `all`, `dev` or `test` (see [`split`]).
+    pub split: &'static str,
     /// Sources evaluated.
     pub sources: usize,
     /// Sources left out of the relevance metrics because no other article shares their label.
@@ -69,6 +75,9 @@ pub struct EvalReport {
     pub k: usize,
     /// Mean share of the k slots filled with a relevant article (missing slots are misses).
     pub precision_at_k: f64,
+    /// Like [`EvalReport::precision_at_k`], but a relevant article counts only when it is not a
+    /// near-duplicate of the source or of an article above it: relevant and distinct.
+    pub distinct_precision_at_k: f64,
     /// Mean share of each source's relevant set found in its list.
     pub recall_at_k: f64,
     /// Mean binary nDCG of the lists.
@@ -77,8 +86,10 @@ pub struct EvalReport {
     pub mrr: f64,
     /// Share of sources that get a full block of k stories above the score floor.
     pub coverage: f64,
-    /// Share of recommended stories that near-duplicate the source or a story above them in the list.
+    /// Share of blocks holding a near-duplicate of the source, or two near-duplicates of each other.
     pub duplicate_rate: f64,
+    /// Share of recommended stories that near-duplicate the source or a story above them in the list.
+    pub duplicate_item_rate: f64,
     /// Mean pairwise word-set Jaccard inside lists of two or more stories (lower = more varied).
     pub intra_list_similarity: f64,
     /// Median age gap between source and recommended story in days; `null` when the corpus has no dates.
@@ -86,7 +97,8 @@ pub struct EvalReport {
     /// Times a source was recommended for itself (must be 0).
     pub self_recommendations: usize,
     /// Precision of plain exact k-nearest neighbours without the ranking policy, comparable with a TF-IDF +
-    /// cosine baseline.
+    /// cosine baseline; over the same sources as [`EvalReport::precision_at_k`] (those with a relevant
+    /// article).
     pub knn_precision_at_k: f64,
     /// Mean share of the exact top k that HNSW also returns.
     pub ann_recall_at_k: f64,
@@ -112,7 +124,10 @@ pub fn drop_exact_duplicates(articles: Vec<Article>) -> (Vec<Article>, usize) {
 /// The labelled slots to evaluate, in slot order: all of them, or a seeded sample.
 pub fn select_sources(engine: &Engine, options: &EvalOptions) -> Result<Vec<Slot>> {
     let mut sources: Vec<Slot> = (0..engine.articles().len() as Slot)
-        .filter(|&slot| options.label.of(engine.articles().get(slot as usize)).is_some())
+        .filter(|&slot| {
+            let article = engine.articles().get(slot as usize);
+            options.label.of(article).is_some() && options.split.holds(article)
+        })
         .collect();
     if sources.is_empty() {
         return Err(Error::invalid("label", "no article carries this label"));
@@ -130,12 +145,14 @@ pub fn select_sources(engine: &Engine, options: &EvalOptions) -> Result<Vec<Slot
 struct Totals {
     judged: usize,
     precision: f64,
+    distinct_precision: f64,
     recall: f64,
     ndcg: f64,
     reciprocal_rank: f64,
     full_lists: usize,
     recommended: usize,
     duplicates: usize,
+    blocks_with_duplicates: usize,
     intra_list_lists: usize,
     intra_list_similarity: f64,
     age_gaps_days: Vec<f64>,
@@ -186,12 +203,24 @@ pub fn evaluate(engine: &Engine, options: &EvalOptions) -> Result<EvalReport> {
         let is_relevant = |slot: Slot| slot != source && options.label.of(articles.get(slot as usize)) == Some(label);
         let hits: Vec<bool> = list.iter().map(|&slot| is_relevant(slot)).collect();
         let relevant_count = label_sizes[label] - 1;
+        let near_duplicates = near_duplicate_flags(source, &list, &word_sets);
+        let distinct_hits: Vec<bool> = hits
+            .iter()
+            .zip(&near_duplicates)
+            .map(|(&hit, &copy)| hit && !copy)
+            .collect();
+        let vector = engine.vectors().get(source as usize).to_vector();
+        let not_source = |slot: Slot| slot != source;
+        let exact = engine.exact().search(&vector, options.k, &not_source);
         if let (Some(recall), Some(ndcg)) = (
             recall_at_k(&hits, options.k, relevant_count),
             ndcg_at_k(&hits, options.k, relevant_count),
         ) {
             totals.judged += 1;
             totals.precision += precision_at_k(&hits, options.k);
+            totals.distinct_precision += precision_at_k(&distinct_hits, options.k);
+            let exact_hits: Vec<bool> = exact.iter().map(|hit| is_relevant(hit.slot)).collect();
+            totals.knn_precision += precision_at_k(&exact_hits, options.k);
             totals.recall += recall;
             totals.ndcg += ndcg;
             totals.reciprocal_rank += reciprocal_rank(&hits);
@@ -199,7 +228,9 @@ pub fn evaluate(engine: &Engine, options: &EvalOptions) -> Result<EvalReport> {
 
         totals.full_lists += usize::from(list.len() == options.k);
         totals.recommended += list.len();
-        totals.duplicates += count_near_duplicates(source, &list, &word_sets);
+        let duplicates = near_duplicates.iter().filter(|&&copy| copy).count();
+        totals.duplicates += duplicates;
+        totals.blocks_with_duplicates += usize::from(duplicates > 0);
         if list.len() >= 2 {
             totals.intra_list_lists += 1;
             totals.intra_list_similarity += mean_pairwise_jaccard(&list, &word_sets);
@@ -210,31 +241,32 @@ pub fn evaluate(engine: &Engine, options: &EvalOptions) -> Result<EvalReport> {
         }));
         totals.self_recommendations += list.iter().filter(|&&slot| slot == source).count();
 
-        let vector = engine.vectors().get(source as usize).to_vector();
-        let not_source = |slot: Slot| slot != source;
-        let exact = engine.exact().search(&vector, options.k, &not_source);
-        let exact_hits: Vec<bool> = exact.iter().map(|hit| is_relevant(hit.slot)).collect();
-        totals.knn_precision += precision_at_k(&exact_hits, options.k);
         let approximate = engine.approximate().search(&vector, options.k, &not_source);
         totals.ann_recall += overlap(&exact, &approximate);
     }
-    Ok(report(totals, sources.len(), options.k))
+    Ok(report(totals, sources.len(), options))
 }
 
-fn report(mut totals: Totals, sources: usize, k: usize) -> EvalReport {
+/// Means over the sources: the relevance figures over the judged ones (with a relevant article), the
+/// list figures over all evaluated ones.
+fn report(mut totals: Totals, sources: usize, options: &EvalOptions) -> EvalReport {
+    let k = options.k;
     let judged = totals.judged.max(1) as f64;
     let evaluated = sources.max(1) as f64;
     totals.latencies_ms.sort_by(f64::total_cmp);
     EvalReport {
+        split: options.split.name(),
         sources,
         sources_without_relevant: sources - totals.judged,
         k,
         precision_at_k: totals.precision / judged,
+        distinct_precision_at_k: totals.distinct_precision / judged,
         recall_at_k: totals.recall / judged,
         ndcg_at_k: totals.ndcg / judged,
         mrr: totals.reciprocal_rank / judged,
         coverage: totals.full_lists as f64 / evaluated,
-        duplicate_rate: ratio(totals.duplicates, totals.recommended),
+        duplicate_rate: ratio(totals.blocks_with_duplicates, sources),
+        duplicate_item_rate: ratio(totals.duplicates, totals.recommended),
         intra_list_similarity: if totals.intra_list_lists == 0 {
             0.0
         } else {
@@ -242,24 +274,24 @@ fn report(mut totals: Totals, sources: usize, k: usize) -> EvalReport {
         },
         median_age_gap_days: median(totals.age_gaps_days),
         self_recommendations: totals.self_recommendations,
-        knn_precision_at_k: totals.knn_precision / evaluated,
+        knn_precision_at_k: totals.knn_precision / judged,
         ann_recall_at_k: totals.ann_recall / evaluated,
         latency_p50_ms: percentile(&totals.latencies_ms, 0.50),
         latency_p99_ms: percentile(&totals.latencies_ms, 0.99),
     }
 }
 
-/// List items that near-duplicate the source or an item ranked above them.
-fn count_near_duplicates(source: Slot, list: &[Slot], word_sets: &[HashSet<String>]) -> usize {
+/// For each list item: does it near-duplicate the source or an item ranked above it?
+fn near_duplicate_flags(source: Slot, list: &[Slot], word_sets: &[HashSet<String>]) -> Vec<bool> {
     let words = |slot: Slot| &word_sets[slot as usize];
     list.iter()
         .enumerate()
-        .filter(|&(position, &slot)| {
+        .map(|(position, &slot)| {
             std::iter::once(source)
                 .chain(list[..position].iter().copied())
                 .any(|earlier| jaccard(words(earlier), words(slot)) >= NEAR_DUPLICATE_JACCARD)
         })
-        .count()
+        .collect()
 }
 
 fn mean_pairwise_jaccard(list: &[Slot], word_sets: &[HashSet<String>]) -> f64 {
@@ -313,8 +345,8 @@ mod tests {
             .map(|text| word_set(text))
             .collect();
         // Slot 1 copies the source, slot 3 nearly copies slot 2 (5/6 > 0.8).
-        assert_eq!(count_near_duplicates(0, &[1, 2, 3], &word_sets), 2);
-        assert_eq!(count_near_duplicates(0, &[2], &word_sets), 0);
+        assert_eq!(near_duplicate_flags(0, &[1, 2, 3], &word_sets), [true, false, true]);
+        assert_eq!(near_duplicate_flags(0, &[2], &word_sets), [false]);
     }
 
     #[test]

@@ -16,6 +16,8 @@ mod metrics;
 mod offline;
 /// Property tests: arbitrary articles through analysis, the live delta and search.
 mod properties;
+/// Relevance: copies by text (site suffixes too) against paraphrases, and the time prior.
+mod relevance;
 /// Hostile-client probes: tokens, lost change logs, a full disk, unbounded requests, timestamps, TLS keys.
 mod reliability;
 /// Snapshot round trips and damaged snapshots.

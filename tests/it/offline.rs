@@ -1,7 +1,7 @@
 use indicatif::ProgressBar;
 use weitere::batch::related_for_all;
 use weitere::engine::{Engine, SearchStrategy};
-use weitere::evaluate::{EvalOptions, Label, evaluate};
+use weitere::evaluate::{EvalOptions, Label, Split, evaluate};
 use weitere::recommend::Filter;
 
 use crate::common::{SAMPLE_ARTICLES, build_sample_engine, ids, query, sample_engine};
@@ -64,6 +64,7 @@ fn evaluation_is_reproducible_and_never_recommends_the_source() {
         k: 5,
         sample: Some(100),
         seed: 7,
+        split: Split::All,
     };
     let first = evaluate(engine, &options).unwrap();
     let second = evaluate(engine, &options).unwrap();
@@ -85,6 +86,7 @@ fn a_missing_label_is_a_clear_error() {
         k: 5,
         sample: None,
         seed: 1,
+        split: Split::All,
     };
     let error = evaluate(sample_engine(), &options).unwrap_err().to_string();
     assert!(error.contains("label"), "{error}");

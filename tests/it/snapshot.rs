@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use weitere::engine::Engine;
 use weitere::error::Error;
-use weitere::snapshot::{FORMAT_VERSION, read_manifest};
+use weitere::snapshot::{FORMAT_VERSION, SnapshotWriter, read_manifest};
 
 use indicatif::ProgressBar;
 use weitere::engine::BuildConfig;
@@ -214,6 +214,39 @@ fn damaged_token_counts_are_found_by_the_rebuild() {
             Ok(_) => panic!("damaged {suffix} was accepted"),
         }
     }
+}
+
+#[test]
+fn a_snapshot_written_part_by_part_counts_only_once_complete_and_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    saved_sample(dir.path());
+    let before = read_manifest(dir.path()).unwrap();
+    let engine = Engine::open(dir.path()).unwrap();
+    let mut partial = SnapshotWriter::create(dir.path()).unwrap();
+    partial.dense(engine.approximate().dense()).unwrap();
+    partial.graph(engine.approximate().graph()).unwrap();
+    assert!(
+        matches!(partial.commit(0, 0, None), Err(Error::Index(_))),
+        "a snapshot without its vectors, counts and corpus is refused"
+    );
+    assert_eq!(read_manifest(dir.path()).unwrap().generation, before.generation);
+    let source = &sample_articles()[7].id;
+    let reopened = Engine::open(dir.path()).unwrap();
+    assert_eq!(
+        reopened.related(&query(source, 10)).unwrap(),
+        engine.related(&query(source, 10)).unwrap()
+    );
+
+    let after = engine.save(dir.path()).unwrap();
+    let mut names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = after.files.iter().map(|file| file.name.clone()).collect();
+    expected.push("manifest.json".into());
+    expected.sort();
+    assert_eq!(names, expected, "the next snapshot removes the partial one's files");
 }
 
 #[test]

@@ -5,8 +5,8 @@
 
 const REASONS = {
   BELOW_SCORE_FLOOR: "below the score floor: too weakly related to show",
-  NEAR_COPY_OF_SOURCE: "a near-copy of the source (another version of the same story)",
-  NEAR_COPY_OF_BETTER_STORY: "a near-copy of a better story in the block",
+  NEAR_COPY_OF_SOURCE: "a near-copy of the source's text (the same words, perhaps another site's name)",
+  NEAR_COPY_OF_BETTER_STORY: "a near-copy of a better story's text in the block",
   RANKED_BELOW_THE_BLOCK: "related, but the block is full of better stories",
   FILTERED_BY_SECTION: "filtered out: not in the chosen sections",
   FILTERED_BY_LANGUAGE: "filtered out: another language",

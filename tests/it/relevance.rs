@@ -1,0 +1,184 @@
+use std::sync::Arc;
+
+use indicatif::ProgressBar;
+use weitere::article::{Article, Timestamp};
+use weitere::engine::{BuildConfig, Engine};
+use weitere::live::{LiveIndex, RebuildPolicy};
+use weitere::recommend::{RankingPolicy, Recommendation};
+
+use crate::common::{ids, query, sample_articles};
+
+const DAY: i64 = 86_400;
+/// 2021-07-29, a day of the Tokyo Olympics.
+const SOURCE_TIME: i64 = 1_627_516_800;
+
+fn article(id: &str, title: &str, body: &str, published_at: Option<i64>) -> Article {
+    Article {
+        id: id.into(),
+        title: title.into(),
+        body: body.into(),
+        published_at: published_at.map(Timestamp::from_seconds),
+        section: "Sport".into(),
+        lang: "de".into(),
+        url: String::new(),
+        story: None,
+        category: None,
+    }
+}
+
+const BILES_TITLE: &str = "Simone Biles zieht sich aus dem Mehrkampf-Finale zurück";
+const BILES_BODY: &str = "Die Turnerin Simone Biles verzichtet bei den Olympischen Spielen in Tokio auf das \
+                          Mehrkampf-Finale, teilte der Turnverband mit.";
+
+/// The sample and one story: a dpa article, its syndicated copy with WELT's site suffix, and a
+/// paraphrase by another outlet.
+fn biles_articles() -> Vec<Article> {
+    let mut articles = sample_articles().to_vec();
+    articles.push(article("biles-dpa", BILES_TITLE, BILES_BODY, Some(SOURCE_TIME)));
+    articles.push(article(
+        "biles-welt",
+        &format!("{BILES_TITLE} - WELT"),
+        BILES_BODY,
+        Some(SOURCE_TIME + 600),
+    ));
+    articles.push(article(
+        "biles-zdf",
+        "Turn-Star Biles verzichtet auch auf das Mehrkampf-Finale in Tokio",
+        "Simone Biles tritt im Mehrkampf-Finale der Olympischen Spiele nicht an, das gab der Turnverband \
+         am Mittwoch bekannt.",
+        Some(SOURCE_TIME + 3_600),
+    ));
+    articles
+}
+
+fn related(engine: &Engine, id: &str) -> Vec<String> {
+    ids(engine.related(&query(id, 5)).unwrap())
+}
+
+#[test]
+fn a_copy_with_a_site_suffix_is_dropped_while_a_paraphrase_of_the_story_stays() {
+    let engine = Engine::build(biles_articles(), &BuildConfig::default(), &ProgressBar::hidden()).unwrap();
+    let block = related(&engine, "biles-dpa");
+    assert_eq!(block.first().map(String::as_str), Some("biles-zdf"), "{block:?}");
+    assert!(
+        !block.contains(&"biles-welt".to_owned()),
+        "the copy is dropped: {block:?}"
+    );
+    // From the paraphrase's side, the original and its copy are one text: one of them is shown.
+    let block = related(&engine, "biles-zdf");
+    let versions = block.iter().filter(|id| id.starts_with("biles-")).count();
+    assert_eq!(versions, 1, "{block:?}");
+    // A draft of the same text finds the paraphrase, not the copies.
+    let draft = weitere::recommend::RelatedQuery {
+        source: weitere::recommend::Source::Draft(weitere::recommend::Draft {
+            title: format!("{BILES_TITLE} | LatestLY"),
+            body: BILES_BODY.into(),
+            lang: "de".into(),
+        }),
+        ..query("unused", 5)
+    };
+    let block = ids(engine.related(&draft).unwrap());
+    assert_eq!(block.first().map(String::as_str), Some("biles-zdf"), "{block:?}");
+    assert!(
+        !block.iter().any(|id| id == "biles-dpa" || id == "biles-welt"),
+        "{block:?}"
+    );
+    // The old cosine rule, set explicitly below the paraphrase's similarity, drops the paraphrase too.
+    let mut strict = engine.clone();
+    strict
+        .set_policy(RankingPolicy {
+            duplicate_similarity: Some(0.2),
+            ..RankingPolicy::default()
+        })
+        .unwrap();
+    assert!(!related(&strict, "biles-dpa").contains(&"biles-zdf".to_owned()));
+}
+
+#[test]
+fn copies_upserted_live_are_dropped_and_stay_dropped_after_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut base = biles_articles();
+    let paraphrase = base.pop().unwrap();
+    let copy = base.pop().unwrap();
+    Engine::build(base, &BuildConfig::default(), &ProgressBar::hidden())
+        .unwrap()
+        .save(dir.path())
+        .unwrap();
+    let index =
+        Arc::new(LiveIndex::open(dir.path(), Engine::open(dir.path()).unwrap(), RebuildPolicy::default()).unwrap());
+    let mut latestly = copy.clone();
+    latestly.id = "biles-latestly".into();
+    latestly.title = format!("{BILES_TITLE} | LatestLY");
+    index.upsert(vec![copy, latestly, paraphrase]).unwrap();
+    let check = |engine: &Engine| {
+        let block = related(engine, "biles-dpa");
+        assert_eq!(block.first().map(String::as_str), Some("biles-zdf"), "{block:?}");
+        assert!(
+            !block.iter().any(|id| id == "biles-welt" || id == "biles-latestly"),
+            "{block:?}"
+        );
+        // A fresh copy's block: the base original and the other fresh copy are copies of it.
+        let block = related(engine, "biles-latestly");
+        assert!(
+            !block.iter().any(|id| id == "biles-welt" || id == "biles-dpa"),
+            "{block:?}"
+        );
+    };
+    check(&index.read());
+    index.rebuild().unwrap();
+    assert_eq!(index.read().delta().change_count(), 0);
+    check(&index.read());
+    drop(index);
+    check(&Engine::open(dir.path()).unwrap());
+}
+
+fn scores(block: &[Recommendation]) -> Vec<(String, f32)> {
+    block.iter().map(|story| (story.id.clone(), story.score)).collect()
+}
+
+#[test]
+fn a_follow_up_and_the_background_beat_the_same_story_a_year_later() {
+    let mut articles = sample_articles().to_vec();
+    let swim = |id: &str, title: &str, body: &str, at: i64| article(id, title, body, Some(at));
+    articles.push(swim(
+        "source",
+        "Titmus gewinnt Gold über 200 Meter Freistil vor Ledecky",
+        "Die Australierin Ariarne Titmus schlägt in Tokio die Amerikanerin Katie Ledecky.",
+        SOURCE_TIME,
+    ));
+    articles.push(swim(
+        "follow-up",
+        "Nach Gold über 200 Meter: Titmus will auch über 800 Meter starten",
+        "Drei Tage nach ihrem Sieg kündigt die Schwimmerin den nächsten Start an.",
+        SOURCE_TIME + 3 * DAY,
+    ));
+    articles.push(swim(
+        "background",
+        "Vor Olympia: Titmus ist Favoritin über 200 Meter Freistil",
+        "Die Trainer erwarten ein enges Rennen mit Ledecky im Becken von Tokio.",
+        SOURCE_TIME - 7 * DAY,
+    ));
+    articles.push(swim(
+        "a-year-later",
+        "Titmus gewinnt erneut Gold über 200 Meter Freistil",
+        "Bei der Weltmeisterschaft schlägt Ariarne Titmus wieder die Amerikanerin Katie Ledecky.",
+        SOURCE_TIME + 365 * DAY,
+    ));
+    let mut engine = Engine::build(articles, &BuildConfig::default(), &ProgressBar::hidden()).unwrap();
+    let block = engine.related(&query("source", 3)).unwrap();
+    assert_eq!(
+        ids(block.clone()),
+        ["follow-up", "background", "a-year-later"],
+        "{:?}",
+        scores(&block)
+    );
+    // Without the prior, the year-later story wins on words: the prior, not the text, decides.
+    engine
+        .set_policy(RankingPolicy {
+            time_scale_hours: 0.0,
+            ..RankingPolicy::default()
+        })
+        .unwrap();
+    let block = engine.related(&query("source", 3)).unwrap();
+    assert_eq!(ids(block.clone())[0], "a-year-later", "{:?}", scores(&block));
+}
