@@ -218,8 +218,7 @@ async fn related_ids(client: &mut RelatedStoriesClient<Channel>, source: related
     let request = RelatedRequest {
         source: Some(source),
         k: K,
-        filter: None,
-        explain: false,
+        ..Default::default()
     };
     let stories = client.related(request).await.expect("related").into_inner().stories;
     stories.into_iter().map(|story| story.id).collect()

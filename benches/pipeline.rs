@@ -12,7 +12,7 @@ use weitere::article::Article;
 use weitere::engine::{BuildConfig, Engine, SearchStrategy};
 use weitere::index::{HnswIndex, HnswParams, InsertionMode};
 use weitere::ingest::{self, IngestOptions};
-use weitere::recommend::{Filter, RelatedQuery, Source};
+use weitere::recommend::{RelatedQuery, Source};
 
 const SAMPLE: &[u8] = include_bytes!("../data/gnad-sample.jsonl.gz");
 const SAMPLE_ARTICLES: usize = 514;
@@ -92,23 +92,20 @@ fn query(c: &mut Criterion) {
     let sources: Vec<RelatedQuery> = articles
         .iter()
         .step_by(QUERY_STRIDE)
-        .map(|article| RelatedQuery {
-            source: Source::Article(article.id.clone()),
-            k: K,
-            filter: Filter::default(),
-        })
+        .map(|article| RelatedQuery::new(Source::Article(article.id.clone()), K))
         .collect();
     let drafts: Vec<RelatedQuery> = articles
         .iter()
         .step_by(QUERY_STRIDE)
-        .map(|article| RelatedQuery {
-            source: Source::Draft(weitere::recommend::Draft {
-                title: article.title.clone(),
-                body: article.body.clone(),
-                lang: article.lang.clone(),
-            }),
-            k: K,
-            filter: Filter::default(),
+        .map(|article| {
+            RelatedQuery::new(
+                Source::Draft(weitere::recommend::Draft {
+                    title: article.title.clone(),
+                    body: article.body.clone(),
+                    lang: article.lang.clone(),
+                }),
+                K,
+            )
         })
         .collect();
     let mut group = c.benchmark_group("query");

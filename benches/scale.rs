@@ -30,7 +30,7 @@ use tonic::transport::Channel;
 use weitere::engine::{Engine, SearchStrategy};
 use weitere::evaluate::metrics::percentile;
 use weitere::index::{NeighborIndex, Slot};
-use weitere::recommend::{Filter, RelatedQuery, Source};
+use weitere::recommend::{RelatedQuery, Source};
 use weitere::service::proto::related_stories_client::RelatedStoriesClient;
 use weitere::service::proto::{RelatedRequest, StatsRequest, related_request};
 
@@ -146,8 +146,7 @@ async fn related(client: &mut RelatedStoriesClient<Channel>, id: &str) -> Durati
     let request = RelatedRequest {
         source: Some(related_request::Source::ArticleId(id.to_owned())),
         k: K as u32,
-        filter: None,
-        explain: false,
+        ..Default::default()
     };
     let started = Instant::now();
     client.related(request).await.expect("related");
@@ -241,11 +240,7 @@ async fn main() {
         let latencies = ids
             .iter()
             .map(|id| {
-                let query = RelatedQuery {
-                    source: Source::Article(id.clone()),
-                    k: K,
-                    filter: Filter::default(),
-                };
+                let query = RelatedQuery::new(Source::Article(id.clone()), K);
                 let started = Instant::now();
                 engine.related(&query).expect("related");
                 started.elapsed()

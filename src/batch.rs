@@ -65,11 +65,7 @@ pub fn related_for_all(
         .par_iter()
         .progress_with(progress.clone())
         .map(|&id| {
-            let query = RelatedQuery {
-                source: Source::Article(id.to_owned()),
-                k,
-                filter: Filter::default(),
-            };
+            let query = RelatedQuery::new(Source::Article(id.to_owned()), k);
             Ok(RelatedLinks {
                 id: id.to_owned(),
                 related: engine.related(&query)?,

@@ -80,9 +80,25 @@ pub const RUNNERS_UP_LIMIT: usize = 5;
 /// last search round asked for.
 struct QueryRanking {
     vector: SparseVector,
-    source_slot: Option<Slot>,
+    /// The stored articles the query names: never among its results.
+    named: Vec<Slot>,
     ranked: Vec<Ranked>,
     searched: usize,
+}
+
+/// A query's source as the search sees it (see [`RelatedQuery`] for how examples combine).
+struct QuerySource {
+    /// The search vector: the source's, or combined with the examples' (negative weights dropped).
+    vector: SparseVector,
+    /// With negative examples whose terms the positives lack: the whole contrast, negative weights
+    /// included, which scores the candidates the search vector found.
+    scoring: Option<SparseVector>,
+    /// The stored source and examples, never returned.
+    named: Vec<Slot>,
+    /// Where the time prior is centred.
+    reference_time: Option<Timestamp>,
+    /// Copy signatures of the source and the positive examples.
+    signatures: Vec<CopySignature>,
 }
 
 /// Index-time settings: everything that shapes a snapshot.
@@ -789,6 +805,53 @@ impl Engine {
         }
     }
 
+    /// The source of `query` with its examples: the search vector, the stored articles it names, the
+    /// centre of the time prior and the signatures whose copies are dropped.
+    fn query_source(&self, query: &RelatedQuery, deadline: Option<Instant>) -> Result<QuerySource> {
+        let (vector, source_slot, mut reference_time) = self.source_vector(&query.source, deadline)?;
+        let mut signatures = vec![self.source_signature(&query.source, source_slot)];
+        let mut named: Vec<Slot> = source_slot.into_iter().collect();
+        if query.positive_ids.is_empty() && query.negative_ids.is_empty() {
+            return Ok(QuerySource {
+                vector,
+                scoring: None,
+                named,
+                reference_time,
+                signatures,
+            });
+        }
+        let positives = self.live_slots(&query.positive_ids)?;
+        let negatives = self.live_slots(&query.negative_ids)?;
+        for &slot in &positives {
+            signatures.push(self.source_signature(&query.source, Some(slot)));
+            reference_time = reference_time.max(self.article_at(slot).published_at);
+        }
+        let liked: Vec<SparseRef<'_>> = std::iter::once(vector.view())
+            .filter(|vector| !vector.is_empty())
+            .chain(positives.iter().map(|&slot| self.vector_at(slot)))
+            .collect();
+        let unliked: Vec<SparseRef<'_>> = negatives.iter().map(|&slot| self.vector_at(slot)).collect();
+        let contrast = SparseVector::contrast(&liked, &unliked);
+        let (vector, scoring) = if contrast.has_negative_weights() {
+            (contrast.without_negative_weights(), Some(contrast))
+        } else {
+            (contrast, None)
+        };
+        named.extend(positives.iter().chain(&negatives));
+        Ok(QuerySource {
+            vector,
+            scoring,
+            named,
+            reference_time,
+            signatures,
+        })
+    }
+
+    /// The slots of the live articles `ids`; an unknown one is an error.
+    fn live_slots(&self, ids: &[String]) -> Result<Vec<Slot>> {
+        ids.iter().map(|id| self.slot(id)).collect()
+    }
+
     /// The related stories for `query`, best first; never the source itself, at most `query.k`, fewer when
     /// fewer clear the score floor.
     pub fn related(&self, query: &RelatedQuery) -> Result<Vec<Recommendation>> {
@@ -813,14 +876,14 @@ impl Engine {
         let mut left_out = Vec::new();
         let QueryRanking {
             vector,
-            source_slot,
+            named,
             ranked,
             searched,
         } = self.rank_query(query, deadline, Some(&mut left_out))?;
         if !vector.is_empty() && !query.filter.is_empty() {
-            let excluded = self.excluded(&query.filter, None);
-            let live_but_source = |slot: Slot| Some(slot) != source_slot && !self.delta.is_masked(slot);
-            for neighbor in self.nearest(&vector, searched, &Filter::default(), &live_but_source) {
+            let excluded = self.excluded(&query.filter, &[]);
+            let live_and_not_named = |slot: Slot| !named.contains(&slot) && !self.delta.is_masked(slot);
+            for neighbor in self.nearest(&vector, searched, &Filter::default(), &live_and_not_named) {
                 let reason = if excluded.contains(&neighbor.slot) {
                     Some(LeftOutReason::ExcludedById)
                 } else {
@@ -870,18 +933,24 @@ impl Engine {
         mut left_out: Option<&mut Vec<LeftOutCandidate>>,
     ) -> Result<QueryRanking> {
         query.validate()?;
-        let (vector, source_slot, reference_time) = self.source_vector(&query.source, deadline)?;
+        let policy = self.policy.with_controls(&query.controls);
+        let QuerySource {
+            vector,
+            scoring,
+            named,
+            reference_time,
+            signatures,
+        } = self.query_source(query, deadline)?;
         check_deadline(deadline, "before the search; it was skipped")?;
         if vector.is_empty() {
             return Ok(QueryRanking {
                 vector,
-                source_slot,
+                named,
                 ranked: Vec::new(),
                 searched: 0,
             });
         }
-        let source_signature = self.source_signature(&query.source, source_slot);
-        let excluded = self.excluded(&query.filter, source_slot);
+        let excluded = self.excluded(&query.filter, &named);
         let accept =
             |slot: Slot| !excluded.contains(&slot) && !self.delta.is_masked(slot) && self.matches(&query.filter, slot);
         let mut wanted = (query.k + CANDIDATE_HEADROOM) * FIRST_ROUND_FACTOR;
@@ -891,18 +960,21 @@ impl Engine {
                 .iter()
                 .map(|neighbor| Candidate {
                     slot: neighbor.slot,
-                    similarity: neighbor.similarity,
+                    similarity: match &scoring {
+                        Some(contrast) => self.vector_at(neighbor.slot).dot(contrast.view()),
+                        None => neighbor.similarity,
+                    },
                     published_at: self.article_at(neighbor.slot).published_at,
                 })
                 .collect();
             let relations = EngineRelations {
                 engine: self,
-                source: &source_signature,
+                sources: &signatures,
             };
             if let Some(left_out) = left_out.as_deref_mut() {
                 left_out.clear();
             }
-            let ranked = self.policy.rank_reporting(
+            let ranked = policy.rank_reporting(
                 &candidates,
                 query.k,
                 reference_time,
@@ -911,7 +983,7 @@ impl Engine {
             );
             let below_floor = neighbors
                 .last()
-                .is_some_and(|weakest| weakest.similarity < self.policy.min_score);
+                .is_some_and(|weakest| weakest.similarity < policy.min_score);
             if ranked.len() == query.k || neighbors.len() < wanted || below_floor || wanted >= MAX_CANDIDATES {
                 break ranked;
             }
@@ -919,19 +991,20 @@ impl Engine {
         };
         Ok(QueryRanking {
             vector,
-            source_slot,
+            named,
             ranked,
             searched: wanted,
         })
     }
 
-    /// The slots of the live articles that `filter.exclude_ids` names, and `source` (never its own result).
-    fn excluded(&self, filter: &Filter, source: Option<Slot>) -> HashSet<Slot> {
+    /// The slots of the live articles that `filter.exclude_ids` names, and `named` (the source and the
+    /// examples: never their own results).
+    fn excluded(&self, filter: &Filter, named: &[Slot]) -> HashSet<Slot> {
         filter
             .exclude_ids
             .iter()
             .filter_map(|id| self.slot(id).ok())
-            .chain(source)
+            .chain(named.iter().copied())
             .collect()
     }
 
@@ -1031,7 +1104,8 @@ impl Engine {
 /// stored signatures ([`crate::near_copy`]).
 struct EngineRelations<'a> {
     engine: &'a Engine,
-    source: &'a CopySignature,
+    /// The signatures of the source and the positive examples.
+    sources: &'a [CopySignature],
 }
 
 impl Relations for EngineRelations<'_> {
@@ -1040,7 +1114,8 @@ impl Relations for EngineRelations<'_> {
     }
 
     fn copies_source(&self, slot: Slot) -> bool {
-        are_copies(&self.source.0, self.engine.signature_at(slot))
+        let signature = self.engine.signature_at(slot);
+        self.sources.iter().any(|source| are_copies(&source.0, signature))
     }
 
     fn copies(&self, a: Slot, b: Slot) -> bool {

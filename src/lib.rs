@@ -40,7 +40,7 @@
 //!     &config,
 //!     &indicatif::ProgressBar::hidden(),
 //! )?;
-//! let query = RelatedQuery { source: Source::Article("1".into()), k: 5, filter: Filter::default() };
+//! let query = RelatedQuery::new(Source::Article("1".into()), 5);
 //! let related = engine.related(&query)?;
 //! assert_eq!(related[0].id, "2");
 //! # Ok::<(), weitere::error::Error>(())

@@ -982,11 +982,7 @@ mod tests {
             panic!("a commit panics part-way");
         });
         assert!(commit.join().is_err());
-        let query = RelatedQuery {
-            source: Source::Article("a-1".into()),
-            k: 3,
-            filter: crate::recommend::Filter::default(),
-        };
+        let query = RelatedQuery::new(Source::Article("a-1".into()), 3);
         assert!(
             index.related(&query).is_ok() && index.article("a-1").is_ok(),
             "reads go on"

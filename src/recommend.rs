@@ -38,6 +38,8 @@ pub const MAX_K: usize = 100;
 pub const MAX_EXCLUDE_IDS: usize = 1_000;
 /// Most sections one filter may allow.
 pub const MAX_FILTER_SECTIONS: usize = 100;
+/// Most ids one request may give as `positive_ids`, and as many again as `negative_ids`.
+pub const MAX_EXAMPLE_IDS: usize = 100;
 
 /// What to find related stories for.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,6 +92,15 @@ impl Filter {
 }
 
 /// One request for related stories.
+///
+/// **More than one source.** `positive_ids` are stored articles the stories should be like, besides the
+/// source; `negative_ids` ones they should be unlike (a topic page, a reader's history). The search
+/// vector is then `2 · mean(positive) − mean(negative)` over the unit TF-IDF vectors of the source and
+/// the examples, as Qdrant's `average_vector` recommendation, and a candidate's similarity is its cosine
+/// to that contrast: a story sharing the negatives' words loses score. The candidates are searched for
+/// with the contrast's positive part (as Rocchio's relevance feedback drops negative weights), since
+/// the postings hold non-negative weights. The time prior is centred on the newest of the source and the positive examples (a
+/// draft: now), copies of any of them are dropped like copies of the source, and no example is returned.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RelatedQuery {
     /// What the stories should relate to.
@@ -98,9 +109,66 @@ pub struct RelatedQuery {
     pub k: usize,
     /// Which stories may be returned.
     pub filter: Filter,
+    /// More stored articles the stories should be like, at most [`MAX_EXAMPLE_IDS`].
+    pub positive_ids: Vec<String>,
+    /// Stored articles the stories should be unlike, at most [`MAX_EXAMPLE_IDS`].
+    pub negative_ids: Vec<String>,
+    /// This request's changes to the server's ranking policy.
+    pub controls: RankingControls,
+}
+
+/// Per-request settings of the ranking; each one left `None` keeps the server's
+/// [`RankingPolicy`] value.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RankingControls {
+    /// [`RankingPolicy::min_score`].
+    pub min_score: Option<f32>,
+    /// [`RankingPolicy::time_scale_hours`].
+    pub time_scale_hours: Option<f32>,
+    /// [`RankingPolicy::diversity`].
+    pub diversity: Option<f32>,
+}
+
+impl RankingControls {
+    /// Checks each set control, naming the first one out of range.
+    pub fn validate(&self) -> Result<()> {
+        RankingPolicy::default().with_controls(self).validate()
+    }
 }
 
 impl RelatedQuery {
+    /// A query for the `k` stories related to `source`, unfiltered, with the server's ranking.
+    pub fn new(source: Source, k: usize) -> Self {
+        Self {
+            source,
+            k,
+            filter: Filter::default(),
+            positive_ids: Vec::new(),
+            negative_ids: Vec::new(),
+            controls: RankingControls::default(),
+        }
+    }
+
+    /// A query without a source of its own, for stories like `positive_ids` and unlike `negative_ids`
+    /// (a topic page, a reader's history): the first positive example is the source, so the result is
+    /// the same as with it named as the source. Without a positive example, an error names `field`.
+    pub fn from_examples(
+        mut positive_ids: Vec<String>,
+        negative_ids: Vec<String>,
+        k: usize,
+        field: &str,
+    ) -> Result<Self> {
+        if positive_ids.is_empty() {
+            return Err(Error::invalid(field, "give a source or at least one positive id"));
+        }
+        let first = positive_ids.remove(0);
+        Ok(Self {
+            positive_ids,
+            negative_ids,
+            ..Self::new(Source::Article(first), k)
+        })
+    }
+
     /// Checks the request, naming the first offending field.
     pub fn validate(&self) -> Result<()> {
         if self.k == 0 || self.k > MAX_K {
@@ -142,7 +210,27 @@ impl RelatedQuery {
                 ));
             }
         }
-        Ok(())
+        for (field, ids) in [
+            ("positive_ids", &self.positive_ids),
+            ("negative_ids", &self.negative_ids),
+        ] {
+            check_count(field, ids.len(), MAX_EXAMPLE_IDS)?;
+            for id in ids {
+                check_id(id).map_err(|reason| Error::invalid(field, reason))?;
+            }
+        }
+        if let Some(id) = self.negative_ids.iter().find(|id| self.is_positive(id)) {
+            return Err(Error::invalid(
+                "negative_ids",
+                format!("{id:?} is also the source or one of positive_ids"),
+            ));
+        }
+        self.controls.validate()
+    }
+
+    /// True when `id` is the source or one of the positive examples.
+    fn is_positive(&self, id: &str) -> bool {
+        matches!(&self.source, Source::Article(source) if source == id) || self.positive_ids.iter().any(|p| p == id)
     }
 }
 
@@ -200,6 +288,12 @@ pub struct RankingPolicy {
     pub recency_weight: f32,
     /// How many shared terms explain each result.
     pub explain_terms: usize,
+    /// Diversity of the block in [0, 1], maximal marginal relevance (Carbonell and Goldstein, 1998)
+    /// with λ = 1 − diversity: each next story is the candidate with the highest
+    /// `(1 − diversity) · score − diversity · s`, `s` its largest TF-IDF cosine to a story already in the
+    /// block. 0 (the default) ranks by score alone; the stories keep their scores either way, so with
+    /// diversity the scores need not fall down the block.
+    pub diversity: f32,
 }
 
 /// The form of the time-proximity prior, `f(x)` with `x = |Δt| / τ`.
@@ -235,6 +329,7 @@ impl Default for RankingPolicy {
             recency_half_life_days: 0.0,
             recency_weight: 0.2,
             explain_terms: 5,
+            diversity: 0.0,
         }
     }
 }
@@ -358,7 +453,20 @@ impl RankingPolicy {
                 "must be a non-negative number",
             ));
         }
+        if !(0.0..=1.0).contains(&self.diversity) {
+            return Err(Error::invalid("diversity", "must be in [0, 1]"));
+        }
         Ok(())
+    }
+
+    /// This policy with the set `controls` of one request in place of its own values.
+    pub fn with_controls(&self, controls: &RankingControls) -> RankingPolicy {
+        RankingPolicy {
+            min_score: controls.min_score.unwrap_or(self.min_score),
+            time_scale_hours: controls.time_scale_hours.unwrap_or(self.time_scale_hours),
+            diversity: controls.diversity.unwrap_or(self.diversity),
+            ..self.clone()
+        }
     }
 
     /// Applies floor, time prior and copy collapsing to `candidates` (any order) and keeps the best `k`.
@@ -417,14 +525,12 @@ impl RankingPolicy {
                 .then(a.0.slot.cmp(&b.0.slot))
         });
         let mut kept: Vec<Ranked> = Vec::with_capacity(k);
-        for (candidate, score) in scored {
-            if kept.len() == k {
-                if !explaining {
-                    break;
-                }
-                report(&candidate, LeftOutReason::RankedBelowTheBlock, None);
-                continue;
-            }
+        let mut next = MarginalRelevance::new(scored.len(), self.diversity);
+        while kept.len() < k {
+            let Some(position) = next.pick(&scored) else {
+                break;
+            };
+            let (candidate, score) = scored[position];
             let better = kept.iter().find(|better| {
                 relations.copies(better.slot, candidate.slot)
                     || self
@@ -433,10 +539,18 @@ impl RankingPolicy {
             });
             match better {
                 Some(better) => report(&candidate, LeftOutReason::NearCopyOfBetterStory, Some(better.slot)),
-                None => kept.push(Ranked {
-                    slot: candidate.slot,
-                    score,
-                }),
+                None => {
+                    kept.push(Ranked {
+                        slot: candidate.slot,
+                        score,
+                    });
+                    next.chose(candidate.slot, &scored, relations);
+                }
+            }
+        }
+        if explaining {
+            while let Some(position) = next.pick(&scored) {
+                report(&scored[position].0, LeftOutReason::RankedBelowTheBlock, None);
             }
         }
         kept
@@ -475,6 +589,72 @@ impl RankingPolicy {
         let age_days = reference.seconds().saturating_sub(published.seconds()).max(0) as f32 / SECONDS_PER_DAY;
         let decay = 0.5f32.powf(age_days / self.recency_half_life_days);
         1.0 - self.recency_weight + self.recency_weight * decay
+    }
+}
+
+/// The greedy choice of maximal marginal relevance over candidates sorted best first (see
+/// [`RankingPolicy::diversity`]). With diversity 0 it hands them out in order and computes nothing.
+struct MarginalRelevance {
+    diversity: f32,
+    /// Whether each candidate was handed out.
+    picked: Vec<bool>,
+    /// Each candidate's largest TF-IDF cosine to a story in the block (only with diversity).
+    redundancy: Vec<f32>,
+    /// Candidates before this one were all handed out.
+    first_open: usize,
+}
+
+impl MarginalRelevance {
+    fn new(candidates: usize, diversity: f32) -> Self {
+        Self {
+            diversity,
+            picked: vec![false; candidates],
+            redundancy: if diversity > 0.0 {
+                vec![0.0; candidates]
+            } else {
+                Vec::new()
+            },
+            first_open: 0,
+        }
+    }
+
+    /// The position of the next candidate to consider, marked as handed out; `None` when none is left.
+    /// Of equal values the earlier (better-scoring) candidate goes first.
+    fn pick(&mut self, scored: &[(Candidate, f32)]) -> Option<usize> {
+        while self.picked.get(self.first_open) == Some(&true) {
+            self.first_open += 1;
+        }
+        let mut best = None;
+        if self.diversity == 0.0 {
+            best = (self.first_open < scored.len()).then_some(self.first_open);
+        } else {
+            let mut best_value = f32::NEG_INFINITY;
+            let open = scored.iter().zip(&self.redundancy).enumerate().skip(self.first_open);
+            for (position, ((_, score), redundancy)) in open {
+                let value = (1.0 - self.diversity) * score - self.diversity * redundancy;
+                if !self.picked[position] && value > best_value {
+                    best = Some(position);
+                    best_value = value;
+                }
+            }
+        }
+        if let Some(position) = best {
+            self.picked[position] = true;
+        }
+        best
+    }
+
+    /// Records that the candidate in `slot` joined the block: the others' redundancy may grow.
+    fn chose(&mut self, slot: Slot, scored: &[(Candidate, f32)], relations: &impl Relations) {
+        if self.diversity == 0.0 {
+            return;
+        }
+        for (position, (candidate, _)) in scored.iter().enumerate() {
+            if !self.picked[position] {
+                let similarity = relations.similarity(slot, candidate.slot);
+                self.redundancy[position] = self.redundancy[position].max(similarity);
+            }
+        }
     }
 }
 
@@ -525,11 +705,7 @@ mod tests {
     }
 
     fn query(k: usize) -> RelatedQuery {
-        RelatedQuery {
-            source: Source::Article("a".into()),
-            k,
-            filter: Filter::default(),
-        }
+        RelatedQuery::new(Source::Article("a".into()), k)
     }
 
     #[test]
@@ -584,6 +760,130 @@ mod tests {
         let mut sections = query(5);
         sections.filter.sections = vec!["S".repeat(MAX_SECTION_BYTES + 1)];
         assert_eq!(field(sections), "filter.sections");
+        let mut positives = query(5);
+        positives.positive_ids = vec!["b".into(); MAX_EXAMPLE_IDS + 1];
+        assert_eq!(field(positives), "positive_ids");
+        let mut negatives = query(5);
+        negatives.negative_ids = vec!["".into()];
+        assert_eq!(field(negatives), "negative_ids");
+    }
+
+    #[test]
+    fn an_example_cannot_be_both_positive_and_negative_and_controls_are_checked() {
+        let mut both = query(5);
+        both.positive_ids = vec!["b".into()];
+        both.negative_ids = vec!["c".into(), "b".into()];
+        let error = both.validate().unwrap_err().to_string();
+        assert!(error.contains("negative_ids") && error.contains("\"b\""), "{error}");
+        both.negative_ids = vec!["a".into()];
+        assert!(both.validate().unwrap_err().to_string().contains("the source"));
+        both.negative_ids = vec!["c".into()];
+        assert!(both.validate().is_ok());
+        for (controls, field) in [
+            (
+                RankingControls {
+                    min_score: Some(1.5),
+                    ..RankingControls::default()
+                },
+                "min_score",
+            ),
+            (
+                RankingControls {
+                    time_scale_hours: Some(-1.0),
+                    ..RankingControls::default()
+                },
+                "time_scale_hours",
+            ),
+            (
+                RankingControls {
+                    time_scale_hours: Some(f32::NAN),
+                    ..RankingControls::default()
+                },
+                "time_scale_hours",
+            ),
+            (
+                RankingControls {
+                    diversity: Some(1.01),
+                    ..RankingControls::default()
+                },
+                "diversity",
+            ),
+        ] {
+            let request = RelatedQuery { controls, ..query(5) };
+            assert!(request.validate().unwrap_err().to_string().contains(field), "{field}");
+        }
+    }
+
+    #[test]
+    fn controls_replace_only_the_values_they_set() {
+        let server = RankingPolicy {
+            min_score: 0.1,
+            time_weight: 0.5,
+            ..RankingPolicy::default()
+        };
+        assert_eq!(server.with_controls(&RankingControls::default()), server);
+        let controlled = server.with_controls(&RankingControls {
+            time_scale_hours: Some(48.0),
+            diversity: Some(0.3),
+            ..RankingControls::default()
+        });
+        assert_eq!(
+            controlled,
+            RankingPolicy {
+                time_scale_hours: 48.0,
+                diversity: 0.3,
+                ..server
+            }
+        );
+    }
+
+    /// Relations where the listed pairs have the given cosine similarity, every other pair 0.
+    struct Similar(Vec<((Slot, Slot), f32)>);
+
+    impl Relations for Similar {
+        fn similarity(&self, a: Slot, b: Slot) -> f32 {
+            let pair = (a.min(b), a.max(b));
+            self.0
+                .iter()
+                .find(|(listed, _)| *listed == pair)
+                .map_or(0.0, |&(_, s)| s)
+        }
+        fn copies_source(&self, _: Slot) -> bool {
+            false
+        }
+        fn copies(&self, _: Slot, _: Slot) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn diversity_lets_a_different_story_past_one_much_like_a_better_one() {
+        // 1 and 2 tell one story in other words (cosine 0.8, no copies); 3 is another angle.
+        let relations = Similar(vec![((1, 2), 0.8), ((1, 3), 0.1), ((2, 3), 0.1)]);
+        let candidates = [
+            candidate(1, 0.6, None),
+            candidate(2, 0.55, None),
+            candidate(3, 0.4, None),
+        ];
+        let by_score = RankingPolicy::default();
+        assert_eq!(slots(&by_score.rank(&candidates, 3, None, &relations)), vec![1, 2, 3]);
+        let diverse = RankingPolicy {
+            diversity: 0.3,
+            ..RankingPolicy::default()
+        };
+        // After 1: 2 is worth 0.7·0.55 − 0.3·0.8 = 0.145, 3 is worth 0.7·0.4 − 0.3·0.1 = 0.25.
+        let ranked = diverse.rank(&candidates, 3, None, &relations);
+        assert_eq!(slots(&ranked), vec![1, 3, 2]);
+        assert_eq!(ranked[1].score, 0.4, "a story keeps its score");
+        // The explained ranking still leaves out the same stories for a full block.
+        let mut left_out = Vec::new();
+        let explained = diverse.rank_reporting(&candidates, 2, None, &relations, Some(&mut left_out));
+        assert_eq!(slots(&explained), vec![1, 3]);
+        assert_eq!(left_out.len(), 1);
+        assert_eq!(
+            (left_out[0].slot, left_out[0].reason),
+            (2, LeftOutReason::RankedBelowTheBlock)
+        );
     }
 
     fn slots(ranked: &[Ranked]) -> Vec<Slot> {

@@ -80,6 +80,34 @@ impl SparseVector {
     pub fn dot(&self, other: &SparseVector) -> f32 {
         self.view().dot(other.view())
     }
+
+    /// A query for stories like `liked` and unlike `unliked`: `2 · mean(liked) − mean(unliked)`, as
+    /// Qdrant's `average_vector` recommendation, normalised. Terms only the unliked weigh get a negative
+    /// weight: a story sharing them loses score. Empty when nothing is left.
+    pub fn contrast(liked: &[SparseRef<'_>], unliked: &[SparseRef<'_>]) -> SparseVector {
+        let mut pairs = Vec::new();
+        for (vectors, scale) in [(liked, 2.0), (unliked, -1.0)] {
+            let share = scale / vectors.len().max(1) as f32;
+            pairs.extend(
+                vectors
+                    .iter()
+                    .flat_map(|vector| vector.iter().map(|(term, weight)| (term, share * weight))),
+            );
+        }
+        SparseVector::from_pairs(pairs)
+    }
+
+    /// The vector with its negative weights dropped, normalised again: what the postings (non-negative
+    /// weights, pruned by them) can search for, as Rocchio's relevance feedback drops negative weights.
+    pub fn without_negative_weights(&self) -> SparseVector {
+        let (terms, weights) = self.iter().filter(|&(_, weight)| weight > 0.0).unzip();
+        SparseVector { terms, weights }.normalized()
+    }
+
+    /// True when some weight is negative.
+    pub fn has_negative_weights(&self) -> bool {
+        self.weights.iter().any(|&weight| weight < 0.0)
+    }
 }
 
 /// A sparse vector borrowed from wherever it is stored (a [`SparseVector`] or a row of a
@@ -266,6 +294,32 @@ mod tests {
             .map(|_| (next() % dimension, (next() % 1000) as f32 / 100.0))
             .collect();
         SparseVector::from_pairs(pairs)
+    }
+
+    #[test]
+    fn a_contrast_leans_towards_the_liked_and_away_from_the_unliked() {
+        let liked = [
+            SparseVector::from_pairs(vec![(0, 1.0), (1, 1.0)]),
+            SparseVector::from_pairs(vec![(0, 1.0), (2, 1.0)]),
+        ];
+        let unliked = SparseVector::from_pairs(vec![(1, 1.0), (3, 1.0)]);
+        let liked: Vec<SparseRef<'_>> = liked.iter().map(SparseVector::view).collect();
+        let query = SparseVector::contrast(&liked, &[unliked.view()]);
+        let weight = |vector: &SparseVector, wanted| vector.iter().find(|&(term, _)| term == wanted).map(|(_, w)| w);
+        // Term 3 is only the unliked one's: negative. Term 1, liked once and unliked once, loses to term 2.
+        assert!(
+            weight(&query, 3).unwrap() < 0.0 && query.has_negative_weights(),
+            "{query:?}"
+        );
+        assert!(weight(&query, 0) > weight(&query, 2) && weight(&query, 1).is_none());
+        assert!((query.dot(&query) - 1.0).abs() < 1e-6);
+        // What the postings can search for: without term 3, unit length again.
+        let searchable = query.without_negative_weights();
+        assert_eq!(searchable.iter().map(|(term, _)| term).collect::<Vec<_>>(), vec![0, 2]);
+        assert!((searchable.dot(&searchable) - 1.0).abs() < 1e-6 && !searchable.has_negative_weights());
+        // One liked vector and nothing unliked: the vector itself.
+        let alone = SparseVector::contrast(&liked[..1], &[]);
+        assert!((alone.view().dot(liked[0]) - 1.0).abs() < 1e-6);
     }
 
     #[test]

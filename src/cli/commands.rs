@@ -253,22 +253,24 @@ fn related(args: &RelatedArgs) -> Result<()> {
     let mut engine = live::open_current(&args.model)?;
     args.policy.apply(&mut engine)?;
     let source = match (&args.id, &args.text) {
-        (Some(id), _) => Source::Article(id.clone()),
-        (None, Some(text)) => Source::Draft(Draft {
+        (Some(id), _) => Some(Source::Article(id.clone())),
+        (None, Some(text)) => Some(Source::Draft(Draft {
             title: String::new(),
             body: text.clone(),
             lang: args.lang.clone(),
-        }),
-        (None, None) => return Err(Error::invalid("--id/--text", "give one of them")),
+        })),
+        (None, None) => None,
     };
-    let query = RelatedQuery {
-        source,
-        k: args.k,
-        filter: Filter {
-            sections: args.section.clone(),
-            ..Filter::default()
+    let (positive_ids, negative_ids) = (args.positive_id.clone(), args.negative_id.clone());
+    let mut query = match source {
+        Some(source) => RelatedQuery {
+            positive_ids,
+            negative_ids,
+            ..RelatedQuery::new(source, args.k)
         },
+        None => RelatedQuery::from_examples(positive_ids, negative_ids, args.k, "--id/--text/--positive-id")?,
     };
+    query.filter.sections = args.section.clone();
     let stories = engine.related(&query)?;
     if args.json {
         println!(

@@ -30,6 +30,8 @@ pub const ENV_MIN_SCORE: &str = "WEITERE_MIN_SCORE";
 pub const ENV_TIME_SCALE_HOURS: &str = "WEITERE_TIME_SCALE_HOURS";
 /// Environment variable for `--time-weight`.
 pub const ENV_TIME_WEIGHT: &str = "WEITERE_TIME_WEIGHT";
+/// Environment variable for `--diversity`.
+pub const ENV_DIVERSITY: &str = "WEITERE_DIVERSITY";
 /// Environment variable for `--log-format`.
 pub const ENV_LOG_FORMAT: &str = "WEITERE_LOG_FORMAT";
 /// Environment variable for `serve --write-token`.
@@ -248,6 +250,11 @@ pub struct PolicyArgs {
     /// Share of the score that age can take away under --recency-half-life-days (0..=1).
     #[arg(long, default_value_t = RankingPolicy::default().recency_weight)]
     pub recency_weight: f32,
+    /// Diversity of the block (0..=1): maximal marginal relevance with λ = 1 − diversity, each next story
+    /// maximising (1 − diversity)·score − diversity·(its largest cosine to a story already chosen).
+    /// 0 = by score alone. A request may set its own (RelatedRequest.diversity).
+    #[arg(long, env = ENV_DIVERSITY, default_value_t = RankingPolicy::default().diversity)]
+    pub diversity: f32,
     /// Nearest-neighbour search: exact scan for small indexes or narrow filters and the HNSW graph
     /// otherwise (auto), or always one of the two.
     #[arg(long, value_enum, default_value = "auto")]
@@ -288,6 +295,7 @@ impl PolicyArgs {
             },
             recency_half_life_days: self.recency_half_life_days,
             recency_weight: self.recency_weight,
+            diversity: self.diversity,
             ..RankingPolicy::default()
         })?;
         engine.set_search(match self.search {
@@ -396,6 +404,13 @@ pub struct RelatedArgs {
     /// Only stories from these sections (repeatable).
     #[arg(long)]
     pub section: Vec<String>,
+    /// A stored article the stories should also be like (repeatable; without --id or --text the first
+    /// is the source). Stories are scored by their cosine to 2·mean(liked) − mean(unliked).
+    #[arg(long)]
+    pub positive_id: Vec<String>,
+    /// A stored article the stories should be unlike (repeatable).
+    #[arg(long)]
+    pub negative_id: Vec<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

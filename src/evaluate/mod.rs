@@ -20,7 +20,7 @@ use crate::article_table::ArticleRef;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::index::{Neighbor, NeighborIndex, Slot};
-use crate::recommend::{Filter, RelatedQuery, Source};
+use crate::recommend::{RelatedQuery, Source};
 use metrics::{jaccard, median, ndcg_at_k, percentile, precision_at_k, recall_at_k, reciprocal_rank, word_set};
 pub use split::Split;
 
@@ -186,11 +186,7 @@ pub fn evaluate(engine: &Engine, options: &EvalOptions) -> Result<EvalReport> {
     let mut totals = Totals::default();
     for &source in &sources {
         let article = articles.get(source as usize);
-        let query = RelatedQuery {
-            source: Source::Article(article.id.to_owned()),
-            k: options.k,
-            filter: Filter::default(),
-        };
+        let query = RelatedQuery::new(Source::Article(article.id.to_owned()), options.k);
         let started = Instant::now();
         let recommended = engine.related(&query)?;
         totals.latencies_ms.push(started.elapsed().as_secs_f64() * 1000.0);

@@ -6,7 +6,9 @@ use crate::article::{Article, Timestamp};
 use crate::engine::Stats;
 use crate::error::{Error, Result};
 use crate::live::{LiveStats, WriteHealth, WriteOutcome};
-use crate::recommend::{DEFAULT_K, Draft, Filter, LeftOut, LeftOutReason, Recommendation, RelatedQuery, Source};
+use crate::recommend::{
+    DEFAULT_K, Draft, Filter, LeftOut, LeftOutReason, RankingControls, Recommendation, RelatedQuery, Source,
+};
 
 /// A `Related` request as the core understands it.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,22 +26,36 @@ pub fn related_call(request: proto::RelatedRequest) -> Result<RelatedCall> {
         k,
         filter,
         explain,
+        positive_ids,
+        negative_ids,
+        min_score,
+        time_scale_hours,
+        diversity,
     } = request;
-    let source = match source {
-        Some(proto::related_request::Source::ArticleId(id)) => Source::Article(id),
-        Some(proto::related_request::Source::Draft(proto::Draft { title, body, lang })) => {
-            Source::Draft(Draft { title, body, lang })
-        }
-        None => return Err(Error::invalid("source", "set article_id or draft")),
-    };
     let k = match k {
         0 => DEFAULT_K,
         k => usize::try_from(k).unwrap_or(usize::MAX),
     };
-    let query = RelatedQuery {
-        source,
-        k,
-        filter: filter.map(self::filter).transpose()?.unwrap_or_default(),
+    let source = match source {
+        Some(proto::related_request::Source::ArticleId(id)) => Some(Source::Article(id)),
+        Some(proto::related_request::Source::Draft(proto::Draft { title, body, lang })) => {
+            Some(Source::Draft(Draft { title, body, lang }))
+        }
+        None => None,
+    };
+    let mut query = match source {
+        Some(source) => RelatedQuery {
+            positive_ids,
+            negative_ids,
+            ..RelatedQuery::new(source, k)
+        },
+        None => RelatedQuery::from_examples(positive_ids, negative_ids, k, "source")?,
+    };
+    query.filter = filter.map(self::filter).transpose()?.unwrap_or_default();
+    query.controls = RankingControls {
+        min_score,
+        time_scale_hours,
+        diversity,
     };
     query.validate()?;
     Ok(RelatedCall { query, explain })
@@ -238,8 +254,7 @@ mod tests {
         proto::RelatedRequest {
             source: Some(proto::related_request::Source::ArticleId("a".into())),
             k,
-            filter: None,
-            explain: false,
+            ..proto::RelatedRequest::default()
         }
     }
 
@@ -268,6 +283,37 @@ mod tests {
         };
         assert!(
             matches!(related_call(inverted), Err(Error::InvalidArgument { field, .. }) if field == "filter.published_after")
+        );
+    }
+
+    #[test]
+    fn examples_without_a_source_make_the_first_one_the_source_and_controls_pass_through() {
+        let examples = proto::RelatedRequest {
+            source: None,
+            positive_ids: vec!["p-1".into(), "p-2".into()],
+            negative_ids: vec!["n-1".into()],
+            diversity: Some(0.25),
+            ..request(5)
+        };
+        let query = related_call(examples).unwrap().query;
+        assert_eq!(query.source, Source::Article("p-1".into()));
+        assert_eq!(
+            (query.positive_ids, query.negative_ids),
+            (vec!["p-2".into()], vec!["n-1".into()])
+        );
+        assert_eq!(
+            query.controls,
+            RankingControls {
+                diversity: Some(0.25),
+                ..RankingControls::default()
+            }
+        );
+        let out_of_range = proto::RelatedRequest {
+            min_score: Some(-0.5),
+            ..request(5)
+        };
+        assert!(
+            matches!(related_call(out_of_range), Err(Error::InvalidArgument { field, .. }) if field == "min_score")
         );
     }
 

@@ -4,7 +4,7 @@ use indicatif::ProgressBar;
 use weitere::article::Article;
 use weitere::engine::{BuildConfig, Engine};
 use weitere::ingest::{self, IngestOptions};
-use weitere::recommend::{Filter, Recommendation, RelatedQuery, Source};
+use weitere::recommend::{Recommendation, RelatedQuery, Source};
 
 /// The German sample shipped with the repository (514 DER STANDARD articles, 9 categories).
 pub const SAMPLE: &[u8] = include_bytes!("../../data/gnad-sample.jsonl.gz");
@@ -40,11 +40,7 @@ pub fn build_sample_engine() -> Engine {
 
 /// A request for the `k` stories related to stored article `id`, unfiltered.
 pub fn query(id: &str, k: usize) -> RelatedQuery {
-    RelatedQuery {
-        source: Source::Article(id.into()),
-        k,
-        filter: Filter::default(),
-    }
+    RelatedQuery::new(Source::Article(id.into()), k)
 }
 
 /// The ids of `stories`, in order.

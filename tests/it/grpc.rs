@@ -153,8 +153,7 @@ pub fn by_id(id: &str, k: u32) -> RelatedRequest {
     RelatedRequest {
         source: Some(Source::ArticleId(id.into())),
         k,
-        filter: None,
-        explain: false,
+        ..Default::default()
     }
 }
 
@@ -209,8 +208,7 @@ async fn every_rpc_over_a_real_connection() {
             lang: "de".into(),
         })),
         k: 3,
-        filter: None,
-        explain: false,
+        ..Default::default()
     };
     let from_draft = client.related(draft).await.unwrap().into_inner().stories;
     assert!(!from_draft.is_empty() && from_draft.len() <= 3);
@@ -282,8 +280,7 @@ async fn errors_carry_the_right_code_and_name_the_field() {
     let empty_draft = RelatedRequest {
         source: Some(Source::Draft(Draft::default())),
         k: 5,
-        filter: None,
-        explain: false,
+        ..Default::default()
     };
     let status = client.related(empty_draft).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -314,13 +311,95 @@ async fn errors_carry_the_right_code_and_name_the_field() {
     let no_source = RelatedRequest {
         source: None,
         k: 5,
-        filter: None,
-        explain: false,
+        ..Default::default()
     };
     assert_eq!(
         client.related(no_source).await.unwrap_err().code(),
         Code::InvalidArgument
     );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn examples_and_controls_shape_the_block_and_are_validated() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let plain = client.related(by_id(SOURCE_ID, 10)).await.unwrap().into_inner().stories;
+    let ids = |stories: &[weitere::service::proto::RelatedStory]| -> Vec<String> {
+        stories.iter().map(|story| story.id.clone()).collect()
+    };
+
+    // Examples alone: the first positive is the source.
+    let examples_only = RelatedRequest {
+        source: None,
+        positive_ids: vec![SOURCE_ID.into()],
+        k: 10,
+        ..Default::default()
+    };
+    let stories = client.related(examples_only).await.unwrap().into_inner().stories;
+    assert_eq!(ids(&stories), ids(&plain));
+
+    // A positive and a negative example: neither of them comes back, nor the source.
+    let (liked, unliked) = (plain[1].id.clone(), plain[0].id.clone());
+    let with_examples = RelatedRequest {
+        positive_ids: vec![liked.clone()],
+        negative_ids: vec![unliked.clone()],
+        ..by_id(SOURCE_ID, 10)
+    };
+    let stories = client.related(with_examples).await.unwrap().into_inner().stories;
+    assert!(!stories.is_empty());
+    assert!(
+        ids(&stories)
+            .iter()
+            .all(|id| *id != liked && *id != unliked && id != SOURCE_ID)
+    );
+
+    // Controls: a floor above every score leaves nothing; out-of-range values name their field.
+    let strict = RelatedRequest {
+        min_score: Some(1.0),
+        time_scale_hours: Some(0.0),
+        ..by_id(SOURCE_ID, 10)
+    };
+    let stories = client.related(strict).await.unwrap().into_inner().stories;
+    assert!(stories.iter().all(|story| story.score >= 1.0 - 1e-6), "{stories:?}");
+    for (request, field) in [
+        (
+            RelatedRequest {
+                diversity: Some(2.0),
+                ..by_id(SOURCE_ID, 10)
+            },
+            "diversity",
+        ),
+        (
+            RelatedRequest {
+                time_scale_hours: Some(-3.0),
+                ..by_id(SOURCE_ID, 10)
+            },
+            "time_scale_hours",
+        ),
+        (
+            RelatedRequest {
+                negative_ids: vec![SOURCE_ID.into()],
+                ..by_id(SOURCE_ID, 10)
+            },
+            "negative_ids",
+        ),
+    ] {
+        let status = client.related(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}");
+        assert!(
+            status.message().starts_with(&format!("{field}:")),
+            "{}",
+            status.message()
+        );
+    }
+    let unknown = RelatedRequest {
+        positive_ids: vec!["no-such-story".into()],
+        ..by_id(SOURCE_ID, 10)
+    };
+    let status = client.related(unknown).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("no-such-story"));
     server.shutdown().await;
 }
 

@@ -78,6 +78,20 @@ async fn related_over_http_answers_as_grpc_does() {
         stories.iter().all(|story| story["section"] == "International"),
         "{body}"
     );
+
+    // The per-request controls and examples are JSON fields as well.
+    let (status, body) = send(http.post(&url).json(&json!({
+        "positiveIds": [SOURCE_ID],
+        "k": 5,
+        "diversity": 0.3,
+        "minScore": 0.05,
+    })))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!body["stories"].as_array().unwrap().is_empty(), "{body}");
+    let (status, body) = send(http.post(&url).json(&json!({"articleId": SOURCE_ID, "diversity": 1.5}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("diversity"), "{body}");
     server.shutdown().await;
 }
 

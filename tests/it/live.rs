@@ -9,7 +9,7 @@ use weitere::article::Article;
 use weitere::engine::{BuildConfig, Engine};
 use weitere::error::Error;
 use weitere::live::{LiveIndex, RebuildPolicy};
-use weitere::recommend::{Draft, Filter, RelatedQuery, Source};
+use weitere::recommend::{Draft, RelatedQuery, Source};
 use weitere::service::proto::{self, DeleteArticlesRequest, GetArticleRequest, StatsRequest, UpsertArticlesRequest};
 use weitere::service::{Access, ServerOptions};
 
@@ -189,8 +189,7 @@ async fn a_new_word_relates_fresh_articles_at_once_and_explains_it() {
             lang: "de".into(),
         })),
         k: 5,
-        filter: None,
-        explain: false,
+        ..Default::default()
     };
     let related = client.related(draft.clone()).await.unwrap().into_inner().stories;
     let found: HashSet<&str> = related.iter().take(2).map(|story| story.id.as_str()).collect();
@@ -400,15 +399,14 @@ fn a_body_over_the_limit_is_rejected_alone_and_fails_a_draft_query() {
     );
     assert!(index.article("fits").is_ok() && index.article("too-long").is_err());
 
-    let draft = RelatedQuery {
-        source: Source::Draft(Draft {
+    let draft = RelatedQuery::new(
+        Source::Draft(Draft {
             title: "Gewerkschaft".into(),
             body: long_body,
             lang: "de".into(),
         }),
-        k: 5,
-        filter: Filter::default(),
-    };
+        5,
+    );
     let err = index.related(&draft).unwrap_err();
     assert!(
         matches!(err, Error::InvalidArgument { ref field, .. } if field == "draft.body"),

@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use weitere::article::{Article, DEFAULT_MAX_BODY_BYTES, Timestamp};
 use weitere::error::Error;
-use weitere::recommend::{Draft, Filter, RelatedQuery, Source};
+use weitere::recommend::{Draft, RelatedQuery, Source};
 use weitere::store::Change;
 
 use crate::common::{build_sample_engine, ids, query};
@@ -60,11 +60,7 @@ fn arbitrary_articles_can_be_upserted_queried_and_deleted() {
 
             let by_id = engine.related(&query(&id, 10)).unwrap();
             prop_assert!(by_id.iter().all(|story| story.id != id), "{id:?} recommended itself");
-            let by_text = RelatedQuery {
-                source: Source::Draft(draft),
-                k: 10,
-                filter: Filter::default(),
-            };
+            let by_text = RelatedQuery::new(Source::Draft(draft), 10);
             match engine.related(&by_text) {
                 Ok(_) | Err(Error::InvalidArgument { .. }) => {}
                 Err(other) => prop_assert!(false, "draft query failed: {other}"),

@@ -3,8 +3,9 @@ use std::sync::Arc;
 use indicatif::ProgressBar;
 use weitere::article::{Article, Timestamp};
 use weitere::engine::{BuildConfig, Engine};
+use weitere::error::Error;
 use weitere::live::{LiveIndex, RebuildPolicy};
-use weitere::recommend::{RankingPolicy, Recommendation};
+use weitere::recommend::{RankingControls, RankingPolicy, Recommendation, RelatedQuery};
 
 use crate::common::{ids, query, sample_articles};
 
@@ -181,4 +182,140 @@ fn a_follow_up_and_the_background_beat_the_same_story_a_year_later() {
         .unwrap();
     let block = engine.related(&query("source", 3)).unwrap();
     assert_eq!(ids(block.clone())[0], "a-year-later", "{:?}", scores(&block));
+}
+
+/// The sample and a cycling story: stage reports, a doping inquiry at the Tour, a doping case in
+/// athletics and a Giro report, all of one day.
+fn cycling_engine() -> Engine {
+    let mut articles = sample_articles().to_vec();
+    let ride = |id: &str, title: &str, body: &str| article(id, title, body, Some(SOURCE_TIME));
+    articles.extend([
+        ride(
+            "tour-stage-1",
+            "Pogačar gewinnt die Bergetappe der Tour de France",
+            "Tadej Pogačar siegt vor Jonas Vingegaard am Schlussanstieg und baut das Gelbe Trikot aus.",
+        ),
+        ride(
+            "tour-stage-2",
+            "Vingegaard attackiert Pogačar auf der Tour de France",
+            "Jonas Vingegaard greift am Anstieg an, Tadej Pogačar verteidigt das Gelbe Trikot der Tour.",
+        ),
+        ride(
+            "tour-doping",
+            "Doping-Ermittlungen bei der Tour de France",
+            "Die Staatsanwaltschaft ermittelt wegen Doping, Razzia im Teamhotel der Tour, Proben beschlagnahmt.",
+        ),
+        ride(
+            "athletics-doping",
+            "Doping-Sperre für Sprinter nach positiver Probe",
+            "Die Anti-Doping-Agentur sperrt den Sprinter, die Probe war positiv, Ermittlungen laufen.",
+        ),
+        ride(
+            "giro-stage",
+            "Pogačar dominiert den Giro d'Italia",
+            "Tadej Pogačar gewinnt die Bergankunft des Giro und trägt das Rosa Trikot.",
+        ),
+    ]);
+    Engine::build(articles, &BuildConfig::default(), &ProgressBar::hidden()).unwrap()
+}
+
+fn score_of(block: &[Recommendation], id: &str) -> f32 {
+    block
+        .iter()
+        .find(|story| story.id == id)
+        .unwrap_or_else(|| panic!("{id} not in {:?}", scores(block)))
+        .score
+}
+
+#[test]
+fn negative_examples_push_their_topic_down_and_positive_ones_pull_theirs_up() {
+    let engine = cycling_engine();
+    let plain = engine.related(&query("tour-stage-1", 10)).unwrap();
+    let doping_share = |block: &[Recommendation]| score_of(block, "tour-doping") / score_of(block, "tour-stage-2");
+    let unlike_doping = RelatedQuery {
+        negative_ids: vec!["athletics-doping".into()],
+        ..query("tour-stage-1", 10)
+    };
+    let unlike = engine.related(&unlike_doping).unwrap();
+    assert!(
+        doping_share(&unlike) < doping_share(&plain),
+        "{:?} vs {:?}",
+        scores(&unlike),
+        scores(&plain)
+    );
+    assert!(
+        !ids(unlike).contains(&"athletics-doping".to_owned()),
+        "no example is returned"
+    );
+
+    let like_doping = RelatedQuery {
+        positive_ids: vec!["athletics-doping".into()],
+        ..query("tour-stage-1", 10)
+    };
+    let like = engine.related(&like_doping).unwrap();
+    assert!(
+        doping_share(&like) > doping_share(&plain),
+        "{:?} vs {:?}",
+        scores(&like),
+        scores(&plain)
+    );
+    let rank = |block: &[Recommendation], id: &str| block.iter().position(|story| story.id == id);
+    assert!(
+        rank(&plain, "tour-doping") > rank(&plain, "giro-stage"),
+        "{:?}",
+        scores(&plain)
+    );
+    assert!(
+        rank(&like, "tour-doping") < rank(&like, "giro-stage"),
+        "{:?}",
+        scores(&like)
+    );
+    assert!(!ids(like).contains(&"athletics-doping".to_owned()));
+
+    // Examples alone: the first positive is the source, the same block as naming it.
+    let alone = RelatedQuery::from_examples(vec!["tour-stage-1".into()], Vec::new(), 10, "source").unwrap();
+    assert_eq!(engine.related(&alone).unwrap(), plain);
+    // An unknown example is an error, not an empty block.
+    let unknown = RelatedQuery {
+        positive_ids: vec!["no-such-story".into()],
+        ..query("tour-stage-1", 10)
+    };
+    assert!(matches!(engine.related(&unknown), Err(Error::UnknownArticle(id)) if id == "no-such-story"));
+}
+
+#[test]
+fn per_request_controls_override_the_servers_policy_for_that_request_only() {
+    let engine = cycling_engine();
+    let plain = engine.related(&query("tour-stage-1", 10)).unwrap();
+    let floor = score_of(&plain, "tour-doping") + 1e-4;
+    let strict = RelatedQuery {
+        controls: RankingControls {
+            min_score: Some(floor),
+            ..RankingControls::default()
+        },
+        ..query("tour-stage-1", 10)
+    };
+    let block = engine.related(&strict).unwrap();
+    assert!(
+        !block.is_empty() && block.iter().all(|story| story.score >= floor),
+        "{:?}",
+        scores(&block)
+    );
+    assert!(!ids(block).contains(&"tour-doping".to_owned()));
+    // Every candidate fits in this block: diversity may only reorder them, and each keeps its score.
+    let diverse = RelatedQuery {
+        controls: RankingControls {
+            diversity: Some(0.5),
+            ..RankingControls::default()
+        },
+        ..query("tour-stage-1", 10)
+    };
+    let mut reordered = engine.related(&diverse).unwrap();
+    assert_eq!(reordered[0], plain[0], "the best story leads either way");
+    reordered.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+    let mut by_score = plain.clone();
+    by_score.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+    assert_eq!(reordered, by_score);
+    // The server's own policy is untouched.
+    assert_eq!(engine.related(&query("tour-stage-1", 10)).unwrap(), plain);
 }

@@ -351,8 +351,7 @@ fn draft(title: String, body: String) -> RelatedRequest {
             lang: "de".into(),
         })),
         k: 5,
-        filter: None,
-        explain: false,
+        ..Default::default()
     }
 }
 
