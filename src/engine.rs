@@ -950,6 +950,8 @@ impl Engine {
                 searched: 0,
             });
         }
+        let dense_source = (policy.dense_weight > 0.0).then(|| self.base.approximate.projection().project(&vector));
+        let mut dense_scratch = vec![0.0f32; dense_source.as_ref().map_or(0, Vec::len)];
         let excluded = self.excluded(&query.filter, &named);
         let accept =
             |slot: Slot| !excluded.contains(&slot) && !self.delta.is_masked(slot) && self.matches(&query.filter, slot);
@@ -958,13 +960,23 @@ impl Engine {
             let neighbors = self.nearest(&vector, wanted, &query.filter, &accept);
             let candidates: Vec<Candidate> = neighbors
                 .iter()
-                .map(|neighbor| Candidate {
-                    slot: neighbor.slot,
-                    similarity: match &scoring {
+                .map(|neighbor| {
+                    let sparse = match &scoring {
                         Some(contrast) => self.vector_at(neighbor.slot).dot(contrast.view()),
                         None => neighbor.similarity,
-                    },
-                    published_at: self.article_at(neighbor.slot).published_at,
+                    };
+                    let similarity = match &dense_source {
+                        Some(source) => {
+                            let dense = self.dense_similarity(source, neighbor.slot, &mut dense_scratch);
+                            (1.0 - policy.dense_weight) * sparse + policy.dense_weight * dense.max(0.0)
+                        }
+                        None => sparse,
+                    };
+                    Candidate {
+                        slot: neighbor.slot,
+                        similarity,
+                        published_at: self.article_at(neighbor.slot).published_at,
+                    }
                 })
                 .collect();
             let relations = EngineRelations {
@@ -995,6 +1007,22 @@ impl Engine {
             ranked,
             searched: wanted,
         })
+    }
+
+    /// Cosine of the projections of `source` (projected) and the article in `slot`: stored for the base,
+    /// projected into `scratch` for a fresh article.
+    fn dense_similarity(&self, source: &[f32], slot: Slot, scratch: &mut [f32]) -> f32 {
+        let dense = self.base.approximate.dense();
+        let row = if (slot as usize) < dense.len() {
+            dense.row(slot as usize)
+        } else {
+            self.base
+                .approximate
+                .projection()
+                .project_into(self.vector_at(slot), scratch);
+            scratch
+        };
+        source.iter().zip(row).map(|(a, b)| a * b).sum()
     }
 
     /// The slots of the live articles that `filter.exclude_ids` names, and `named` (the source and the

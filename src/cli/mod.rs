@@ -255,6 +255,10 @@ pub struct PolicyArgs {
     /// 0 = by score alone. A request may set its own (RelatedRequest.diversity).
     #[arg(long, env = ENV_DIVERSITY, default_value_t = RankingPolicy::default().diversity)]
     pub diversity: f32,
+    /// Share of a story's similarity taken from the cosine of the LSA projections instead of the
+    /// TF-IDF cosine (0..=1); 0 = TF-IDF alone.
+    #[arg(long, default_value_t = RankingPolicy::default().dense_weight)]
+    pub dense_weight: f32,
     /// Nearest-neighbour search: exact scan for small indexes or narrow filters and the HNSW graph
     /// otherwise (auto), or always one of the two.
     #[arg(long, value_enum, default_value = "auto")]
@@ -296,6 +300,7 @@ impl PolicyArgs {
             recency_half_life_days: self.recency_half_life_days,
             recency_weight: self.recency_weight,
             diversity: self.diversity,
+            dense_weight: self.dense_weight,
             ..RankingPolicy::default()
         })?;
         engine.set_search(match self.search {
