@@ -101,6 +101,14 @@ struct QuerySource {
     signatures: Vec<CopySignature>,
 }
 
+/// The dense half of [`RankingPolicy::dense_weight`]'s blend for one query.
+struct DenseBlend {
+    /// The query vector's projection.
+    source: Vec<f32>,
+    /// The share of the similarity it takes.
+    weight: f32,
+}
+
 /// Index-time settings: everything that shapes a snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BuildConfig {
@@ -811,33 +819,28 @@ impl Engine {
         let (vector, source_slot, mut reference_time) = self.source_vector(&query.source, deadline)?;
         let mut signatures = vec![self.source_signature(&query.source, source_slot)];
         let mut named: Vec<Slot> = source_slot.into_iter().collect();
-        if query.positive_ids.is_empty() && query.negative_ids.is_empty() {
-            return Ok(QuerySource {
-                vector,
-                scoring: None,
-                named,
-                reference_time,
-                signatures,
-            });
-        }
-        let positives = self.live_slots(&query.positive_ids)?;
-        let negatives = self.live_slots(&query.negative_ids)?;
-        for &slot in &positives {
-            signatures.push(self.source_signature(&query.source, Some(slot)));
-            reference_time = reference_time.max(self.article_at(slot).published_at);
-        }
-        let liked: Vec<SparseRef<'_>> = std::iter::once(vector.view())
-            .filter(|vector| !vector.is_empty())
-            .chain(positives.iter().map(|&slot| self.vector_at(slot)))
-            .collect();
-        let unliked: Vec<SparseRef<'_>> = negatives.iter().map(|&slot| self.vector_at(slot)).collect();
-        let contrast = SparseVector::contrast(&liked, &unliked);
-        let (vector, scoring) = if contrast.has_negative_weights() {
-            (contrast.without_negative_weights(), Some(contrast))
+        let (vector, scoring) = if query.positive_ids.is_empty() && query.negative_ids.is_empty() {
+            (vector, None)
         } else {
-            (contrast, None)
+            let positives = self.live_slots(&query.positive_ids)?;
+            let negatives = self.live_slots(&query.negative_ids)?;
+            for &slot in &positives {
+                signatures.push(self.source_signature(&query.source, Some(slot)));
+                reference_time = reference_time.max(self.article_at(slot).published_at);
+            }
+            named.extend(positives.iter().chain(&negatives));
+            let liked: Vec<SparseRef<'_>> = std::iter::once(vector.view())
+                .filter(|vector| !vector.is_empty())
+                .chain(positives.iter().map(|&slot| self.vector_at(slot)))
+                .collect();
+            let unliked: Vec<SparseRef<'_>> = negatives.iter().map(|&slot| self.vector_at(slot)).collect();
+            let contrast = SparseVector::contrast(&liked, &unliked);
+            if contrast.has_negative_weights() {
+                (contrast.without_negative_weights(), Some(contrast))
+            } else {
+                (contrast, None)
+            }
         };
-        named.extend(positives.iter().chain(&negatives));
         Ok(QuerySource {
             vector,
             scoring,
@@ -950,8 +953,11 @@ impl Engine {
                 searched: 0,
             });
         }
-        let dense_source = (policy.dense_weight > 0.0).then(|| self.base.approximate.projection().project(&vector));
-        let mut dense_scratch = vec![0.0f32; dense_source.as_ref().map_or(0, Vec::len)];
+        let dense = (policy.dense_weight > 0.0).then(|| DenseBlend {
+            source: self.base.approximate.projection().project(&vector),
+            weight: policy.dense_weight,
+        });
+        let mut dense_scratch = vec![0.0f32; dense.as_ref().map_or(0, |dense| dense.source.len())];
         let excluded = self.excluded(&query.filter, &named);
         let accept =
             |slot: Slot| !excluded.contains(&slot) && !self.delta.is_masked(slot) && self.matches(&query.filter, slot);
@@ -960,23 +966,10 @@ impl Engine {
             let neighbors = self.nearest(&vector, wanted, &query.filter, &accept);
             let candidates: Vec<Candidate> = neighbors
                 .iter()
-                .map(|neighbor| {
-                    let sparse = match &scoring {
-                        Some(contrast) => self.vector_at(neighbor.slot).dot(contrast.view()),
-                        None => neighbor.similarity,
-                    };
-                    let similarity = match &dense_source {
-                        Some(source) => {
-                            let dense = self.dense_similarity(source, neighbor.slot, &mut dense_scratch);
-                            (1.0 - policy.dense_weight) * sparse + policy.dense_weight * dense.max(0.0)
-                        }
-                        None => sparse,
-                    };
-                    Candidate {
-                        slot: neighbor.slot,
-                        similarity,
-                        published_at: self.article_at(neighbor.slot).published_at,
-                    }
+                .map(|neighbor| Candidate {
+                    slot: neighbor.slot,
+                    similarity: self.candidate_similarity(neighbor, &scoring, &dense, &mut dense_scratch),
+                    published_at: self.article_at(neighbor.slot).published_at,
                 })
                 .collect();
             let relations = EngineRelations {
@@ -1009,8 +1002,31 @@ impl Engine {
         })
     }
 
+    /// The similarity of a neighbour the search found, as the policy ranks it: its cosine to the whole
+    /// contrast when negative examples made one (`scoring`), else the search's; blended with the
+    /// projections' cosine when `dense` is set.
+    fn candidate_similarity(
+        &self,
+        neighbor: &Neighbor,
+        scoring: &Option<SparseVector>,
+        dense: &Option<DenseBlend>,
+        scratch: &mut [f32],
+    ) -> f32 {
+        let sparse = match scoring {
+            Some(contrast) => self.vector_at(neighbor.slot).dot(contrast.view()),
+            None => neighbor.similarity,
+        };
+        match dense {
+            Some(dense) => {
+                let projected = self.dense_similarity(&dense.source, neighbor.slot, scratch);
+                (1.0 - dense.weight) * sparse + dense.weight * projected.max(0.0)
+            }
+            None => sparse,
+        }
+    }
+
     /// Cosine of the projections of `source` (projected) and the article in `slot`: stored for the base,
-    /// projected into `scratch` for a fresh article.
+    /// projected into `scratch` for a fresh article (fresh articles have no stored projection yet).
     fn dense_similarity(&self, source: &[f32], slot: Slot, scratch: &mut [f32]) -> f32 {
         let dense = self.base.approximate.dense();
         let row = if (slot as usize) < dense.len() {

@@ -99,8 +99,9 @@ impl Filter {
 /// the examples, as Qdrant's `average_vector` recommendation, and a candidate's similarity is its cosine
 /// to that contrast: a story sharing the negatives' words loses score. The candidates are searched for
 /// with the contrast's positive part (as Rocchio's relevance feedback drops negative weights), since
-/// the postings hold non-negative weights. The time prior is centred on the newest of the source and the positive examples (a
-/// draft: now), copies of any of them are dropped like copies of the source, and no example is returned.
+/// the postings hold non-negative weights. The time prior is centred on the newest of the source and
+/// the positive examples (a draft: now), copies of any of them are dropped like copies of the source,
+/// and no example is returned.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RelatedQuery {
     /// What the stories should relate to.
