@@ -462,11 +462,13 @@ impl Engine {
                 let vector = self.weigh_live(frequencies, live_articles);
                 let base_slot = self.base_slot(&article.id);
                 article.body = String::new();
+                let projection = self.base.approximate.projection().project(&vector).into_boxed_slice();
                 let fresh = FreshArticle {
                     article: *article,
                     vector,
                     text,
                     signature,
+                    projection,
                 };
                 self.delta.upsert(fresh, base_slot);
                 true
@@ -957,7 +959,6 @@ impl Engine {
             source: self.base.approximate.projection().project(&vector),
             weight: policy.dense_weight,
         });
-        let mut dense_scratch = vec![0.0f32; dense.as_ref().map_or(0, |dense| dense.source.len())];
         let excluded = self.excluded(&query.filter, &named);
         let accept =
             |slot: Slot| !excluded.contains(&slot) && !self.delta.is_masked(slot) && self.matches(&query.filter, slot);
@@ -968,7 +969,7 @@ impl Engine {
                 .iter()
                 .map(|neighbor| Candidate {
                     slot: neighbor.slot,
-                    similarity: self.candidate_similarity(neighbor, &scoring, &dense, &mut dense_scratch),
+                    similarity: self.candidate_similarity(neighbor, &scoring, &dense),
                     published_at: self.article_at(neighbor.slot).published_at,
                 })
                 .collect();
@@ -1010,7 +1011,6 @@ impl Engine {
         neighbor: &Neighbor,
         scoring: &Option<SparseVector>,
         dense: &Option<DenseBlend>,
-        scratch: &mut [f32],
     ) -> f32 {
         let sparse = match scoring {
             Some(contrast) => self.vector_at(neighbor.slot).dot(contrast.view()),
@@ -1018,25 +1018,21 @@ impl Engine {
         };
         match dense {
             Some(dense) => {
-                let projected = self.dense_similarity(&dense.source, neighbor.slot, scratch);
+                let projected = self.dense_similarity(&dense.source, neighbor.slot);
                 (1.0 - dense.weight) * sparse + dense.weight * projected.max(0.0)
             }
             None => sparse,
         }
     }
 
-    /// Cosine of the projections of `source` (projected) and the article in `slot`: stored for the base,
-    /// projected into `scratch` for a fresh article (fresh articles have no stored projection yet).
-    fn dense_similarity(&self, source: &[f32], slot: Slot, scratch: &mut [f32]) -> f32 {
+    /// Cosine of the projection `source` and the stored projection of the article in `slot` (the base's,
+    /// or the one a fresh article got when it was applied).
+    fn dense_similarity(&self, source: &[f32], slot: Slot) -> f32 {
         let dense = self.base.approximate.dense();
         let row = if (slot as usize) < dense.len() {
             dense.row(slot as usize)
         } else {
-            self.base
-                .approximate
-                .projection()
-                .project_into(self.vector_at(slot), scratch);
-            scratch
+            &self.delta.get(slot).expect("slots come from the engine").projection
         };
         source.iter().zip(row).map(|(a, b)| a * b).sum()
     }

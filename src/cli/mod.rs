@@ -32,6 +32,8 @@ pub const ENV_TIME_SCALE_HOURS: &str = "WEITERE_TIME_SCALE_HOURS";
 pub const ENV_TIME_WEIGHT: &str = "WEITERE_TIME_WEIGHT";
 /// Environment variable for `--diversity`.
 pub const ENV_DIVERSITY: &str = "WEITERE_DIVERSITY";
+/// Environment variable for `--dense-weight`.
+pub const ENV_DENSE_WEIGHT: &str = "WEITERE_DENSE_WEIGHT";
 /// Environment variable for `--log-format`.
 pub const ENV_LOG_FORMAT: &str = "WEITERE_LOG_FORMAT";
 /// Environment variable for `serve --write-token`.
@@ -256,8 +258,8 @@ pub struct PolicyArgs {
     #[arg(long, env = ENV_DIVERSITY, default_value_t = RankingPolicy::default().diversity)]
     pub diversity: f32,
     /// Share of a story's similarity taken from the cosine of the LSA projections instead of the
-    /// TF-IDF cosine (0..=1); 0 = TF-IDF alone.
-    #[arg(long, default_value_t = RankingPolicy::default().dense_weight)]
+    /// TF-IDF cosine (0..=1), the LSA relating words that occur together; 0 = TF-IDF alone.
+    #[arg(long, env = ENV_DENSE_WEIGHT, default_value_t = RankingPolicy::default().dense_weight)]
     pub dense_weight: f32,
     /// Nearest-neighbour search: exact scan for small indexes or narrow filters and the HNSW graph
     /// otherwise (auto), or always one of the two.

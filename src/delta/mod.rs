@@ -44,6 +44,9 @@ pub struct FreshArticle {
     pub text: FreshText,
     /// Its copy signature, computed when it was prepared ([`crate::near_copy`]).
     pub signature: crate::near_copy::CopySignature,
+    /// Its vector's dense projection (the base's [`crate::projection::Projection`]), computed when it
+    /// was applied, so that the dense half of the similarity blend reads it as it reads the base's.
+    pub projection: Box<[f32]>,
 }
 
 /// Query terms a fresh-segment search reads, heaviest first (as the base's pruned scan).
@@ -208,6 +211,7 @@ mod tests {
             text: FreshText::InMemory(Box::new((String::new(), ArticleTokens::default()))),
             vector,
             signature: crate::near_copy::CopySignature::of(id, ""),
+            projection: Box::default(),
         }
     }
 
