@@ -8,6 +8,7 @@
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 
@@ -122,6 +123,29 @@ impl PositionIndex {
         }
     }
 
+    /// The position whose string `key` reads as `wanted`, and false; or, if there is none, `new_position`
+    /// indexed for `wanted`, and true: the caller must then store `wanted` at `new_position` before
+    /// `key` is called on it. One hash of `wanted` either way.
+    pub fn find_or_insert<'a>(
+        &mut self,
+        wanted: &str,
+        new_position: usize,
+        key: impl Fn(usize) -> &'a str,
+    ) -> (usize, bool) {
+        let hash = FxBuildHasher.hash_one(wanted);
+        match self.positions.entry(
+            hash,
+            |&position| key(position as usize) == wanted,
+            |&other| FxBuildHasher.hash_one(key(other as usize)),
+        ) {
+            Entry::Occupied(found) => (*found.get() as usize, false),
+            Entry::Vacant(vacant) => {
+                vacant.insert(new_position as u32);
+                (new_position, true)
+            }
+        }
+    }
+
     /// The position whose string `key` reads as `wanted`.
     pub fn find<'a>(&self, wanted: &str, key: impl Fn(usize) -> &'a str) -> Option<usize> {
         self.positions
@@ -160,6 +184,23 @@ mod tests {
         assert_eq!(index.find("Bundestag", |position| table.get(position)), Some(0));
         assert_eq!(index.find("", |position| table.get(position)), Some(1));
         assert_eq!(index.find("Zurich", |position| table.get(position)), None);
+    }
+
+    #[test]
+    fn find_or_insert_indexes_each_string_once() {
+        let mut table = StringTable::default();
+        let mut index = PositionIndex::default();
+        let mut positions = Vec::new();
+        for word in ["Bund", "Land", "Bund", "", "Land", "Gemeinde"] {
+            let (position, is_new) = index.find_or_insert(word, table.len(), |position| table.get(position));
+            if is_new {
+                assert_eq!(table.push(word), position);
+            }
+            positions.push(position);
+        }
+        assert_eq!(positions, [0, 1, 0, 2, 1, 3]);
+        assert_eq!(index.len(), 4);
+        assert_eq!(index.find("Gemeinde", |position| table.get(position)), Some(3));
     }
 
     #[test]

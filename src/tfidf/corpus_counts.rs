@@ -399,17 +399,19 @@ impl ArticleTokens {
     /// Tokenises `article`'s title and body, as [`TokenCounts::gather`] does.
     pub fn gather(article: &Article, keep_numbers: bool) -> Self {
         let lang = article.analysis_lang();
-        let mut positions: HashMap<Box<str>, usize> = HashMap::default();
+        // Positions of the keys in `tokens`, so that a repeated token costs no allocation.
+        let mut positions = PositionIndex::default();
         let mut tokens = Self::default();
         let mut key = String::new();
         for (field, text) in [&article.title, &article.body].into_iter().enumerate() {
             for_each_token_key(text, lang, keep_numbers, &mut key, |key| {
-                let position = *positions.entry(key.into()).or_insert_with(|| {
+                let next = tokens.counts.len();
+                let (position, is_new) = positions.find_or_insert(key, next, |position| tokens.key(position));
+                if is_new {
                     tokens.keys.push_str(key);
                     tokens.ends.push(tokens.keys.len() as u32);
                     tokens.counts.push([0, 0]);
-                    tokens.counts.len() - 1
-                });
+                }
                 tokens.counts[position][field] += 1;
             });
         }
@@ -417,6 +419,12 @@ impl ArticleTokens {
         tokens.ends.shrink_to_fit();
         tokens.counts.shrink_to_fit();
         tokens
+    }
+
+    /// The key of the token at `position`.
+    fn key(&self, position: usize) -> &str {
+        let start = position.checked_sub(1).map_or(0, |before| self.ends[before] as usize);
+        &self.keys[start..self.ends[position] as usize]
     }
 
     /// Each distinct token's key with its counts in the title and in the body, in order of first appearance.
