@@ -58,12 +58,17 @@ pub struct CopySignature(pub [u32; SIGNATURE_LEN]);
 impl CopySignature {
     /// The signature of an article's title (site suffix taken off) and body.
     pub fn of(title: &str, body: &str) -> Self {
-        let mut hashes: Vec<u32> = words(strip_site_suffix(title)).chain(words(body)).collect();
-        hashes.sort_unstable();
-        hashes.dedup();
+        // The smallest distinct hashes so far, ascending; every word hashes below the EMPTY padding, so a
+        // hash not below the last slot is not among the smallest (most of a long body's, once it is full).
         let mut signature = [EMPTY; SIGNATURE_LEN];
-        for (slot, hash) in signature.iter_mut().zip(hashes) {
-            *slot = hash;
+        for hash in words(strip_site_suffix(title)).chain(words(body)) {
+            if hash >= signature[SIGNATURE_LEN - 1] {
+                continue;
+            }
+            if let Err(at) = signature.binary_search(&hash) {
+                signature.copy_within(at..SIGNATURE_LEN - 1, at + 1);
+                signature[at] = hash;
+            }
         }
         Self(signature)
     }
@@ -243,6 +248,23 @@ mod tests {
 
     fn similarity(a: (&str, &str), b: (&str, &str)) -> f32 {
         jaccard(&CopySignature::of(a.0, a.1).0, &CopySignature::of(b.0, b.1).0)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_signature_holds_the_smallest_distinct_word_hashes(
+            title in "[a-eA-E ä-]{0,40}",
+            body in "[a-zA-Z0-9 äöüß.,-]{0,600}",
+        ) {
+            let mut hashes: Vec<u32> = words(strip_site_suffix(&title)).chain(words(&body)).collect();
+            hashes.sort_unstable();
+            hashes.dedup();
+            let mut expected = [EMPTY; SIGNATURE_LEN];
+            for (slot, hash) in expected.iter_mut().zip(hashes) {
+                *slot = hash;
+            }
+            proptest::prop_assert_eq!(CopySignature::of(&title, &body), CopySignature(expected));
+        }
     }
 
     #[test]
