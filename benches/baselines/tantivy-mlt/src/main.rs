@@ -2,13 +2,15 @@
 //!
 //! What a Rust team would build with the library it would reach for instead of weitere: the archive
 //! (JSON Lines with `id`, `title`, `body`; gzip if the name ends in `.gz`) is streamed into a tantivy
-//! index with a German analyser on two indexing threads, and then tantivy's `MoreLikeThisQuery` ranks
-//! the top 10 of 1,000 seeded source articles, one at a time on one thread. One JSON object of figures
-//! goes to stdout: index wall and CPU seconds, memory, index size and p50/p99 query latency.
-//! README.md gives the settings and the measured figures.
+//! index with a German (or English) analyser on two indexing threads, and then tantivy's
+//! `MoreLikeThisQuery` ranks the top 10 of 1,000 seeded source articles (or of every article), one at a
+//! time on one thread. One JSON object of figures goes to stdout: index wall and CPU seconds, memory,
+//! index size and p50/p99 query latency. `benches/baselines/baselines.py` also runs it over every
+//! article of its corpora. README.md gives the settings and the measured figures.
 //!
 //! ```sh
 //! cargo run --release -- ARCHIVE [--sources 1000] [--seed 1] [--index-dir DIR] [--neighbours-out FILE]
+//!     [--all-sources] [--k 10] [--min-term-frequency 2] [--min-doc-frequency 5] [--language de|en]
 //! ```
 
 use std::collections::HashSet;
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use flate2::read::MultiGzDecoder;
 use rand_mt::Mt;
 use serde::Deserialize;
@@ -31,16 +33,18 @@ use tantivy::tokenizer::{
 };
 use tantivy::{DocAddress, Index, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term, doc};
 
-/// Neighbours kept per source.
-const K: usize = 10;
+/// Neighbours kept per source unless `--k` says otherwise.
+const DEFAULT_K: usize = 10;
+/// More-Like-This's minimum frequency of a term in the source field: Lucene's default (and tantivy's).
+const LUCENE_MIN_TERM_FREQUENCY: usize = 2;
+/// More-Like-This's minimum number of documents holding a term: Lucene's default (and tantivy's).
+const LUCENE_MIN_DOC_FREQUENCY: u64 = 5;
 /// Indexing threads of the `IndexWriter`.
 const INDEX_THREADS: usize = 2;
 /// Memory budget of the `IndexWriter`, shared by its threads.
 const MEMORY_BUDGET: usize = 256 << 20;
 /// Terms of a More-Like-This query, as in Lucene (tantivy's default too; see README.md).
 const MAX_QUERY_TERMS: usize = 25;
-/// Name the German analyser is registered under.
-const GERMAN: &str = "de";
 
 /// Command line.
 #[derive(Parser)]
@@ -57,9 +61,62 @@ struct Args {
     /// Directory for the index (must hold no index yet); a temporary directory if not given
     #[arg(long)]
     index_dir: Option<PathBuf>,
-    /// Also write each source's top-10 ids, best first, to this JSON Lines file
+    /// Also write each source's top-k ids, best first, to this JSON Lines file
     #[arg(long)]
     neighbours_out: Option<PathBuf>,
+    /// Query every article, in file order (overrides --sources and --seed)
+    #[arg(long)]
+    all_sources: bool,
+    /// Neighbours per source
+    #[arg(long, default_value_t = DEFAULT_K)]
+    #[arg(value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    k: usize,
+    /// More-Like-This: a query term occurs at least this often in the source field
+    #[arg(long, default_value_t = LUCENE_MIN_TERM_FREQUENCY)]
+    min_term_frequency: usize,
+    /// More-Like-This: a query term occurs in at least this many articles
+    #[arg(long, default_value_t = LUCENE_MIN_DOC_FREQUENCY)]
+    min_doc_frequency: u64,
+    /// Language of the analyser's stop words and Snowball stemmer
+    #[arg(long, value_enum, default_value_t = AnalyserLanguage::De)]
+    language: AnalyserLanguage,
+}
+
+/// The analyser's language (`--language`); its code is also the name the analyser is registered under.
+#[derive(Clone, Copy, ValueEnum)]
+enum AnalyserLanguage {
+    /// German
+    De,
+    /// English
+    En,
+}
+
+impl AnalyserLanguage {
+    /// The name of the analyser in the index's tokenizer manager: the ISO 639-1 code.
+    fn code(self) -> &'static str {
+        match self {
+            Self::De => "de",
+            Self::En => "en",
+        }
+    }
+
+    /// tantivy's language of the stop-word list and the Snowball stemmer.
+    fn tantivy(self) -> Language {
+        match self {
+            Self::De => Language::German,
+            Self::En => Language::English,
+        }
+    }
+}
+
+/// How each source is queried.
+struct Settings {
+    /// Neighbours kept.
+    k: usize,
+    /// More-Like-This's `min_term_frequency`.
+    min_term_frequency: usize,
+    /// More-Like-This's `min_doc_frequency`.
+    min_doc_frequency: u64,
 }
 
 /// One archive line; other fields are ignored.
@@ -85,10 +142,12 @@ fn main() -> Result<()> {
     let index_dir = args.index_dir.as_deref().unwrap_or(temporary.path());
     std::fs::create_dir_all(index_dir)?;
 
-    let (schema, fields) = schema();
+    let (schema, fields) = schema(args.language);
     let index = Index::create_in_dir(index_dir, schema)
         .with_context(|| format!("creating an index in {}", index_dir.display()))?;
-    index.tokenizers().register(GERMAN, german_analyser());
+    index
+        .tokenizers()
+        .register(args.language.code(), analyser(args.language));
 
     let wall = Instant::now();
     let (cpu, read_cpu) = (cpu_seconds(libc::RUSAGE_SELF), cpu_seconds(libc::RUSAGE_THREAD));
@@ -97,23 +156,37 @@ fn main() -> Result<()> {
     let read_cpu = cpu_seconds(libc::RUSAGE_THREAD) - read_cpu;
     let index_wall = wall.elapsed().as_secs_f64();
     let index_peak_rss = status_mb("VmHWM")?;
-    if ids.len() <= K {
-        bail!("{}: need more than {K} articles", args.archive.display());
+    let settings = Settings {
+        k: args.k,
+        min_term_frequency: args.min_term_frequency,
+        min_doc_frequency: args.min_doc_frequency,
+    };
+    if ids.len() <= settings.k {
+        bail!("{}: need more than {} articles", args.archive.display(), settings.k);
     }
 
     let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
     let searcher = reader.searcher();
-    let sources = python_sample(args.seed, ids.len(), args.sources.min(ids.len()));
+    let sources = if args.all_sources {
+        (0..ids.len()).collect()
+    } else {
+        python_sample(args.seed, ids.len(), args.sources.min(ids.len()))
+    };
     let mut times = Vec::with_capacity(sources.len());
     let mut results = Vec::with_capacity(sources.len());
+    let queries = Instant::now();
     for &source in &sources {
         let started = Instant::now();
-        results.push(neighbours(&searcher, &fields, &ids[source])?);
+        results.push(neighbours(&searcher, &fields, &settings, &ids[source])?);
         times.push(1000.0 * started.elapsed().as_secs_f64());
     }
+    let queries_wall = queries.elapsed().as_secs_f64();
     let query_rss = status_mb("VmRSS")?;
     times.sort_by(f64::total_cmp);
-    let full = results.iter().filter(|neighbours| neighbours.len() == K).count();
+    let full = results
+        .iter()
+        .filter(|neighbours| neighbours.len() == settings.k)
+        .count();
 
     if let Some(path) = &args.neighbours_out {
         let mut out = BufWriter::new(File::create(path)?);
@@ -138,20 +211,21 @@ fn main() -> Result<()> {
         "segments": searcher.segment_readers().len(),
         "index_bytes": directory_bytes(index_dir)?,
         "tantivy": tantivy::version_string(),
+        "queries_wall_s": round3(queries_wall),
     });
     println!("{figures}");
     Ok(())
 }
 
-/// `id` is one untokenised term; `title` and `body` go through the German analyser with frequencies
+/// `id` is one untokenised term; `title` and `body` go through the language's analyser with frequencies
 /// and positions (tantivy's `TEXT`). All three are stored: More-Like-This reads the source's stored
 /// fields, and the neighbours' ids come from the store.
-fn schema() -> (Schema, Fields) {
+fn schema(language: AnalyserLanguage) -> (Schema, Fields) {
     let mut builder = Schema::builder();
     let text = TextOptions::default()
         .set_indexing_options(
             TextFieldIndexing::default()
-                .set_tokenizer(GERMAN)
+                .set_tokenizer(language.code())
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         )
         .set_stored();
@@ -164,13 +238,14 @@ fn schema() -> (Schema, Fields) {
 }
 
 /// Words split at non-alphanumeric characters, tokens over 40 bytes dropped, lower case, tantivy's
-/// German stop words removed, Snowball German stemmer.
-fn german_analyser() -> TextAnalyzer {
+/// stop words of the language removed, the language's Snowball stemmer.
+fn analyser(language: AnalyserLanguage) -> TextAnalyzer {
+    let stop_words = StopWordFilter::new(language.tantivy()).expect("tantivy has German and English stop words");
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
-        .filter(StopWordFilter::new(Language::German).expect("tantivy has German stop words"))
-        .filter(Stemmer::new(Language::German))
+        .filter(stop_words)
+        .filter(Stemmer::new(language.tantivy()))
         .build()
 }
 
@@ -259,20 +334,22 @@ fn python_sample(seed: u64, n: usize, k: usize) -> Vec<usize> {
 }
 
 /// One request: finds the source by its id, runs More-Like-This on its stored fields for the top
-/// K + 1, drops the source and returns the ids of the rest, best first.
-fn neighbours(searcher: &Searcher, fields: &Fields, id: &str) -> Result<Vec<String>> {
+/// k + 1, drops the source and returns the ids of the rest (at most k), best first.
+fn neighbours(searcher: &Searcher, fields: &Fields, settings: &Settings, id: &str) -> Result<Vec<String>> {
     let by_id = TermQuery::new(Term::from_field_text(fields.id, id), IndexRecordOption::Basic);
     let found = searcher.search(&by_id, &TopDocs::with_limit(1).order_by_score())?;
     let Some(&(_, source)) = found.first() else {
         bail!("source {id} is not in the index");
     };
     let query = MoreLikeThisQuery::builder()
+        .with_min_term_frequency(settings.min_term_frequency)
+        .with_min_doc_frequency(settings.min_doc_frequency)
         .with_max_query_terms(MAX_QUERY_TERMS)
         .with_document(source);
-    let hits = searcher.search(&query, &TopDocs::with_limit(K + 1).order_by_score())?;
+    let hits = searcher.search(&query, &TopDocs::with_limit(settings.k + 1).order_by_score())?;
     hits.into_iter()
         .filter(|&(_, address)| address != source)
-        .take(K)
+        .take(settings.k)
         .map(|(_, address)| stored_id(searcher, fields, address))
         .collect()
 }
