@@ -1034,7 +1034,7 @@ impl Engine {
         } else {
             &self.delta.get(slot).expect("slots come from the engine").projection
         };
-        source.iter().zip(row).map(|(a, b)| a * b).sum()
+        crate::index::dense_dot(source, row)
     }
 
     /// The slots of the live articles that `filter.exclude_ids` names, and `named` (the source and the

@@ -414,7 +414,7 @@ impl VisitedSet {
 
 /// Dot product of two vectors of one length. Eight running sums let the compiler keep them in SIMD
 /// registers (a single sum would have to be added in order).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = a_chunks
         .remainder()

@@ -16,6 +16,7 @@ pub use hnsw::{
     DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, HnswIndex, HnswParams, InsertionMode,
 };
 pub use layers::GRAPH_SUFFIX;
+pub(crate) use layers::dot as dense_dot;
 pub use postings::{POSTINGS_SUFFIX, Posting, Postings};
 
 use crate::sparse::SparseVector;
