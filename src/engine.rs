@@ -80,6 +80,8 @@ pub const RUNNERS_UP_LIMIT: usize = 5;
 /// last search round asked for.
 struct QueryRanking {
     vector: SparseVector,
+    /// The vector's LSA projection, made once for the graph search and the dense blend.
+    projected: Vec<f32>,
     /// The stored articles the query names: never among its results.
     named: Vec<Slot>,
     ranked: Vec<Ranked>,
@@ -102,9 +104,9 @@ struct QuerySource {
 }
 
 /// The dense half of [`RankingPolicy::dense_weight`]'s blend for one query.
-struct DenseBlend {
+struct DenseBlend<'a> {
     /// The query vector's projection.
-    source: Vec<f32>,
+    source: &'a [f32],
     /// The share of the similarity it takes.
     weight: f32,
 }
@@ -881,6 +883,7 @@ impl Engine {
         let mut left_out = Vec::new();
         let QueryRanking {
             vector,
+            projected,
             named,
             ranked,
             searched,
@@ -888,7 +891,8 @@ impl Engine {
         if !vector.is_empty() && !query.filter.is_empty() {
             let excluded = self.excluded(&query.filter, &[]);
             let live_and_not_named = |slot: Slot| !named.contains(&slot) && !self.delta.is_masked(slot);
-            for neighbor in self.nearest(&vector, searched, &Filter::default(), &live_and_not_named) {
+            let unfiltered = self.nearest(&vector, &projected, searched, &Filter::default(), &live_and_not_named);
+            for neighbor in unfiltered {
                 let reason = if excluded.contains(&neighbor.slot) {
                     Some(LeftOutReason::ExcludedById)
                 } else {
@@ -950,13 +954,15 @@ impl Engine {
         if vector.is_empty() {
             return Ok(QueryRanking {
                 vector,
+                projected: Vec::new(),
                 named,
                 ranked: Vec::new(),
                 searched: 0,
             });
         }
-        let dense = (policy.dense_weight > 0.0).then(|| DenseBlend {
-            source: self.base.approximate.projection().project(&vector),
+        let projected = self.base.approximate.projection().project(&vector);
+        let dense = (policy.dense_weight > 0.0).then_some(DenseBlend {
+            source: &projected,
             weight: policy.dense_weight,
         });
         let excluded = self.excluded(&query.filter, &named);
@@ -964,7 +970,7 @@ impl Engine {
             |slot: Slot| !excluded.contains(&slot) && !self.delta.is_masked(slot) && self.matches(&query.filter, slot);
         let mut wanted = (query.k + CANDIDATE_HEADROOM) * FIRST_ROUND_FACTOR;
         let ranked = loop {
-            let neighbors = self.nearest(&vector, wanted, &query.filter, &accept);
+            let neighbors = self.nearest(&vector, &projected, wanted, &query.filter, &accept);
             let candidates: Vec<Candidate> = neighbors
                 .iter()
                 .map(|neighbor| Candidate {
@@ -997,6 +1003,7 @@ impl Engine {
         };
         Ok(QueryRanking {
             vector,
+            projected,
             named,
             ranked,
             searched: wanted,
@@ -1010,7 +1017,7 @@ impl Engine {
         &self,
         neighbor: &Neighbor,
         scoring: &Option<SparseVector>,
-        dense: &Option<DenseBlend>,
+        dense: &Option<DenseBlend<'_>>,
     ) -> f32 {
         let sparse = match scoring {
             Some(contrast) => self.vector_at(neighbor.slot).dot(contrast.view()),
@@ -1018,7 +1025,7 @@ impl Engine {
         };
         match dense {
             Some(dense) => {
-                let projected = self.dense_similarity(&dense.source, neighbor.slot);
+                let projected = self.dense_similarity(dense.source, neighbor.slot);
                 (1.0 - dense.weight) * sparse + dense.weight * projected.max(0.0)
             }
             None => sparse,
@@ -1048,15 +1055,16 @@ impl Engine {
             .collect()
     }
 
-    /// Nearest neighbours among the base and the fresh articles.
+    /// Nearest neighbours among the base and the fresh articles; `projected` is the vector's projection.
     fn nearest(
         &self,
         vector: &SparseVector,
+        projected: &[f32],
         k: usize,
         filter: &Filter,
         accept: &dyn Fn(Slot) -> bool,
     ) -> Vec<Neighbor> {
-        let mut hits = self.nearest_in_base(vector, k, filter, accept);
+        let mut hits = self.nearest_in_base(vector, projected, k, filter, accept);
         hits.extend(self.delta.search(vector, k, accept));
         rank_neighbors(hits, k)
     }
@@ -1066,12 +1074,13 @@ impl Engine {
     fn nearest_in_base(
         &self,
         vector: &SparseVector,
+        projected: &[f32],
         k: usize,
         filter: &Filter,
         accept: &dyn Fn(Slot) -> bool,
     ) -> Vec<Neighbor> {
         let scan_limit = match self.search {
-            SearchStrategy::Hnsw => return self.base.approximate.search(vector, k, accept),
+            SearchStrategy::Hnsw => return self.base.approximate.search_projected(vector, projected, k, accept),
             SearchStrategy::Exact => usize::MAX,
             SearchStrategy::Auto => EXACT_SCAN_LIMIT,
         };
@@ -1087,7 +1096,7 @@ impl Engine {
                 return self.base.exact.search_among(vector, &allowed, k);
             }
         }
-        self.base.approximate.search(vector, k, accept)
+        self.base.approximate.search_projected(vector, projected, k, accept)
     }
 
     /// True when the article in `slot` passes every field of `filter` except `exclude_ids`. Reads the

@@ -171,12 +171,35 @@ impl ApproximateIndex {
         limits: &CandidateLimits,
         accept: &dyn Fn(Slot) -> bool,
     ) -> Vec<Neighbor> {
-        let projected = self.projection.project(query);
+        self.search_projected_with(query, &self.projection.project(query), k, limits, accept)
+    }
+
+    /// Like [`NeighborIndex::search`] for a query whose projection (by [`ApproximateIndex::projection`])
+    /// the caller has already made, so that it is not made again.
+    pub fn search_projected(
+        &self,
+        query: &SparseVector,
+        projected: &[f32],
+        k: usize,
+        accept: &dyn Fn(Slot) -> bool,
+    ) -> Vec<Neighbor> {
+        let limits = CandidateLimits::with_ef_search(self.graph.params().current_ef_search());
+        self.search_projected_with(query, projected, k, &limits, accept)
+    }
+
+    fn search_projected_with(
+        &self,
+        query: &SparseVector,
+        projected: &[f32],
+        k: usize,
+        limits: &CandidateLimits,
+        accept: &dyn Fn(Slot) -> bool,
+    ) -> Vec<Neighbor> {
         let ef_search = limits.ef_search;
         let wanted = limits.graph_candidates.max(k).max(ef_search);
         let mut candidates: Vec<Slot> = self
             .graph
-            .search_unfiltered(&projected, wanted, ef_search)
+            .search_unfiltered(projected, wanted, ef_search)
             .iter()
             .map(|hit| hit.slot)
             .filter(|&slot| accept(slot))
@@ -184,7 +207,7 @@ impl ApproximateIndex {
         if candidates.len() < k {
             candidates = self
                 .graph
-                .search(&projected, wanted, ef_search, accept)
+                .search(projected, wanted, ef_search, accept)
                 .iter()
                 .map(|hit| hit.slot)
                 .collect();
@@ -201,7 +224,7 @@ impl ApproximateIndex {
 
 impl NeighborIndex for ApproximateIndex {
     fn search(&self, query: &SparseVector, k: usize, accept: &dyn Fn(Slot) -> bool) -> Vec<Neighbor> {
-        self.search_with_ef(query, k, self.graph.params().current_ef_search(), accept)
+        self.search_projected(query, &self.projection.project(query), k, accept)
     }
 }
 
