@@ -7,7 +7,8 @@
 //! - `weitere serve`: seconds from spawn until a `Stats` call answers, resident bytes per article after the
 //!   load below, and how many of them are pages of the mapped snapshot files (`RssFile`);
 //! - `Related` by id (k = 10) over gRPC: p50/p99 at concurrency 1, and p50/p99 with requests per second at
-//!   concurrency 8;
+//!   concurrency 8; the server's CPU time per request in each (from `/proc/PID/stat`, 10 ms ticks), which
+//!   against the in-process latency tells the search from the transport and the hand-offs;
 //! - in process, on the loaded snapshot: `Related` p50/p99 with `--search auto`, exact and approximate
 //!   search p50 (the crossover of `auto`), and recall@10 of the approximate search against the exact one;
 //! - `weitere batch --k 10`: articles per second.
@@ -64,6 +65,10 @@ struct Args {
     /// Extra arguments for `weitere index` (e.g. "--serial-insert").
     #[arg(long, allow_hyphen_values = true, num_args = 1..)]
     index_args: Vec<String>,
+    /// The ranking's dense weight (`--dense-weight`) for every measurement: in process, `serve` and
+    /// `batch`; weitere's default when not given. 0 leaves the query's projection and the blend out.
+    #[arg(long)]
+    dense_weight: Option<f32>,
     /// Extra arguments for `weitere batch`, e.g. "--section Kultur" to time a twentieth of a 1M archive
     /// (articles/s counts the sources written).
     #[arg(long, allow_hyphen_values = true, num_args = 1..)]
@@ -120,6 +125,19 @@ fn proc_status_bytes(pid: u32, key: &str) -> u64 {
     kilobytes * 1024
 }
 
+/// CPU seconds (user + system) that process `pid` has used so far, from `/proc/PID/stat`.
+fn process_cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    // Fields after the command name (which may hold spaces) start at the state, field 3; utime and stime
+    // are fields 14 and 15, in clock ticks.
+    let after_name = &stat[stat.rfind(')').expect("a command name") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks as f64 / ticks_per_s
+}
+
 fn directory_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .expect("read the snapshot directory")
@@ -159,7 +177,7 @@ async fn related(client: &mut RelatedStoriesClient<Channel>, id: &str) -> Durati
     clippy::zombie_processes,
     reason = "the child is returned, and the caller waits for it"
 )]
-async fn serve(binary: &Path, model: &Path, log: &Path) -> (Child, Channel, f64) {
+async fn serve(binary: &Path, model: &Path, ranking: &[(&str, String)], log: &Path) -> (Child, Channel, f64) {
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("free port")
@@ -169,6 +187,7 @@ async fn serve(binary: &Path, model: &Path, log: &Path) -> (Child, Channel, f64)
         .args(["serve", "--model"])
         .arg(model)
         .args(["--addr", &addr])
+        .envs(ranking.iter().cloned())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("create the server log"))
         .spawn()
@@ -236,6 +255,16 @@ async fn main() {
 
     eprintln!("in-process queries");
     let mut engine = engine;
+    let ranking: Vec<(&str, String)> = args
+        .dense_weight
+        .map(|weight| ("WEITERE_DENSE_WEIGHT", weight.to_string()))
+        .into_iter()
+        .collect();
+    if let Some(weight) = args.dense_weight {
+        let mut policy = engine.policy().clone();
+        policy.dense_weight = weight;
+        engine.set_policy(policy).expect("a valid --dense-weight");
+    }
     let time_related = |engine: &Engine| -> (f64, f64) {
         let latencies = ids
             .iter()
@@ -269,13 +298,16 @@ async fn main() {
     drop(engine);
 
     eprintln!("serving");
-    let (server, channel, start_s) = serve(&args.binary, &model, &args.work.join("serve.log")).await;
+    let (server, channel, start_s) = serve(&args.binary, &model, &ranking, &args.work.join("serve.log")).await;
     let mut client = RelatedStoriesClient::new(channel.clone());
     let mut serial = Vec::with_capacity(ids.len());
+    let server_cpu_before = process_cpu_s(server.id());
     for id in ids.iter() {
         serial.push(related(&mut client, id).await);
     }
+    let server_cpu_c1_ms = (process_cpu_s(server.id()) - server_cpu_before) * 1e3 / serial.len() as f64;
     let grpc_c1 = percentiles(serial);
+    let server_cpu_before = process_cpu_s(server.id());
     let started = Instant::now();
     let tasks: Vec<_> = (0..8)
         .map(|worker| {
@@ -295,6 +327,7 @@ async fn main() {
         concurrent.extend(task.await.expect("client task"));
     }
     let c8_rps = concurrent.len() as f64 / started.elapsed().as_secs_f64();
+    let server_cpu_c8_ms = (process_cpu_s(server.id()) - server_cpu_before) * 1e3 / concurrent.len() as f64;
     let grpc_c8 = percentiles(concurrent);
     let serving_rss = proc_status_bytes(server.id(), "VmRSS:");
     let serving_rss_file = proc_status_bytes(server.id(), "RssFile:");
@@ -313,6 +346,7 @@ async fn main() {
             .arg("--out")
             .arg(args.work.join("related.jsonl"))
             .args(["--k", "10"])
+            .envs(ranking.iter().cloned())
             .args(&args.batch_args),
     );
     let batch_sources = std::fs::read_to_string(args.work.join("related.jsonl"))
@@ -323,6 +357,7 @@ async fn main() {
     let per_article = |bytes: u64| round(bytes as f64 / articles as f64, 0);
     let figures = json!({
         "archive": args.archive.display().to_string(),
+        "dense_weight": args.dense_weight,
         "articles": articles,
         "index_wall_s": index.as_ref().map(|index| round(index.wall_s, 1)),
         "index_cpu_s": index.as_ref().map(|index| round(index.cpu_s, 1)),
@@ -338,6 +373,8 @@ async fn main() {
         "grpc_c8_p50_ms": round(grpc_c8.0, 2),
         "grpc_c8_p99_ms": round(grpc_c8.1, 2),
         "grpc_c8_rps": round(c8_rps, 0),
+        "grpc_c1_server_cpu_ms_per_request": round(server_cpu_c1_ms, 3),
+        "grpc_c8_server_cpu_ms_per_request": round(server_cpu_c8_ms, 3),
         "in_process_auto_p50_ms": round(auto.0, 3),
         "in_process_auto_p99_ms": round(auto.1, 3),
         "in_process_exact_p50_ms": round(exact.0, 3),

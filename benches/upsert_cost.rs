@@ -14,6 +14,9 @@
 //!
 //! Not run in CI.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -63,9 +66,9 @@ fn main() {
     };
     let index = Arc::new(LiveIndex::open(dir.path(), engine, policy).expect("open the live index"));
     let count = upserts.len();
-    let began = cpu_seconds();
+    let began = common::cpu_seconds();
     upsert_all(&index, upserts);
-    let took = cpu_seconds() - began;
+    let took = common::cpu_seconds() - began;
     println!(
         "{count} upserts, one per call: {:.3} CPU-ms per upsert",
         took * 1e3 / count.max(1) as f64
@@ -82,16 +85,4 @@ fn upsert_all(index: &Arc<LiveIndex>, articles: Vec<Article>) {
             "{outcomes:?}"
         );
     }
-}
-
-/// CPU time of this process so far, user and system, in seconds.
-fn cpu_seconds() -> f64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 * 1e-6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
