@@ -361,8 +361,11 @@ const BUCKET_BITS: u32 = 12;
 /// (at least `count`, or all of them): every hit in a bucket above the one that holds the `count`-th best
 /// score, and every hit of that bucket. Selecting the best among those alone is the same as among all: a
 /// pruned scan touches tens of thousands of slots for a few hundred candidates, and one counting pass and
-/// one partitioning pass over them cost less than a selection over all (on the generated 100,000-article
-/// archive, 14,600 touched slots a query: 7.7 → 7.1 million instructions a `Related`, `benches/query_cost.rs`).
+/// one partitioning pass over them cost less than a selection over all. On the generated 100,000-article
+/// archive (14,600 touched slots a query) a `Related` took 7.7 → 7.1 million instructions
+/// (`benches/query_cost.rs` under callgrind), but the cycles it saves are fewer, since the counting pass
+/// waits on its own stores: the selection's share of a `batch` run's CPU samples went from 7.1 to 5.5 %
+/// (`perf`), and `batch`'s CPU time moved within the noise.
 fn move_best_to_front(hits: &mut [Neighbor], count: usize) -> usize {
     if hits.len() < BUCKETED_FROM_HITS || count >= hits.len() {
         return hits.len();
