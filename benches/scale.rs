@@ -66,7 +66,7 @@ struct Args {
     #[arg(long, allow_hyphen_values = true, num_args = 1..)]
     index_args: Vec<String>,
     /// The ranking's dense weight (`--dense-weight`) for every measurement: in process, `serve` and
-    /// `batch`; weitere's default when not given. 0 leaves the query's projection and the blend out.
+    /// `batch`; weitere's default when not given. 0 leaves the blend out.
     #[arg(long)]
     dense_weight: Option<f32>,
     /// Extra arguments for `weitere batch`, e.g. "--section Kultur" to time a twentieth of a 1M archive
@@ -357,7 +357,7 @@ async fn main() {
     let per_article = |bytes: u64| round(bytes as f64 / articles as f64, 0);
     let figures = json!({
         "archive": args.archive.display().to_string(),
-        "dense_weight": args.dense_weight,
+        "dense_weight": args.dense_weight.map(|weight| round(f64::from(weight), 3)),
         "articles": articles,
         "index_wall_s": index.as_ref().map(|index| round(index.wall_s, 1)),
         "index_cpu_s": index.as_ref().map(|index| round(index.cpu_s, 1)),
