@@ -111,16 +111,7 @@ impl PositionIndex {
 
     /// Adds `position`, unless its string is already indexed.
     pub fn insert<'a>(&mut self, position: usize, key: impl Fn(usize) -> &'a str) {
-        let string = key(position);
-        let hash = FxBuildHasher.hash_one(string);
-        if self
-            .positions
-            .find(hash, |&other| key(other as usize) == string)
-            .is_none()
-        {
-            let rehash = |&other: &u32| FxBuildHasher.hash_one(key(other as usize));
-            self.positions.insert_unique(hash, position as u32, rehash);
-        }
+        self.find_or_insert(key(position), position, key);
     }
 
     /// The position whose string `key` reads as `wanted`, and false; or, if there is none, `new_position`

@@ -360,15 +360,13 @@ impl TokenCountsBuilder {
                     continue;
                 }
                 let keys = &self.keys;
-                let id = match self.positions.find(key, |position| keys.get(position)) {
-                    Some(id) => id,
-                    None => {
-                        let id = self.keys.push(key);
-                        let keys = &self.keys;
-                        self.positions.insert(id, |position| keys.get(position));
-                        id
-                    }
-                };
+                let (id, is_new) = self
+                    .positions
+                    .find_or_insert(key, keys.len(), |position| keys.get(position));
+                if is_new {
+                    let pushed = self.keys.push(key);
+                    debug_assert_eq!(pushed, id, "a new key goes where the index expects it");
+                }
                 self.row.push((id as u32, counts[field] as f32));
             }
             self.row.sort_unstable_by_key(|&(id, _)| id);
